@@ -82,6 +82,117 @@ def _root(
     """rtml: batch vs streaming, measured on your own history."""
 
 
+# ---- replay (issue 2) --------------------------------------------------------------------
+
+
+def _csv_list(values: Optional[list[str]]) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _render_pairs(title: str, pairs: list[tuple[str, str]]) -> None:
+    """Key/value lines on stderr: a rich table on a terminal, plain text otherwise."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for k, v in pairs:
+            table.add_row(k, v)
+        Console(stderr=True).print(table)
+    else:
+        _err(title)
+        for k, v in pairs:
+            _err(f"  {k}: {v}")
+
+
+@app.command()
+def replay(
+    table: Annotated[str, typer.Argument(help="Table: Parquet file/folder/glob, CSV, NDJSON or Arrow IPC.")],
+    to: Annotated[
+        str,
+        typer.Option("--to", "-o", help="Target: '-' (NDJSON on stdout), a .ndjson/.jsonl/.arrow/.parquet file, or a URL."),
+    ] = "-",
+    speed: Annotated[
+        Optional[float], typer.Option(help="Pace by event time: event-time seconds per wall second (e.g. 3600 = 1 h/s).")
+    ] = None,
+    rate: Annotated[Optional[float], typer.Option(help="Pace by count: messages per wall second.")] = None,
+    max_speed: Annotated[
+        bool, typer.Option("--max-speed", help="Send as fast as the target takes them. The default when neither --speed nor --rate is given.")
+    ] = False,
+    start: Annotated[Optional[str], typer.Option(help="Replay events at or after this ISO time (event time).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Replay events before this ISO time (event time, exclusive).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Replay at most N events.")] = None,
+    max_gap: Annotated[
+        Optional[str], typer.Option(help="With --speed: idle event-time gaps longer than this (e.g. '5m') are shortened to it.")
+    ] = None,
+    label_delay: Annotated[
+        Optional[str], typer.Option(help="Labels arrive this long after their event (e.g. '30m'); default 0.")
+    ] = None,
+    disorder: Annotated[
+        Optional[str], typer.Option(help="Delay each event's arrival by a random amount in [0, DURATION] (bounded disorder).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --disorder (same seed, same stream).")] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (rows, span, messages, expected wall time); send nothing.")] = False,
+    resume_from: Annotated[
+        int, typer.Option(help="Skip the first N messages of the stream without sending them (continue an interrupted replay).")
+    ] = 0,
+    time_col: Annotated[Optional[str], typer.Option(help="Event time column (default: inferred).")] = None,
+    label_col: Annotated[Optional[str], typer.Option(help="Label column (default: inferred; none: events only).")] = None,
+    label_time_col: Annotated[Optional[str], typer.Option(help="Column holding when each label became known.")] = None,
+    key_col: Annotated[Optional[str], typer.Option(help="Entity key column.")] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option(help="Columns to leave out of messages (comma-separated, repeatable).")] = None,
+    time_unit: Annotated[Optional[str], typer.Option(help="Unit of an integer epoch time column: s, ms, us, ns.")] = None,
+    time_format: Annotated[Optional[str], typer.Option(help="strftime format of a string time column, e.g. '%Y-%m-%d %H:%M'.")] = None,
+    drop_null_time: Annotated[bool, typer.Option("--drop-null-time", help="Drop rows whose time is null instead of failing.")] = False,
+) -> None:
+    """Replay a table as a stream of event and label messages, paced by event time.
+
+    Events are sent at their event time; labels when they became known (--label-time-col, or --label-delay after the event). Ties: time, then events before labels, then table order.
+
+    Pace with --speed or --rate; the default is --max-speed. A summary (messages, achieved rate, lateness p50/p99/max against the schedule) is printed on stderr.
+    """
+    from rtml_cli.durations import parse_duration, parse_timestamp
+    from rtml_cli.errors import UsageError
+    from rtml_cli.io import Roles
+    from rtml_cli.replay import ReplayOptions, plan_replay
+    from rtml_cli.replay import replay as run
+
+    with _edge():
+        if max_speed and (speed is not None or rate is not None):
+            raise UsageError("--max-speed contradicts --speed/--rate: pass one pace only.")
+        roles = Roles(
+            time=time_col, label=label_col, key=key_col, label_time=label_time_col,
+            ignore=_csv_list(ignore), time_unit=time_unit, time_format=time_format,
+        )
+        opts = ReplayOptions(
+            label_delay_us=parse_duration(label_delay, what="--label-delay") if label_delay else None,
+            drop_null_time=drop_null_time,
+            start=parse_timestamp(start, what="--start") if start else None,
+            end=parse_timestamp(end, what="--end") if end else None,
+            limit=limit,
+            max_gap_us=parse_duration(max_gap, what="--max-gap") if max_gap else None,
+            disorder_us=parse_duration(disorder, what="--disorder") if disorder else 0,
+            seed=seed,
+            speed=speed,
+            rate=rate,
+            start_position=resume_from,
+        )
+        if dry_run:
+            plan = plan_replay(table, roles, opts)
+            for note in plan.notes:
+                _err(f"note: {note}")
+            typer.echo("\n".join(plan.lines()))
+            return
+        summary = run(table, roles, opts, to=to)
+        for note in summary.notes:
+            _err(f"note: {note}")
+        _render_pairs("replay interrupted" if summary.interrupted else "replay done", summary.rows())
+        if summary.interrupted:
+            raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point (``rtml``)."""
     try:

@@ -1,0 +1,903 @@
+"""Replay: a historical table becomes an ordered, paced stream of event and label messages.
+
+DESIGN §1 "Replay order" and §2 ``rtml replay``. Event *i* is sent at ``t_i`` (delayed by a
+seeded amount in ``[0, D]`` under ``disorder``), its label at ``l_i`` (the label-time column, or
+``t_i`` + label delay; never before the event message, never for a null label). Ties are broken
+by time, then events before labels, then table order.
+
+Memory does not grow with the table: the table is streamed in record batches and only the
+messages that are not yet due (labels waiting for their arrival time, events held back by
+disorder) are kept between batches. An unsorted table is the one exception: it is sorted in
+memory, with an :class:`~rtml_cli.errors.UnsortedInputWarning`.
+
+Pacing is scheduled against the start: the target wall time of message *k* is computed from the
+start of the replay (:class:`Schedule`), the loop sleeps until the next message is due and then
+sends every message that is due as one batch. Lateness (actual send - scheduled) is recorded
+per message in a log-bucketed histogram (:class:`LatencyHistogram`).
+
+Examples
+--------
+>>> from rtml_cli.io import Roles
+>>> opts = ReplayOptions(label_delay_us=60_000_000, limit=100)
+>>> summary = replay("sample_data/clickstream.parquet", Roles(), opts, to="out.ndjson")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import polars as pl
+
+from rtml_cli.errors import InputError, UnsortedInputWarning, UsageError
+from rtml_cli.io import (
+    EVENT_ID,
+    TIME_DTYPE,
+    L,
+    Roles,
+    T,
+    check_time_column,
+    label_time_expr,
+    resolve_roles,
+    scan_table,
+)
+from rtml_cli.sinks.base import MessageBatch, Sink, open_sink
+
+#: Message columns that every message frame starts with.
+KIND = "rtml_kind"
+TIME = "rtml_time"
+_KEY = "rtml_sortkey"
+#: Rows read per record batch. Large enough for columnar speed, small enough to bound memory.
+DEFAULT_CHUNK_ROWS = 100_000
+_ISO = "%Y-%m-%dT%H:%M:%S%.f"
+
+
+# --------------------------------------------------------------------------------------------
+# Options, plan and summary
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ReplayOptions:
+    """What to replay and how fast. Stored as given; checked by :func:`validate_options`.
+
+    Parameters
+    ----------
+    label_delay_us : fixed label delay when there is no label-time column (default 0).
+    drop_null_time : drop rows whose time is null instead of failing.
+    start, end : replay only events with ``start <= t < end`` (event time, naive, as in the table).
+    limit : replay at most this many events (after ``start``).
+    max_gap_us : compress idle gaps of event time longer than this in the pacing schedule.
+    disorder_us : delay each event's arrival by a seeded amount in ``[0, disorder_us]``.
+    seed : seed of the disorder.
+    speed : event-time seconds per wall second.
+    rate : messages per wall second.
+        Neither ``speed`` nor ``rate``: as fast as possible (``--max-speed``).
+    start_position : skip the first N messages of the stream without sending them (resume).
+    chunk_rows : rows read per record batch.
+    """
+
+    label_delay_us: int | None = None
+    drop_null_time: bool = False
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    limit: int | None = None
+    max_gap_us: int | None = None
+    disorder_us: int = 0
+    seed: int = 0
+    speed: float | None = None
+    rate: float | None = None
+    start_position: int = 0
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+    @property
+    def paced(self) -> bool:
+        """Whether messages follow a schedule (``--speed`` or ``--rate``)."""
+        return self.speed is not None or self.rate is not None
+
+    def pace_text(self) -> str:
+        """The pace in words, for plans and summaries."""
+        if self.rate is not None:
+            return f"--rate {self.rate:g} messages/s"
+        if self.speed is not None:
+            gap = f", idle gaps > {_fmt_us(self.max_gap_us)} compressed" if self.max_gap_us else ""
+            return f"--speed {self.speed:g} (event-time s per wall s{gap})"
+        return "--max-speed (as fast as possible)"
+
+
+def validate_options(opts: ReplayOptions) -> None:
+    """Raise :class:`UsageError` for contradictory or out-of-range options."""
+    if opts.speed is not None and opts.rate is not None:
+        raise UsageError(
+            "--speed and --rate contradict each other: --speed paces by event time, --rate by "
+            "message count. Pass one of them (or neither, for --max-speed)."
+        )
+    for name, value in (("speed", opts.speed), ("rate", opts.rate)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"The '--{name}' option of replay must be a number > 0. Got {value!r} instead.")
+    for name, value in (("limit", opts.limit), ("resume-from", opts.start_position)):
+        if value is not None and value < 0:
+            raise UsageError(f"The '--{name}' option of replay must be >= 0. Got {value!r} instead.")
+    if opts.max_gap_us is not None and opts.max_gap_us <= 0:
+        raise UsageError("The '--max-gap' option of replay must be a duration > 0, such as '1m'.")
+    if opts.disorder_us < 0:
+        raise UsageError("The '--disorder' option of replay must be a duration >= 0.")
+    if opts.chunk_rows < 1:
+        raise UsageError(f"chunk_rows must be >= 1. Got {opts.chunk_rows!r} instead.")
+    if opts.start is not None and opts.end is not None and opts.start >= opts.end:
+        raise UsageError(
+            f"--start ({opts.start.isoformat()}) must be before --end ({opts.end.isoformat()})."
+        )
+
+
+@dataclasses.dataclass
+class ReplaySource:
+    """A validated table, ready to stream (built by :func:`prepare_replay`).
+
+    Attributes
+    ----------
+    frame : lazy frame with :data:`EVENT_ID`, :data:`T`, (:data:`L`), the payload columns and the
+        label, filtered by start/end/limit, in stable time order.
+    roles : resolved roles.
+    source : the table's path.
+    notes : what was inferred or fixed.
+    payload : the columns an event message carries (the row's columns minus label and label time).
+    events, labels : how many event and label messages the stream holds.
+    first_time, last_time : event-time span of the replayed events.
+    was_sorted : whether the input was already in time order.
+    """
+
+    frame: pl.LazyFrame
+    roles: Roles
+    source: str
+    notes: list[str]
+    payload: list[str]
+    schema: pl.Schema
+    events: int
+    labels: int
+    first_time: dt.datetime | None
+    last_time: dt.datetime | None
+    was_sorted: bool
+    options: ReplayOptions
+
+    @property
+    def messages(self) -> int:
+        """Messages in the full stream (before ``start_position`` is skipped)."""
+        return self.events + self.labels
+
+
+@dataclasses.dataclass
+class ReplayPlan:
+    """What a replay would do (``--dry-run``): nothing is sent."""
+
+    source: str
+    notes: list[str]
+    rows: int
+    events: int
+    labels: int
+    messages: int
+    skipped: int
+    first_time: dt.datetime | None
+    last_time: dt.datetime | None
+    last_message_time: dt.datetime | None
+    pace: str
+    expected_wall_s: float | None
+
+    def lines(self) -> list[str]:
+        """The plan as human-readable lines."""
+        span = _span_text(self.first_time, self.last_time)
+        wall = (
+            "as fast as the sink takes them"
+            if self.expected_wall_s is None
+            else _fmt_us(self.expected_wall_s * 1e6)
+        )
+        out = [
+            f"dry run of {self.source}: nothing sent",
+            f"rows: {self.rows:,} events, {self.labels:,} labels = {self.messages:,} messages",
+            f"event time: {span}",
+            f"pace: {self.pace}",
+            f"expected wall time: {wall}",
+        ]
+        if self.skipped:
+            out.insert(3, f"resume: the first {self.skipped:,} messages are skipped")
+        return out
+
+
+@dataclasses.dataclass
+class ReplaySummary:
+    """How a replay went (printed on stderr at the end, also after Ctrl-C)."""
+
+    source: str
+    target: str
+    sink_name: str
+    notes: list[str]
+    events: int = 0
+    labels: int = 0
+    skipped: int = 0
+    planned: int = 0
+    first_time: dt.datetime | None = None
+    last_time: dt.datetime | None = None
+    wall_s: float = 0.0
+    lateness: LatencyHistogram | None = None
+    sink_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    interrupted: bool = False
+    pace: str = ""
+
+    @property
+    def messages(self) -> int:
+        """Messages sent."""
+        return self.events + self.labels
+
+    @property
+    def next_position(self) -> int:
+        """The ``--resume-from`` value that continues where this run stopped."""
+        return self.skipped + self.messages
+
+    @property
+    def rate(self) -> float:
+        """Achieved messages per wall second."""
+        return self.messages / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The summary as (name, value) pairs, for plain or rich rendering."""
+        out = [
+            ("messages", f"{self.messages:,} ({self.events:,} events, {self.labels:,} labels)"),
+            ("event time", _span_text(self.first_time, self.last_time)),
+            ("wall time", f"{self.wall_s:.3f}s"),
+            ("rate", f"{self.rate:,.0f} messages/s" if self.wall_s > 0 else "-"),
+            ("pace", self.pace),
+        ]
+        if self.lateness is not None and self.lateness.count:
+            lat = self.lateness
+            out.append(
+                (
+                    "lateness",
+                    f"p50 {_fmt_ns(lat.percentile(50))}, p99 {_fmt_ns(lat.percentile(99))}, "
+                    f"max {_fmt_ns(lat.max_ns)} (send - scheduled)",
+                )
+            )
+        else:
+            out.append(("lateness", "- (not paced)"))
+        if self.skipped:
+            out.append(("resumed", f"skipped the first {self.skipped:,} messages"))
+        stats = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in self.sink_stats.items())
+        out.append(("sink", f"{self.sink_name} -> {self.target}" + (f" ({stats})" if stats else "")))
+        if self.interrupted:
+            out.append(
+                (
+                    "interrupted",
+                    f"after {self.messages:,} of {self.planned - self.skipped:,} messages; "
+                    f"continue with --resume-from {self.next_position}",
+                )
+            )
+        return out
+
+
+def _span_text(first: dt.datetime | None, last: dt.datetime | None) -> str:
+    if first is None or last is None:
+        return "-"
+    return f"{first.isoformat()} -> {last.isoformat()} ({_fmt_us((last - first) / dt.timedelta(microseconds=1))})"
+
+
+def _fmt_us(us: float | None) -> str:
+    from rtml_cli.durations import format_duration
+
+    return "-" if us is None else format_duration(us)
+
+
+def _fmt_ns(ns: float) -> str:
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.0f}us"
+    return f"{ns / 1_000_000:.2f}ms"
+
+
+# --------------------------------------------------------------------------------------------
+# Lateness histogram and schedule
+# --------------------------------------------------------------------------------------------
+
+
+class LatencyHistogram:
+    """Log-bucketed histogram of non-negative durations in ns (1 % relative precision).
+
+    Memory is fixed whatever the number of samples; the maximum is kept exactly.
+
+    Examples
+    --------
+    >>> h = LatencyHistogram()
+    >>> h.record(np.array([1_000, 2_000, 3_000]))
+    >>> h.count, h.max_ns
+    (3, 3000)
+    """
+
+    _GROWTH = math.log(1.01)
+    _BINS = 3_000  # 1.01**3000 us ~ 10**13 us: any lateness fits
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self._BINS, dtype=np.int64)
+        self.count = 0
+        self.max_ns = 0
+
+    def record(self, values_ns: np.ndarray) -> None:
+        """Add samples (negative values, i.e. early sends, count as 0)."""
+        if len(values_ns) == 0:
+            return
+        v = np.maximum(np.asarray(values_ns, dtype=np.float64), 0.0)
+        idx = np.minimum((np.log1p(v / 1_000.0) / self._GROWTH).astype(np.int64), self._BINS - 1)
+        self.counts += np.bincount(idx, minlength=self._BINS)
+        self.count += len(v)
+        self.max_ns = max(self.max_ns, int(v.max()))
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile in ns (bucket midpoint, capped at the exact maximum)."""
+        if self.count == 0:
+            return float("nan")
+        rank = max(1, math.ceil(q / 100.0 * self.count))
+        b = int(np.searchsorted(np.cumsum(self.counts), rank))
+        mid_us = math.expm1((b + 0.5) * self._GROWTH)
+        return min(mid_us * 1_000.0, float(self.max_ns))
+
+
+class Schedule:
+    """Target send offsets (ns after the start) of successive messages.
+
+    ``speed``: message at event time ``t`` is due ``(t - t_first) / speed`` after the start, where
+    idle gaps between consecutive messages longer than ``max_gap_us`` count as ``max_gap_us``.
+    ``rate``: message ``k`` is due ``k / rate`` seconds after the start. State carries over between
+    calls, so feeding the stream in chunks gives the same offsets as feeding it at once.
+
+    Examples
+    --------
+    >>> s = Schedule(speed=2.0)
+    >>> s.offsets_ns(np.array([0, 1_000_000, 3_000_000])).tolist()
+    [0, 500000000, 1500000000]
+    """
+
+    def __init__(
+        self, *, speed: float | None = None, rate: float | None = None, max_gap_us: int | None = None
+    ) -> None:
+        self.speed = speed
+        self.rate = rate
+        self.max_gap_us = max_gap_us
+        self._index = 0
+        self._last_us: int | None = None
+        self._elapsed_us = 0  # compressed event time since the first message
+
+    def offsets_ns(self, times_us: np.ndarray) -> np.ndarray:
+        """Offsets for the next ``len(times_us)`` messages (event times in µs, non-decreasing)."""
+        n = len(times_us)
+        if self.rate is not None:
+            k = np.arange(self._index, self._index + n, dtype=np.float64)
+            self._index += n
+            return np.round(k * (1e9 / self.rate)).astype(np.int64)
+        assert self.speed is not None
+        t = np.asarray(times_us, dtype=np.int64)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        prev = t[0] if self._last_us is None else self._last_us
+        gaps = np.diff(t, prepend=prev)
+        if self.max_gap_us is not None:
+            gaps = np.minimum(gaps, self.max_gap_us)
+        elapsed = self._elapsed_us + np.cumsum(gaps)
+        self._elapsed_us = int(elapsed[-1])
+        self._last_us = int(t[-1])
+        self._index += n
+        return np.round(elapsed.astype(np.float64) * (1e3 / self.speed)).astype(np.int64)
+
+
+def disorder_delays(event_ids: np.ndarray, *, disorder_us: int, seed: int) -> np.ndarray:
+    """Seeded delays in ``[0, disorder_us]`` µs, one per event id.
+
+    A counter-based hash of (seed, event id), so an event gets the same delay however the table
+    is chunked or filtered (``--start``/``--limit``): reproducible and stable.
+    """
+    x = np.asarray(event_ids, dtype=np.uint64) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(
+        0x9E3779B97F4A7C15
+    )
+    # splitmix64 finaliser: overflow is the point of it.
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(disorder_us + 1)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Preparing the source
+# --------------------------------------------------------------------------------------------
+
+
+def _collect(lf: pl.LazyFrame, *, source: str, what: str) -> pl.DataFrame:
+    """Collect with the streaming engine (bounded memory), errors named after ``source``."""
+    try:
+        return lf.collect(engine="streaming")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(
+            f"cannot read table '{source}' while {what}: {first}. The file may be corrupt or "
+            "not of the format its name says."
+        ) from None
+
+
+def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> ReplaySource:
+    """Open, validate and plan the replay of a table. Nothing is sent, nothing is written.
+
+    Raises
+    ------
+    UsageError
+        Contradictory options.
+    InputError
+        Missing/corrupt/empty table, missing column, unparseable or null times, labels that
+        arrive before their event.
+    """
+    validate_options(opts)
+    source = str(path)
+    lf = scan_table(source)
+    schema = lf.collect_schema()
+    roles, notes = resolve_roles(schema, roles, source=source)
+    lf, _dropped = check_time_column(
+        lf, schema, roles, source=source, drop_null_time=opts.drop_null_time
+    )
+    lexpr = label_time_expr(schema, roles, label_delay_us=opts.label_delay_us)
+    if lexpr is not None:
+        lf = lf.with_columns(lexpr.alias(L))
+
+    # One streaming pass over the time columns only: sortedness and label-time sanity.
+    aggs = [pl.len().alias("rows"), (pl.col(T).diff() < 0).sum().alias("unsorted")]
+    if lexpr is not None:
+        bad = pl.col(L) < pl.col(T)
+        aggs += [
+            bad.sum().alias("early"),
+            pl.col(T).filter(bad).first().alias("early_t"),
+            pl.col(L).filter(bad).first().alias("early_l"),
+        ]
+        if roles.label_time is not None:
+            aggs.append((pl.col(roles.label).is_not_null() & pl.col(L).is_null()).sum().alias("nolt"))
+    stats = _collect(lf.select(aggs), source=source, what="checking the time columns").row(0, named=True)
+    if stats.get("early"):
+        raise InputError(
+            f"label-time column '{roles.label_time}' of {source} is before the event time in "
+            f"{stats['early']} row(s), e.g. an event at {stats['early_t']} has its label at "
+            f"{stats['early_l']}. A label cannot be known before its event: fix the column or "
+            "use --label-delay."
+        )
+    if stats.get("nolt"):
+        raise InputError(
+            f"label-time column '{roles.label_time}' of {source} is null or unparseable in "
+            f"{stats['nolt']} row(s) that have a label. Fill it, or pass --time-format."
+        )
+    was_sorted = stats["unsorted"] == 0
+    if not was_sorted:
+        warnings.warn(
+            f"{source} is not sorted by '{roles.time}'; rtml sorted it in memory (stable: ties "
+            "keep table order). Sort the table first to replay it in bounded memory.",
+            UnsortedInputWarning,
+            stacklevel=2,
+        )
+        notes.append(f"table was not sorted by '{roles.time}': sorted it (stable)")
+        lf = _collect(lf, source=source, what="sorting by time").sort(T, maintain_order=True).lazy()
+
+    lf = lf.with_row_index(EVENT_ID).with_columns(pl.col(EVENT_ID).cast(pl.Int64))
+    if opts.start is not None:
+        lf = lf.filter(pl.col(T) >= pl.lit(opts.start).cast(TIME_DTYPE))
+    if opts.end is not None:
+        lf = lf.filter(pl.col(T) < pl.lit(opts.end).cast(TIME_DTYPE))
+    if opts.limit is not None:
+        lf = lf.head(opts.limit)
+
+    skip = {roles.label, roles.label_time, *roles.ignore}
+    payload = [c for c in schema.names() if c not in skip]
+    keep = [EVENT_ID, T, *([L] if lexpr is not None else []), *payload]
+    if roles.label is not None:
+        keep.append(roles.label)
+    lf = lf.select(keep)
+
+    counts = [pl.len().alias("events"), pl.col(T).min().alias("first"), pl.col(T).max().alias("last")]
+    counts.append(
+        pl.col(roles.label).is_not_null().sum().alias("labels") if roles.label else pl.lit(0).alias("labels")
+    )
+    c = _collect(lf.select(counts), source=source, what="counting rows").row(0, named=True)
+    if c["events"] == 0:
+        window = f" between --start {opts.start} and --end {opts.end}" if opts.start or opts.end else ""
+        raise InputError(f"no event of {source} lies{window or ' in the selection'}; nothing to replay.")
+
+    msg_schema = pl.Schema(
+        [(KIND, pl.String()), (EVENT_ID, pl.Int64()), (TIME, TIME_DTYPE)]
+        + [(cname, schema[cname]) for cname in payload]
+        + ([(roles.label, schema[roles.label])] if roles.label else [])
+    )
+    return ReplaySource(
+        frame=lf,
+        roles=roles,
+        source=source,
+        notes=notes,
+        payload=payload,
+        schema=msg_schema,
+        events=int(c["events"]),
+        labels=int(c["labels"]),
+        first_time=c["first"],
+        last_time=c["last"],
+        was_sorted=was_sorted,
+        options=opts,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The ordered message stream
+# --------------------------------------------------------------------------------------------
+
+
+def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """Give ``frame`` exactly the message schema (missing fields become typed nulls)."""
+    return frame.select(
+        [
+            pl.col(c) if c in frame.columns else pl.lit(None, dtype=d).alias(c)
+            for c, d in schema.items()
+        ]
+    )
+
+
+def _sort_messages(frame: pl.DataFrame) -> pl.DataFrame:
+    # One int64 key per message: time*2 + (0 event | 1 label), then table order.
+    key = pl.col(TIME).cast(pl.Int64) * 2 + (pl.col(KIND) == "label").cast(pl.Int64)
+    return frame.with_columns(key.alias(_KEY)).sort([_KEY, EVENT_ID]).drop(_KEY)
+
+
+def iter_messages(src: ReplaySource) -> Iterator[pl.DataFrame]:
+    """Yield the message stream as frames in arrival order (schema ``src.schema``).
+
+    ``options.start_position`` messages are dropped from the front. Memory holds one record
+    batch plus the messages not yet due.
+    """
+    opts = src.options
+    label = src.roles.label
+    disorder = opts.disorder_us
+    pending_ev: pl.DataFrame | None = None
+    pending_lab: pl.DataFrame | None = None
+    to_skip = opts.start_position
+    ev_cols = [pl.lit("event").alias(KIND), pl.col(EVENT_ID), pl.col(T).alias(TIME), *map(pl.col, src.payload)]
+
+    def emit(due_ev: pl.DataFrame | None, due_lab: pl.DataFrame | None) -> pl.DataFrame | None:
+        nonlocal to_skip
+        parts = [p for p in (due_ev, due_lab) if p is not None and p.height]
+        if not parts:
+            return None
+        out = _conform(pl.concat(parts, how="diagonal") if len(parts) > 1 else parts[0], src.schema)
+        # Events alone are in order already (without disorder); labels from a label-time column
+        # may arrive in any order within a batch.
+        if disorder or (due_lab is not None and due_lab.height):
+            out = _sort_messages(out)
+        if to_skip:
+            n = min(to_skip, out.height)
+            to_skip -= n
+            out = out.slice(n)
+        return out if out.height else None
+
+    try:
+        batches = src.frame.collect_batches(chunk_size=opts.chunk_rows, engine="streaming")
+        for batch in batches:
+            if batch.height == 0:
+                continue
+            watermark = batch[T][-1]  # batches are in time order: later events are >= this
+            ev = batch.select(ev_cols)
+            if disorder:
+                delays = disorder_delays(batch[EVENT_ID].to_numpy(), disorder_us=disorder, seed=opts.seed)
+                ev = ev.with_columns(
+                    (pl.col(TIME) + pl.Series(delays).cast(pl.Duration("us"))).alias(TIME)
+                )
+            due_lab = None
+            if label is not None:
+                # A label never arrives before its event message (disorder may delay the event).
+                arrival = pl.max_horizontal(pl.col(L), pl.col("_arr")) if disorder else pl.col(L)
+                lab = (
+                    batch.with_columns(ev[TIME].alias("_arr"))
+                    .filter(pl.col(label).is_not_null())
+                    .select(pl.lit("label").alias(KIND), pl.col(EVENT_ID), arrival.alias(TIME), pl.col(label))
+                )
+                if pending_lab is not None and pending_lab.height:
+                    lab = pl.concat([pending_lab, lab])
+                due_mask = lab[TIME] < watermark  # a label at the watermark waits for its events
+                due_lab, pending_lab = lab.filter(due_mask), lab.filter(~due_mask)
+            if disorder:
+                if pending_ev is not None and pending_ev.height:
+                    ev = pl.concat([pending_ev, ev])
+                due_mask = ev[TIME] <= watermark
+                due_ev, pending_ev = ev.filter(due_mask), ev.filter(~due_mask)
+            else:
+                due_ev = ev
+            out = emit(due_ev, due_lab)
+            if out is not None:
+                yield out
+        out = emit(pending_ev, pending_lab)
+        if out is not None:
+            yield out
+    except pl.exceptions.PolarsError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(
+            f"cannot read table '{src.source}' while replaying: {first}. The file may be corrupt."
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# JSON encoding
+# --------------------------------------------------------------------------------------------
+
+
+def _json_ready(cols: list[str], schema: pl.Schema) -> list[pl.Expr]:
+    out = []
+    for c in cols:
+        d = schema[c]
+        if isinstance(d, pl.Datetime):
+            fmt = _ISO + ("%:z" if d.time_zone else "")
+            out.append(pl.col(c).dt.to_string(fmt).alias(c))
+        else:
+            out.append(pl.col(c))
+    return out
+
+
+def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
+    """The messages of ``frame`` as flat JSON objects (a String Series, one per message).
+
+    Events carry every field but the label; labels carry kind, event id, time and the label.
+    Encoded column-wise by polars (separately per kind, then put back in order).
+    """
+    schema = frame.schema
+    ev_fields = [c for c in frame.columns if c != label]
+    ev_expr = pl.struct(_json_ready(ev_fields, schema)).struct.json_encode().alias("j")
+    if label is None:
+        return frame.select(ev_expr).to_series()
+    lab_fields = [KIND, EVENT_ID, label, TIME]
+    lab_expr = pl.struct(_json_ready(lab_fields, schema)).struct.json_encode().alias("j")
+    is_ev = (frame[KIND] == "event").to_numpy()
+    n_ev = int(is_ev.sum())
+    if n_ev == frame.height:
+        return frame.select(ev_expr).to_series()
+    if n_ev == 0:
+        return frame.select(lab_expr).to_series()
+    ev_json = frame.filter(pl.Series(is_ev)).select(ev_expr).to_series()
+    lab_json = frame.filter(pl.Series(~is_ev)).select(lab_expr).to_series()
+    # position -> index into [events..., labels...]
+    idx = np.where(is_ev, np.cumsum(is_ev) - 1, n_ev + np.cumsum(~is_ev) - 1)
+    return pl.concat([ev_json, lab_json]).gather(idx)
+
+
+def write_ndjson(frame: pl.DataFrame, label: str | None, fh: IO[bytes]) -> None:
+    """Write the messages of ``frame`` as NDJSON lines to a binary file, column-wise."""
+    pl.DataFrame({"j": encode_messages(frame, label)}).write_csv(
+        fh, include_header=False, quote_style="never"
+    )
+
+
+class _Encoded:
+    """Lazily encodes one chunk once; the sub-batches sent from it share the result."""
+
+    __slots__ = ("frame", "label", "lines")
+
+    def __init__(self, frame: pl.DataFrame, label: str | None) -> None:
+        self.frame = frame
+        self.label = label
+        self.lines: list[str] | None = None
+
+    def encoder(self, lo: int, hi: int) -> Callable[[pl.DataFrame], list[str]]:
+        def enc(_frame: pl.DataFrame) -> list[str]:
+            if self.lines is None:
+                self.lines = encode_messages(self.frame, self.label).to_list()
+            return self.lines[lo:hi]
+
+        return enc
+
+
+class ReplayBatch(MessageBatch):
+    """A :class:`MessageBatch` that knows its label column, so file sinks can write it column-wise.
+
+    Sinks that only know the protocol use :meth:`json_lines` (encoded on demand, once).
+    """
+
+    __slots__ = ("label",)
+
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        label: str | None,
+        *,
+        scheduled_ns: np.ndarray | None = None,
+        encoder: Callable[[pl.DataFrame], list[str]] | None = None,
+    ) -> None:
+        super().__init__(
+            frame,
+            scheduled_ns=scheduled_ns,
+            encoder=encoder or (lambda f: encode_messages(f, label).to_list()),
+        )
+        self.label = label
+
+    def write_ndjson(self, fh: IO[bytes]) -> None:
+        """Write the batch as NDJSON to ``fh``: column-wise when large, from the cache when small."""
+        if self._json is None and len(self) >= 256:
+            write_ndjson(self.frame, self.label, fh)
+        else:
+            lines = self.json_lines()
+            if lines:
+                fh.write(("\n".join(lines) + "\n").encode())
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+_DONE = object()
+
+
+def _prefetch(it: Iterator[pl.DataFrame], depth: int = 2) -> Iterator[pl.DataFrame]:
+    """Run ``it`` in a background thread, ``depth`` items ahead.
+
+    Reading and ordering the next record batch overlaps with sending the current one, so a paced
+    replay is not late at batch boundaries (polars releases the GIL while it works).
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="rtml-replay-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def plan_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> ReplayPlan:
+    """``--dry-run``: validate and describe the replay; nothing is sent or written.
+
+    The expected wall time is exact: the message stream is built (not encoded, not sent) and
+    run through the pacing :class:`Schedule`.
+    """
+    src = prepare_replay(path, roles, opts)
+    expected: float | None = None
+    last_msg: dt.datetime | None = None
+    sent = 0
+    sched = Schedule(speed=opts.speed, rate=opts.rate, max_gap_us=opts.max_gap_us) if opts.paced else None
+    last_off = 0
+    for frame in iter_messages(src):
+        sent += frame.height
+        last_msg = frame[TIME][-1]
+        if sched is not None:
+            last_off = int(sched.offsets_ns(frame[TIME].cast(pl.Int64).to_numpy())[-1])
+    if sched is not None:
+        expected = last_off / 1e9
+    return ReplayPlan(
+        source=src.source,
+        notes=src.notes,
+        rows=src.events,
+        events=src.events,
+        labels=src.labels,
+        messages=src.messages,
+        skipped=min(opts.start_position, src.messages),
+        first_time=src.first_time,
+        last_time=src.last_time,
+        last_message_time=last_msg,
+        pace=opts.pace_text(),
+        expected_wall_s=expected,
+    )
+
+
+def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySummary:
+    """Send the stream of ``src`` to ``sink`` (opened here, always closed).
+
+    A Ctrl-C (``KeyboardInterrupt``) stops the replay cleanly: the sink is flushed and closed and
+    the summary comes back with ``interrupted=True`` and how far it got.
+    """
+    opts = src.options
+    label = src.roles.label
+    summary = ReplaySummary(
+        source=src.source,
+        target=target,
+        sink_name=getattr(sink, "name", type(sink).__name__),
+        notes=list(src.notes),
+        skipped=min(opts.start_position, src.messages),
+        planned=src.messages,
+        pace=opts.pace_text(),
+    )
+    sched = Schedule(speed=opts.speed, rate=opts.rate, max_gap_us=opts.max_gap_us) if opts.paced else None
+    hist = LatencyHistogram() if sched is not None else None
+    summary.lateness = hist
+    clock = time.perf_counter_ns
+    t_start = clock()
+    start_ns: int | None = None
+    stream = _prefetch(iter_messages(src))
+    try:
+        sink.open()
+        t_start = clock()
+        for frame in stream:
+            if getattr(sink, "closed_by_reader", False):  # e.g. `rtml replay t | head`
+                break
+            kinds = (frame[KIND] == "event").to_numpy()
+            if summary.first_time is None:
+                summary.first_time = frame[TIME][0]
+            if sched is None:
+                sink.write(ReplayBatch(frame, label))
+                n_ev = int(kinds.sum())
+                summary.events += n_ev
+                summary.labels += frame.height - n_ev
+                summary.last_time = frame[TIME][-1]
+                continue
+            assert hist is not None
+            times = frame[TIME].cast(pl.Int64).to_numpy()
+            if start_ns is None:
+                start_ns = clock()
+            due = start_ns + sched.offsets_ns(times)
+            enc = _Encoded(frame, label)
+            i, n = 0, frame.height
+            while i < n:
+                now = clock()
+                if due[i] > now:
+                    time.sleep((due[i] - now) / 1e9)
+                    now = clock()
+                j = max(i + 1, int(np.searchsorted(due, now, side="right")))
+                sub = ReplayBatch(frame.slice(i, j - i), label, scheduled_ns=due[i:j], encoder=enc.encoder(i, j))
+                hist.record(now - due[i:j])
+                sink.write(sub)
+                n_ev = int(kinds[i:j].sum())
+                summary.events += n_ev
+                summary.labels += (j - i) - n_ev
+                summary.last_time = frame[TIME][j - 1]
+                i = j
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        stream.close()
+        try:
+            sink.close()
+        finally:
+            summary.wall_s = (clock() - t_start) / 1e9
+            summary.sink_stats = dict(sink.stats())
+    return summary
+
+
+def replay(
+    path: str | Path,
+    roles: Roles,
+    opts: ReplayOptions,
+    *,
+    to: str | Sink = "-",
+    sink_options: dict[str, Any] | None = None,
+) -> ReplaySummary:
+    """Replay a table to a target: ``-`` (stdout), a file by suffix, a URL, or a :class:`Sink`.
+
+    The table is validated before the sink is opened, so bad input writes nothing.
+    """
+    src = prepare_replay(path, roles, opts)
+    if isinstance(to, Sink):
+        sink, target = to, getattr(to, "target", type(to).__name__)
+    else:
+        sink, target = open_sink(to, **(sink_options or {})), to
+    return run_replay(src, sink, target=target)

@@ -1,0 +1,221 @@
+"""File sinks for ``rtml replay``: stdout (``-``), NDJSON, Arrow IPC stream and Parquet.
+
+They write batch-wise and column-wise (no per-message Python work on the fast path), so a
+``--max-speed`` replay to a file runs at close to polars' own NDJSON writing speed. A paced
+replay flushes after every batch, so a reader tailing the file sees messages when they are due.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from rtml_cli.errors import SinkError
+from rtml_cli.sinks.base import MessageBatch, Sink, register
+
+
+def _write_ndjson(batch: MessageBatch, fh: IO[bytes]) -> None:
+    write = getattr(batch, "write_ndjson", None)
+    if write is not None:  # a replay batch: column-wise encoding
+        write(fh)
+    else:
+        lines = batch.json_lines()
+        if lines:
+            fh.write(("\n".join(lines) + "\n").encode())
+
+
+class _FileSink(Sink):
+    """Common part: the target path, opened only in :meth:`open` (bad input writes nothing)."""
+
+    def __init__(self, target: str, **_options: Any) -> None:
+        self.target = target
+        self.path = Path(target)
+        self.messages = 0
+        self._fh: IO[bytes] | None = None
+
+    def _open_file(self) -> IO[bytes]:
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                raise FileNotFoundError(f"folder '{self.path.parent}' does not exist")
+            return open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise SinkError(
+                f"cannot write replay output '{self.target}': {exc.strerror or exc}. "
+                "Check that the folder exists and is writable."
+            ) from None
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"messages": self.messages}
+        if self.path.exists():
+            out["bytes"] = self.path.stat().st_size
+        return out
+
+
+@register(".ndjson", ".jsonl")
+class NdjsonSink(_FileSink):
+    """One JSON object per line, in arrival order."""
+
+    name = "ndjson"
+
+    def open(self) -> None:
+        self._fh = self._open_file()
+
+    def write(self, batch: MessageBatch) -> None:
+        assert self._fh is not None, "open() first"
+        _write_ndjson(batch, self._fh)
+        self.messages += len(batch)
+        if batch.scheduled_ns is not None:
+            self._fh.flush()
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            fh.close()
+
+
+@register("-")
+class StdoutSink(Sink):
+    """NDJSON on standard output (the default target)."""
+
+    name = "stdout"
+
+    def __init__(self, target: str = "-", **_options: Any) -> None:
+        self.target = target
+        self.messages = 0
+        self.closed_by_reader = False
+        self._fh: IO[bytes] | None = None
+
+    def open(self) -> None:
+        # Resolved at open time, not import time: test runners swap sys.stdout.
+        self._fh = getattr(sys.stdout, "buffer", None) or _TextAsBytes(sys.stdout)
+
+    def write(self, batch: MessageBatch) -> None:
+        assert self._fh is not None, "open() first"
+        if self.closed_by_reader:
+            return
+        try:
+            _write_ndjson(batch, self._fh)
+            self.messages += len(batch)
+            if batch.scheduled_ns is not None:
+                self._fh.flush()
+        except BrokenPipeError:
+            # `rtml replay t | head`: the reader has what it wanted; stop quietly.
+            self.closed_by_reader = True  # run_replay sees it and stops
+
+    def flush(self) -> None:
+        if self._fh is not None and not self.closed_by_reader:
+            try:
+                self._fh.flush()
+            except BrokenPipeError:
+                self.closed_by_reader = True
+
+    def close(self) -> None:
+        self.flush()
+        self._fh = None
+
+    def stats(self) -> dict[str, Any]:
+        return {"messages": self.messages}
+
+
+class _TextAsBytes:
+    """Adapter for a text-only stdout (no ``.buffer``)."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self.text = text
+
+    def write(self, data: bytes) -> int:
+        return self.text.write(data.decode())
+
+    def flush(self) -> None:
+        self.text.flush()
+
+
+@register(".arrow", ".ipc", ".arrows")
+class ArrowSink(_FileSink):
+    """Arrow IPC stream: one record batch per message batch, the message schema throughout."""
+
+    name = "arrow"
+
+    def __init__(self, target: str, **options: Any) -> None:
+        super().__init__(target, **options)
+        self._writer: Any = None
+
+    def open(self) -> None:
+        self._fh = self._open_file()
+
+    def write(self, batch: MessageBatch) -> None:
+        import pyarrow as pa
+
+        assert self._fh is not None, "open() first"
+        table = batch.frame.to_arrow()
+        if self._writer is None:
+            self._writer = pa.ipc.new_stream(self._fh, table.schema)
+        self._writer.write_table(table)
+        self.messages += len(batch)
+        if batch.scheduled_ns is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            self._writer = None
+            if self._fh is not None:
+                fh, self._fh = self._fh, None
+                fh.close()
+
+
+@register(".parquet")
+class ParquetSink(_FileSink):
+    """Parquet: batches are buffered into row groups of ``row_group_rows`` messages."""
+
+    name = "parquet"
+
+    def __init__(self, target: str, *, row_group_rows: int = 250_000, **options: Any) -> None:
+        super().__init__(target, **options)
+        self.row_group_rows = row_group_rows
+        self._writer: Any = None
+        self._buffer: list[pl.DataFrame] = []
+        self._buffered = 0
+
+    def open(self) -> None:
+        self._fh = self._open_file()
+
+    def write(self, batch: MessageBatch) -> None:
+        assert self._fh is not None, "open() first"
+        # Paced replays send tiny batches; tiny row groups would make a poor Parquet file.
+        self._buffer.append(batch.frame)
+        self._buffered += len(batch)
+        self.messages += len(batch)
+        if self._buffered >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow.parquet as pq
+
+        if not self._buffer or self._fh is None:
+            return
+        table = pl.concat(self._buffer, rechunk=True).to_arrow()
+        self._buffer, self._buffered = [], 0
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._fh, table.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            self._writer = None
+            if self._fh is not None:
+                fh, self._fh = self._fh, None
+                fh.close()
