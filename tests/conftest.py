@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Real servers (redis-server, Tansu Kafka broker, a test HTTP model endpoint) for sink tests.
+pytest_plugins = ["conftest_services"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

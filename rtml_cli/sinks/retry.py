@@ -1,0 +1,300 @@
+"""Reliability helpers shared by the network sinks (HTTP, Kafka, Redis).
+
+- :class:`Backoff`: bounded retries with capped exponential backoff, so that a dead server
+  turns into a clear :class:`~rtml_cli.errors.SinkError` in bounded time instead of a hang.
+- :class:`PositionTracker`: the *confirmed position* of a replay — the number of messages of
+  the stream, counted from its start, whose delivery the server has acknowledged without a
+  gap. Messages can be confirmed out of order (HTTP with ``--concurrency``, Kafka partitions);
+  the position only moves over a contiguous prefix, so resuming from it never skips a message.
+- :class:`Checkpoint`: a small JSON file holding the confirmed position, rewritten atomically
+  as the replay goes, read back by ``--checkpoint PATH`` to resume (at-least-once: messages
+  after the position may have been delivered already and are sent again).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rtml_cli.errors import SinkError, UsageError
+from rtml_cli.sinks.base import Sink
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff: ``base_s * 2**i`` seconds, at most ``cap_s``, ``retries`` times.
+
+    Parameters
+    ----------
+    retries : how many times a failed send is tried again before giving up.
+    base_s : the first delay, in seconds.
+    cap_s : the longest delay, in seconds.
+
+    Examples
+    --------
+    >>> list(Backoff(retries=4, base_s=0.1, cap_s=0.3).delays())
+    [0.1, 0.2, 0.3, 0.3]
+    """
+
+    retries: int = 5
+    base_s: float = 0.1
+    cap_s: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        """The sleep before each retry (deterministic: tests and users can bound the total)."""
+        for i in range(self.retries):
+            yield min(self.cap_s, self.base_s * (2**i))
+
+    def total_s(self) -> float:
+        """The longest time spent sleeping before giving up."""
+        return sum(self.delays())
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    backoff: Backoff,
+    retry_on: tuple[type[BaseException], ...],
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """Call ``fn``; on one of ``retry_on`` sleep and try again, at most ``backoff.retries`` times.
+
+    The last exception propagates when every retry failed; the caller turns it into a
+    :class:`SinkError` that says how far the replay got.
+    """
+    delays = backoff.delays()
+    while True:
+        try:
+            return fn()
+        except retry_on as exc:
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            time.sleep(delay)
+
+
+class PositionTracker:
+    """Confirmed position over messages that may complete out of order.
+
+    Messages are numbered from ``start`` (the replay's ``--resume-from``) in arrival order.
+    :meth:`done` marks one as delivered; :attr:`position` is one past the longest delivered
+    prefix, i.e. the ``--resume-from`` value that loses nothing.
+
+    Examples
+    --------
+    >>> p = PositionTracker(start=10)
+    >>> p.done(11); p.position
+    10
+    >>> p.done(10); p.position
+    12
+    """
+
+    __slots__ = ("position", "_ahead")
+
+    def __init__(self, start: int = 0) -> None:
+        self.position = start
+        # Confirmed messages beyond the first gap; a heap keeps advancing O(log n).
+        self._ahead: list[int] = []
+
+    def done(self, index: int) -> None:
+        """Mark message ``index`` (absolute stream position) as delivered."""
+        if index == self.position:
+            self.position += 1
+            ahead = self._ahead
+            while ahead and ahead[0] <= self.position:
+                if heapq.heappop(ahead) == self.position:
+                    self.position += 1
+        elif index > self.position:
+            heapq.heappush(self._ahead, index)
+
+    def done_range(self, first: int, stop: int) -> None:
+        """Mark messages ``first .. stop-1`` delivered (a whole in-order chunk)."""
+        if first == self.position and not self._ahead:
+            self.position = stop
+        else:
+            for i in range(first, stop):
+                self.done(i)
+
+
+class Checkpoint:
+    """The confirmed position of a replay, kept in a JSON file rewritten atomically.
+
+    Parameters
+    ----------
+    path : the file (``--checkpoint PATH``); ``None`` disables checkpointing.
+    target : the replay target, stored for the user's benefit and checked on resume.
+    every_s : write at most this often while running (the final position is always written
+        by :meth:`save` with ``force=True`` at close).
+    """
+
+    def __init__(self, path: str | Path | None, *, target: str, every_s: float = 0.2) -> None:
+        self.path = Path(path) if path is not None else None
+        self.target = target
+        self.every_s = every_s
+        self._last_write: float | None = None
+        self._last_position: int | None = None
+
+    @staticmethod
+    def read(path: str | Path) -> int | None:
+        """The position stored in ``path``, or ``None`` when the file does not exist yet."""
+        p = Path(path)
+        if not p.exists():
+            return None
+        try:
+            data = json.loads(p.read_text())
+            position = data["position"]
+            if not isinstance(position, int) or position < 0:
+                raise ValueError(position)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"checkpoint file {p} is not a valid rtml checkpoint ({exc!r}). "
+                "Delete it to start from the beginning, or pass --resume-from N."
+            ) from None
+        return position
+
+    def save(self, position: int, *, force: bool = False, **extra: Any) -> None:
+        """Write ``position`` (atomically: temp file + rename) if due or ``force``."""
+        if self.path is None or position == self._last_position:
+            return
+        now = time.monotonic()
+        if not force and self._last_write is not None and now - self._last_write < self.every_s:
+            return
+        data = {
+            "target": self.target,
+            "position": position,
+            "updated": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            **extra,
+        }
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data) + "\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise SinkError(
+                f"cannot write checkpoint file {self.path}: {exc.strerror or exc}. "
+                "Pass a writable --checkpoint path."
+            ) from None
+        self._last_write = now
+        self._last_position = position
+
+
+def resolve_start(resume_from: int | None, checkpoint: str | Path | None) -> int:
+    """The replay start position from ``--resume-from`` and/or ``--checkpoint``.
+
+    An explicit ``--resume-from`` wins; otherwise an existing checkpoint file gives the
+    position; otherwise the replay starts at 0.
+    """
+    if resume_from is not None:
+        if resume_from < 0:
+            raise UsageError(f"--resume-from must be >= 0. Got {resume_from} instead.")
+        return resume_from
+    if checkpoint is not None:
+        stored = Checkpoint.read(checkpoint)
+        if stored is not None:
+            return stored
+    return 0
+
+
+def failure_message(
+    target: str, what: str, *, delivered: int, position: int, fix: str = ""
+) -> str:
+    """The standard "gave up" text: what failed, how far the replay got, how to resume."""
+    return (
+        f"{target}: {what}. Delivered {delivered} messages before giving up; confirmed "
+        f"position {position} (resume with --resume-from {position}, or --checkpoint).{fix}"
+    )
+
+
+class TransportSink(Sink):
+    """Common plumbing of the network sinks: position, checkpoint, retries, counters.
+
+    Parameters
+    ----------
+    target : the replay target URL, for messages.
+    start_position : absolute stream position of the first message this sink receives (the
+        replay's ``--resume-from``); positions in errors and checkpoints count from the
+        stream's start, so they can be passed back to ``--resume-from`` as they are.
+    checkpoint : a file to keep the confirmed position in (``--checkpoint``), or ``None``.
+    retries, backoff_s, backoff_max_s : the :class:`Backoff` when the server goes away.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        start_position: int = 0,
+        checkpoint: str | Path | None = None,
+        retries: int = 5,
+        backoff_s: float = 0.1,
+        backoff_max_s: float = 2.0,
+    ) -> None:
+        self.target = target
+        self.start_position = start_position
+        self.backoff = Backoff(retries=retries, base_s=backoff_s, cap_s=backoff_max_s)
+        self.tracker = PositionTracker(start_position)
+        self.checkpoint = Checkpoint(checkpoint, target=target)
+        #: absolute position of the next message handed to this sink
+        self.next_position = start_position
+        self.delivered = 0
+        self.failed = 0
+        self.retried = 0
+
+    def _validate_common(self) -> None:
+        if self.start_position < 0:
+            raise UsageError(f"start position must be >= 0. Got {self.start_position} instead.")
+        if self.backoff.retries < 0:
+            raise UsageError(f"--retries must be >= 0. Got {self.backoff.retries} instead.")
+
+    def _save_checkpoint(self, *, force: bool = False) -> None:
+        self.checkpoint.save(self.tracker.position, force=force, delivered=self.delivered)
+
+    def _count_retry(self, _exc: BaseException) -> None:
+        self.retried += 1
+
+    def _gave_up(self, what: str, fix: str = "") -> SinkError:
+        self._save_checkpoint(force=True)
+        return SinkError(
+            failure_message(
+                self.target, what, delivered=self.delivered, position=self.tracker.position,
+                fix=fix,
+            )
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """``delivered``, ``failed``, ``retries`` and the confirmed ``position``."""
+        return {
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "retries": self.retried,
+            "position": self.tracker.position,
+        }
+
+
+def split_url(target: str, *, scheme: str, default_port: int, what: str) -> tuple[str, int, str]:
+    """``scheme://host:port/name`` -> ``(host, port, name)``; a clear error when malformed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target)
+    name = parts.path.lstrip("/")
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = -1
+    if parts.scheme.lower() != scheme or not parts.hostname or port < 0 or not name:
+        raise UsageError(
+            f"replay target '{target}' is not a valid {scheme} URL. "
+            f"Write it as {scheme}://HOST:PORT/{what}, e.g. {scheme}://127.0.0.1:{default_port}/events."
+        )
+    return parts.hostname, port, name

