@@ -258,51 +258,6 @@ def report(
         raise typer.Exit(code=out.exit_code)
 
 
-# ---- report (issue 5) --------------------------------------------------------------------
-
-
-@app.command()
-def report(
-    run_dir: Annotated[str, typer.Argument(help="Run directory written by `rtml compare --out`.")],
-    run_b: Annotated[
-        Optional[str], typer.Argument(help="Optional second run directory, shown side by side (e.g. another model).")
-    ] = None,
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="terminal, markdown, html, json or junit.")
-    ] = "terminal",
-    check: Annotated[
-        Optional[list[str]],
-        typer.Option("--check", "-c", help="CI gate, repeatable: e.g. 'online.auc - batch.auc >= 0.01', 'stream.predict_p99_ms <= 20'."),
-    ] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
-    github_summary: Annotated[
-        bool, typer.Option("--github-summary", help="Also append the Markdown report to $GITHUB_STEP_SUMMARY.")
-    ] = False,
-    traffic: Annotated[
-        Optional[str], typer.Option(help="Capacity at this traffic multiplier too, e.g. '10x' (1x is always shown).")
-    ] = None,
-    slo: Annotated[Optional[str], typer.Option(help="End-to-end latency objective at p99 for capacity, e.g. '50ms' (default).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Also report capacity with this many workers.")] = None,
-) -> None:
-    """Render a run directory: verdict, quality, freshness, compute, capacity; gate CI with --check.
-
-    Never reruns the simulation. Exit codes: 0 every check passed (or none), 1 a check failed, 2 bad usage or an incomplete run directory, 3 a metric a check needs could not be computed.
-
-    Checks also come from [report] checks / [checks] in the run's config. Names are strategy.metric (auc, accuracy, log_loss, f1, brier, mae, rmse, r2, auc_diff_low, predict_p99_ms, update_p99_ms, events_per_s, staleness_mean_s, workers_needed, e2e_p99_ms, ...); an unknown name lists the known ones.
-    """
-    from rtml_cli.report import run_report
-
-    with _edge():
-        out = run_report(
-            run_dir, run_b, fmt=format, checks=check or [], output=output,
-            github_summary=github_summary, traffic=traffic, slo=slo, workers=workers,
-            color=sys.stdout.isatty(),
-        )
-        typer.echo(out.stdout, nl=False)
-    if out.exit_code:
-        raise typer.Exit(code=out.exit_code)
-
-
 def main() -> None:
     """Console-script entry point (``rtml``)."""
     try:
