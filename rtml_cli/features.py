@@ -1,0 +1,664 @@
+"""Point-in-time windowed aggregates per key, and request-time calendar features (DESIGN §1).
+
+A windowed feature ("mean click of this user in the last 1h") is evaluated for each event *i*
+at a query time ``q_i``:
+
+* ``stream`` / ``online`` / ``static`` use ``q_i = t_i`` (:func:`fresh_features`);
+* ``batch`` uses ``q_i = c_i``, the cutoff of the snapshot that served event *i*
+  (:func:`asof_features`; training rows use their own preceding cutoff, so there is no
+  train/serve skew).
+
+The value aggregates the rows *j* of the same key whose event time lies in ``[q_i - window, q_i)``
+and whose value was known before ``q_i``: a plain column is known at ``t_j``; the label column is
+known at its arrival ``l_j`` (so a row counts iff ``t_j >= q_i - window`` and ``l_j < q_i``).
+Nothing at or after ``q_i`` is ever used: the current event is excluded, and so are ties at
+``q_i``. Nulls (in values, or labels not known) never contribute. Over an empty window,
+``count``/``sum``/``count_distinct`` are 0 and the other aggregates null. Rows whose key is null
+get null features and contribute to no other row.
+
+How it is computed (linear after sorting, no per-row Python): a row *j* contributes to the query
+times in the half-open interval ``(a_j, e_j]`` where ``a_j`` is when it became known (``t_j`` or
+``l_j``) and ``e_j = t_j + window``. Every decomposable aggregate (count, sum, sum of squares,
+per-value counts) is then ``prefix(a < q) - prefix(e < q)``: cumulative sums over the rows
+ordered by ``a`` and by ``e``, read with strict backward as-of joins by key. ``last`` and the
+feature age come from the largest row position among rows known before ``q`` (rows are in time
+order, so that is the newest row; if it is outside the window, so is every other known row).
+``count_distinct`` on a plain column uses the interval ``(t_j, min(next occurrence, t_j + window)]``
+of each (key, value, time), which is active for exactly one occurrence per distinct value. ``min``
+and ``max`` on a plain column use polars' ``rolling_min_by(..., closed="left")``; on the label
+column (delayed, so not a contiguous window) they and ``count_distinct`` use per-value counts,
+which needs few distinct label values (a classification label).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from rtml_cli.durations import format_duration, parse_duration
+from rtml_cli.errors import ConfigError, UsageError, suggest
+from rtml_cli.io import L, T
+
+#: Prefix of every feature column this module produces (value columns).
+FEATURE_PREFIX = "rtml_f_"
+#: Prefix of the per-feature age columns (Int64 microseconds, null when nothing contributed).
+AGE_PREFIX = "rtml_age_"
+#: Column with the age of the freshest information over all windowed features of an event.
+FEATURE_AGE = "rtml_feature_age_us"
+
+#: Aggregations a windowed feature may use.
+AGGS = ("count", "sum", "mean", "min", "max", "std", "last", "count_distinct")
+#: Aggregations that need a numeric (or boolean) column.
+NUMERIC_AGGS = ("sum", "mean", "min", "max", "std")
+#: Request-time calendar parts derived from the event time.
+CALENDAR_PARTS = ("hour", "dow")
+#: Most distinct label values for min/max/count_distinct over the (delayed) label column.
+MAX_LABEL_VALUES = 64
+
+_ALIASES = {
+    "avg": "mean",
+    "average": "mean",
+    "total": "sum",
+    "n": "count",
+    "cnt": "count",
+    "size": "count",
+    "nunique": "count_distinct",
+    "n_unique": "count_distinct",
+    "distinct": "count_distinct",
+    "stddev": "std",
+    "stdev": "std",
+    "latest": "last",
+    "minimum": "min",
+    "maximum": "max",
+}
+_FEATURE_KEYS = ("name", "key", "column", "agg", "window")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_GLOBAL_KEY = "rtml_global_key"
+
+
+# ---------------------------------------------------------------------------------------------
+# specs
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """A windowed aggregate per key, evaluated point-in-time.
+
+    Parameters
+    ----------
+    name : feature name; the value column is ``rtml_f_<name>``, its age ``rtml_age_<name>``.
+    key : the entity column(s); ``None`` aggregates over the whole table (one global entity).
+    column : the source column, or ``"*"`` to count events.
+    agg : one of :data:`AGGS`.
+    window_us : window length in microseconds (> 0).
+
+    Examples
+    --------
+    >>> FeatureSpec.parse("user_id:click:mean:1h")
+    FeatureSpec(name='user_id_click_mean_1h', key=('user_id',), column='click', agg='mean', window_us=3600000000)
+    """
+
+    name: str
+    key: tuple[str, ...] | None
+    column: str
+    agg: str
+    window_us: int
+
+    @property
+    def value_col(self) -> str:
+        """Name of the output column holding the feature value."""
+        return FEATURE_PREFIX + self.name
+
+    @property
+    def age_col(self) -> str:
+        """Name of the output column holding the feature's age in microseconds."""
+        return AGE_PREFIX + self.name
+
+    @staticmethod
+    def default_name(key: Sequence[str] | None, column: str, agg: str, window_us: int) -> str:
+        """``<key>_<column>_<agg>_<window>``, e.g. ``user_id_click_mean_1h`` (``*`` is dropped)."""
+        parts = ["_".join(key) if key else "all"]
+        if column != "*":
+            parts.append(column)
+        parts += [agg, format_duration(window_us)]
+        return "_".join(parts)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        key: str | Sequence[str] | None,
+        column: str,
+        agg: str,
+        window: str | int | float,
+        name: str | None = None,
+        where: str = "feature",
+    ) -> FeatureSpec:
+        """Validate the parts of a feature and build it; ``where`` names it in error messages."""
+        if key is None or key == "" or key == []:
+            keys: tuple[str, ...] | None = None
+        elif isinstance(key, str):
+            keys = (key,)
+        elif isinstance(key, (list, tuple)) and all(isinstance(k, str) and k for k in key):
+            keys = tuple(key)
+        else:
+            raise ConfigError(
+                f"{where}: 'key' must be a column name or a list of column names (omit it for one "
+                f"global entity). Got {key!r}."
+            )
+        if not isinstance(column, str) or not column:
+            raise ConfigError(
+                f"{where}: 'column' must be a column name, or \"*\" to count events. Got {column!r}."
+            )
+        if not isinstance(agg, str):
+            raise ConfigError(f"{where}: 'agg' must be one of {', '.join(AGGS)}. Got {agg!r}.")
+        agg_norm = agg.strip().lower()
+        if agg_norm not in AGGS:
+            hint = f" Did you mean '{_ALIASES[agg_norm]}'?" if agg_norm in _ALIASES else suggest(agg_norm, AGGS)
+            raise ConfigError(
+                f"{where}: 'agg' = {agg!r} is not an aggregation.{hint} "
+                f"Allowed: {', '.join(AGGS)}."
+            )
+        if column == "*" and agg_norm != "count":
+            raise ConfigError(
+                f"{where}: column \"*\" counts events, so 'agg' must be 'count'. Got {agg!r}; name a "
+                "column to aggregate instead."
+            )
+        try:
+            window_us = parse_duration(window, what=f"{where} 'window'")
+        except UsageError as exc:
+            raise ConfigError(str(exc)) from None
+        if window_us <= 0:
+            raise ConfigError(
+                f"{where}: 'window' must be a positive duration such as '5m', '1h' or '1d'. "
+                f"Got {window!r}."
+            )
+        if name is None:
+            name = cls.default_name(keys, column, agg_norm, window_us)
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ConfigError(
+                f"{where}: 'name' must start with a letter or '_' and hold only letters, digits, "
+                f"'_', '.', '-'. Got {name!r}."
+            )
+        return cls(name=name, key=keys, column=column, agg=agg_norm, window_us=window_us)
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any], *, where: str = "[[feature]]") -> FeatureSpec:
+        """Build from one ``[[feature]]`` table of ``rtml.toml``.
+
+        Raises
+        ------
+        ConfigError
+            Unknown key, missing ``column``/``agg``/``window``, or an invalid value; the message
+            names the key, the value and what is allowed.
+
+        Examples
+        --------
+        >>> FeatureSpec.from_config({"key": "u", "column": "*", "agg": "count", "window": "5m"}).name
+        'u_count_5m'
+        """
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a table of keys ({', '.join(_FEATURE_KEYS)}). Got {entry!r}.")
+        for k in entry:
+            if k not in _FEATURE_KEYS:
+                raise ConfigError(
+                    f"{where}: unknown key '{k}'.{suggest(str(k), _FEATURE_KEYS)} "
+                    f"Allowed keys: {', '.join(_FEATURE_KEYS)}."
+                )
+        for req in ("column", "agg", "window"):
+            if req not in entry:
+                raise ConfigError(
+                    f"{where}: missing '{req}'. A windowed feature needs column (or \"*\"), agg "
+                    f"({', '.join(AGGS)}) and window (e.g. '1h'); key and name are optional."
+                )
+        name = entry.get("name")
+        label = f"{where} '{name}'" if isinstance(name, str) else where
+        return cls.build(
+            key=entry.get("key"),
+            column=entry["column"],
+            agg=entry["agg"],
+            window=entry["window"],
+            name=name,
+            where=label,
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> FeatureSpec:
+        """Parse the compact CLI form ``KEY:COLUMN:AGG:WINDOW[:NAME]``.
+
+        ``KEY`` is a column, several joined with ``+`` (``user+item``), or empty for one global
+        entity; ``COLUMN`` is ``*`` to count events.
+
+        Examples
+        --------
+        >>> FeatureSpec.parse("user_id:*:count:5m:recent_views").name
+        'recent_views'
+        >>> FeatureSpec.parse(":price:max:1d").key is None
+        True
+        """
+        parts = str(text).split(":")
+        if len(parts) not in (4, 5):
+            raise ConfigError(
+                f"feature {text!r} must have the form KEY:COLUMN:AGG:WINDOW[:NAME], e.g. "
+                "'user_id:click:mean:1h' or 'user_id:*:count:5m' (empty KEY = one global entity)."
+            )
+        key_text, column, agg, window = (p.strip() for p in parts[:4])
+        keys = [k for k in key_text.split("+") if k] if key_text else None
+        name = parts[4].strip() if len(parts) == 5 else None
+        return cls.build(key=keys, column=column, agg=agg, window=window, name=name, where=f"feature {text!r}")
+
+    def check_columns(self, schema: Mapping[str, pl.DataType] | pl.Schema, *, source: str = "the table") -> None:
+        """Raise :class:`ConfigError` if a column is missing or has a type ``agg`` cannot use."""
+        cols = list(schema.keys()) if isinstance(schema, Mapping) else list(schema.names())
+        needed = [*(self.key or ()), *(() if self.column == "*" else (self.column,))]
+        for c in needed:
+            if c not in cols:
+                shown = ", ".join(cols[:30])
+                raise ConfigError(
+                    f"feature '{self.name}': column '{c}' not found in {source}."
+                    f"{suggest(c, cols)} Columns are: {shown}."
+                )
+        if self.agg in NUMERIC_AGGS:
+            dtype = schema[self.column]
+            if not (dtype.is_numeric() or dtype == pl.Boolean):
+                raise ConfigError(
+                    f"feature '{self.name}': agg '{self.agg}' needs a numeric or boolean column, "
+                    f"but '{self.column}' is {dtype}. Use count, count_distinct or last."
+                )
+
+
+@dataclasses.dataclass(frozen=True)
+class CalendarSpec:
+    """A request-time feature derived from the event time, known to every strategy.
+
+    ``part`` is ``hour`` (0-23) or ``dow`` (day of week, 1 = Monday ... 7 = Sunday).
+    """
+
+    part: str
+
+    @property
+    def name(self) -> str:
+        """Feature name (the part itself)."""
+        return self.part
+
+    @property
+    def value_col(self) -> str:
+        """Name of the output column."""
+        return FEATURE_PREFIX + self.part
+
+    @classmethod
+    def parse(cls, text: str) -> CalendarSpec:
+        """Validate a calendar part name (``hour`` or ``dow``)."""
+        part = str(text).strip().lower()
+        aliases = {"hour_of_day": "hour", "day_of_week": "dow", "weekday": "dow"}
+        part = aliases.get(part, part)
+        if part not in CALENDAR_PARTS:
+            raise ConfigError(
+                f"calendar feature {text!r} is unknown.{suggest(part, CALENDAR_PARTS)} "
+                f"Allowed: {', '.join(CALENDAR_PARTS)}."
+            )
+        return cls(part)
+
+
+def parse_features(items: Sequence[str]) -> list[FeatureSpec | CalendarSpec]:
+    """Parse CLI feature strings: ``hour``/``dow`` or ``KEY:COLUMN:AGG:WINDOW[:NAME]``."""
+    out: list[FeatureSpec | CalendarSpec] = []
+    for item in items:
+        out.append(FeatureSpec.parse(item) if ":" in item else CalendarSpec.parse(item))
+    check_unique_names(out)
+    return out
+
+
+def check_unique_names(specs: Sequence[FeatureSpec | CalendarSpec]) -> None:
+    """Raise :class:`ConfigError` when two features would produce the same column."""
+    seen: set[str] = set()
+    for s in specs:
+        if s.name in seen:
+            raise ConfigError(f"two features are named '{s.name}'. Give each [[feature]] its own 'name'.")
+        seen.add(s.name)
+
+
+def feature_columns(specs: Sequence[FeatureSpec | CalendarSpec]) -> list[str]:
+    """The value columns the specs produce, in order (what a model is fed)."""
+    return [s.value_col for s in specs]
+
+
+# ---------------------------------------------------------------------------------------------
+# computation
+
+
+def calendar_features(frame: pl.DataFrame, parts: Sequence[CalendarSpec | str], *, time_col: str = T) -> pl.DataFrame:
+    """Request-time calendar features of each event (``rtml_f_hour``, ``rtml_f_dow``), Int8."""
+    exprs = []
+    for p in parts:
+        spec = p if isinstance(p, CalendarSpec) else CalendarSpec.parse(p)
+        t = pl.col(time_col)
+        expr = t.dt.hour() if spec.part == "hour" else t.dt.weekday()
+        exprs.append(expr.cast(pl.Int8).alias(spec.value_col))
+    return frame.select(exprs)
+
+
+def cutoff_grid(times: pl.Series | pl.Expr, every_us: int) -> pl.Series | pl.Expr:
+    """The batch cutoff of each time: the latest multiple of ``every_us`` since the epoch ``<= t``.
+
+    An event exactly on the grid is served by the snapshot taken at that instant (which itself
+    sees only what happened strictly before it).
+    """
+    if every_us <= 0:
+        raise UsageError(f"The cutoff period must be a positive duration. Got {every_us} us.")
+    us = times.cast(pl.Datetime("us")).cast(pl.Int64)
+    return ((us // every_us) * every_us).cast(pl.Datetime("us"))
+
+
+def fresh_features(
+    frame: pl.DataFrame,
+    specs: Sequence[FeatureSpec | CalendarSpec],
+    *,
+    label_col: str | None = None,
+    time_col: str = T,
+    label_arrival_col: str = L,
+) -> pl.DataFrame:
+    """Features as ``stream``/``online``/``static`` see them: as of each event's own time.
+
+    Parameters
+    ----------
+    frame : the events (any order); needs ``time_col``, the key and source columns, and
+        ``label_arrival_col`` when a feature aggregates ``label_col``.
+    specs : windowed (:class:`FeatureSpec`) and calendar (:class:`CalendarSpec`) features.
+    label_col : the label column; aggregates over it use only labels arrived strictly before
+        the query time. ``None``: no column is delayed.
+    time_col, label_arrival_col : internal time columns (``rtml_t``, ``rtml_l``).
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per row of ``frame`` (same order): ``rtml_f_<name>`` for each spec,
+        ``rtml_age_<name>`` for each windowed spec, and :data:`FEATURE_AGE` (the smallest age).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> df = pl.DataFrame({"rtml_t": [dt.datetime(2024, 1, 1, h) for h in (0, 1, 1, 3)],
+    ...                    "u": ["a", "a", "a", "a"], "x": [1.0, 2.0, 4.0, 8.0]})
+    >>> fresh_features(df, [FeatureSpec.parse("u:x:sum:2h")])["rtml_f_u_x_sum_2h"].to_list()
+    [0.0, 1.0, 1.0, 6.0]
+    """
+    return _features(frame, specs, None, label_col=label_col, time_col=time_col, label_arrival_col=label_arrival_col)
+
+
+def asof_features(
+    frame: pl.DataFrame,
+    specs: Sequence[FeatureSpec | CalendarSpec],
+    cutoffs: pl.Series | str,
+    *,
+    label_col: str | None = None,
+    time_col: str = T,
+    label_arrival_col: str = L,
+) -> pl.DataFrame:
+    """Features as the ``batch`` snapshot at each event's cutoff ``c_i`` served them.
+
+    Same as :func:`fresh_features` with the window ``[c_i - window, c_i)`` and labels arrived
+    strictly before ``c_i``; ages stay relative to the event time ``t_i`` (how old the freshest
+    information used for event *i* is). Calendar features use the event time (request time).
+
+    Parameters
+    ----------
+    cutoffs : one cutoff per row of ``frame`` (a Series or the name of a column), e.g.
+        :func:`cutoff_grid` of the event times.
+    """
+    if isinstance(cutoffs, str):
+        if cutoffs not in frame.columns:
+            raise UsageError(f"cutoff column '{cutoffs}' not found; columns are {', '.join(frame.columns)}.")
+        cut = frame[cutoffs]
+    else:
+        cut = cutoffs
+    if len(cut) != frame.height:
+        raise UsageError(f"asof_features needs one cutoff per event: got {len(cut)} for {frame.height} events.")
+    return _features(
+        frame, specs, cut.cast(pl.Datetime("us")), label_col=label_col, time_col=time_col,
+        label_arrival_col=label_arrival_col,
+    )
+
+
+_R = "rtml_fr_row"  # position in time order (newest row = largest)
+_Q = "rtml_fr_q"  # query time
+_A = "rtml_fr_a"  # when a row's value became known
+_E = "rtml_fr_e"  # when it leaves the window
+_X = "rtml_fr_x"  # value
+
+
+def _features(
+    frame: pl.DataFrame,
+    specs: Sequence[FeatureSpec | CalendarSpec],
+    cutoffs: pl.Series | None,
+    *,
+    label_col: str | None,
+    time_col: str,
+    label_arrival_col: str,
+) -> pl.DataFrame:
+    check_unique_names(specs)
+    windowed = [s for s in specs if isinstance(s, FeatureSpec)]
+    for s in windowed:
+        s.check_columns(frame.schema)
+        if s.column == label_col and label_arrival_col not in frame.columns:
+            raise UsageError(
+                f"feature '{s.name}' aggregates the label '{label_col}', so the frame needs the "
+                f"label arrival column '{label_arrival_col}'."
+            )
+    if time_col not in frame.columns:
+        raise UsageError(f"time column '{time_col}' not found; columns are {', '.join(frame.columns)}.")
+    base = frame.with_columns(pl.col(time_col).cast(pl.Datetime("us")))
+    if cutoffs is not None:
+        base = base.with_columns(cutoffs.alias(_Q))
+    else:
+        base = base.with_columns(pl.col(time_col).alias(_Q))
+    # Work in stable time order so that a larger row position always means a newer event.
+    already_sorted = bool(base[time_col].is_sorted())
+    base = base.with_row_index("rtml_fr_orig")
+    if not already_sorted:
+        base = base.sort(time_col, maintain_order=True)
+    base = base.with_row_index(_R).with_columns(pl.lit(0, pl.Int8).alias(_GLOBAL_KEY))
+
+    out: dict[str, pl.Series] = {}
+    ages: list[str] = []
+    for s in specs:
+        if isinstance(s, CalendarSpec):
+            out[s.value_col] = calendar_features(base, [s], time_col=time_col)[s.value_col]
+            continue
+        value, age = _one(base, s, label=(s.column == label_col), time_col=time_col, arrival_col=label_arrival_col)
+        out[s.value_col] = value
+        out[s.age_col] = age
+        ages.append(s.age_col)
+    res = pl.DataFrame(out)
+    if ages:
+        res = res.with_columns(pl.min_horizontal(ages).alias(FEATURE_AGE))
+    if not already_sorted:
+        res = res.with_columns(base["rtml_fr_orig"]).sort("rtml_fr_orig").drop("rtml_fr_orig")
+    return res
+
+
+def _one(
+    base: pl.DataFrame, spec: FeatureSpec, *, label: bool, time_col: str, arrival_col: str
+) -> tuple[pl.Series, pl.Series]:
+    """Value and age of one windowed feature for every row of ``base`` (time-sorted)."""
+    keys = list(spec.key) if spec.key else [_GLOBAL_KEY]
+    w = spec.window_us
+    t = pl.col(time_col)
+    key_ok = pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
+    if spec.column == "*":
+        x = pl.lit(1.0)
+        present = pl.lit(True)
+    else:
+        dtype = base.schema[spec.column]
+        x = pl.col(spec.column).cast(pl.Float64) if dtype == pl.Boolean else pl.col(spec.column)
+        present = pl.col(spec.column).is_not_null()
+    known = pl.col(arrival_col) if label else t
+    rows = base.select(
+        *keys,
+        pl.col(_R),
+        t.alias("rtml_fr_t"),
+        known.alias(_A),
+        (t + pl.duration(microseconds=w)).alias(_E),
+        x.alias(_X),
+        (key_ok & present).alias("rtml_fr_ok"),
+        pl.lit(1, pl.Int64).alias("rtml_fr_one"),
+    ).filter(pl.col("rtml_fr_ok") & pl.col(_A).is_not_null() & (pl.col(_A) < pl.col(_E)))
+    queries = base.select(*keys, pl.col(_R), pl.col(_Q), t.alias("rtml_fr_t"))
+    qsorted = bool(queries[_Q].is_sorted())
+    if not qsorted:
+        queries = queries.sort(_Q, maintain_order=True)
+
+    rows = rows.sort(_A, maintain_order=True)
+    weights: dict[str, pl.Expr] = {"n": pl.col("rtml_fr_one")}
+    if spec.agg in ("sum", "mean", "std"):
+        # Shift by the key's first known value so that sums of squares do not cancel badly;
+        # that row is known before any query that can see a row of this key.
+        xs = pl.col(_X).cast(pl.Float64)
+        rows = rows.with_columns(xs.first().over(keys).alias("shift"))
+        rows = rows.with_columns((xs - pl.col("shift")).alias("rtml_fr_s"))
+        weights["s"] = pl.col("rtml_fr_s")
+        weights["s2"] = pl.col("rtml_fr_s") ** 2
+    bucket_values: list[Any] = []
+    if label and spec.agg in ("min", "max", "count_distinct"):
+        bucket_values = sorted(rows[_X].unique().drop_nulls().to_list())
+        if len(bucket_values) > MAX_LABEL_VALUES:
+            raise ConfigError(
+                f"feature '{spec.name}': agg '{spec.agg}' over the delayed label '{spec.column}' "
+                f"supports at most {MAX_LABEL_VALUES} distinct label values; it has "
+                f"{len(bucket_values)}. Use mean, sum, std, count or last for a regression label."
+            )
+        for i, v in enumerate(bucket_values):
+            weights[f"b{i}"] = (pl.col(_X) == v).cast(pl.Int64)
+
+    add_w = dict(weights, **({"shift": pl.col("shift")} if "s" in weights else {}))
+    added = _stab(rows, queries, keys, _A, add_w, with_newest=True)
+    removed = _stab(rows.sort(_E, maintain_order=True), queries, keys, _E, weights, with_newest=False)
+    q = queries.with_columns(
+        *(added[c].alias("add_" + c) for c in added.columns),
+        *(removed[c].alias("rem_" + c) for c in removed.columns),
+    )
+    n = (pl.col("add_n").fill_null(0) - pl.col("rem_n").fill_null(0))
+
+    # Newest known row: in the window iff its event time is >= q - window.
+    newest = pl.col("add_newest")
+    t_all = rows.select(_R, "rtml_fr_t", _X)
+    q = q.join(
+        t_all.rename({_R: "add_newest", "rtml_fr_t": "rtml_fr_tn", _X: "rtml_fr_xn"}),
+        on="add_newest",
+        how="left",
+        maintain_order="left",
+    )
+    in_window = newest.is_not_null() & (pl.col("rtml_fr_tn") >= pl.col(_Q) - pl.duration(microseconds=w))
+    age = pl.when(in_window).then((pl.col("rtml_fr_t") - pl.col("rtml_fr_tn")).dt.total_microseconds())
+
+    agg = spec.agg
+    if agg == "count":
+        val = n
+    elif agg in ("sum", "mean", "std"):
+        s1 = pl.col("add_s").fill_null(0.0) - pl.col("rem_s").fill_null(0.0)
+        s2 = pl.col("add_s2").fill_null(0.0) - pl.col("rem_s2").fill_null(0.0)
+        shift = pl.col("add_shift")
+        if agg == "sum":
+            val = pl.when(n > 0).then(s1 + n * shift).otherwise(0.0)
+        elif agg == "mean":
+            val = pl.when(n > 0).then(shift + s1 / n)
+        else:
+            var = (s2 - s1 * s1 / n) / (n - 1)
+            val = pl.when(n > 1).then(pl.max_horizontal(var, pl.lit(0.0)).sqrt())
+    elif agg == "last":
+        val = pl.when(in_window).then(pl.col("rtml_fr_xn"))
+    elif bucket_values:
+        counts = [pl.col(f"add_b{i}").fill_null(0) - pl.col(f"rem_b{i}").fill_null(0) for i in range(len(bucket_values))]
+        if agg == "count_distinct":
+            val = pl.sum_horizontal([(c > 0).cast(pl.Int64) for c in counts]) if counts else pl.lit(0, pl.Int64)
+        else:
+            order = list(range(len(bucket_values)))
+            if agg == "max":
+                order.reverse()
+            val = pl.coalesce([pl.when(counts[i] > 0).then(pl.lit(float(bucket_values[i]))) for i in order] + [pl.lit(None, pl.Float64)])
+    elif agg == "count_distinct":
+        val = _count_distinct(base, rows, queries, keys, w)
+    else:  # min / max over a plain column: a contiguous time window
+        val = _rolling_extreme(rows, queries, keys, w, agg)
+
+    result = q.select(pl.col(_R), val.alias("value"), age.alias("age"), *keys)
+    # Rows with a null key belong to no entity: their features are null.
+    result = result.with_columns(
+        pl.when(pl.all_horizontal([pl.col(k).is_not_null() for k in keys])).then(pl.col(c)).alias(c)
+        for c in ("value", "age")
+    ).sort(_R)
+    value = result["value"]
+    if agg in ("count", "count_distinct"):
+        value = value.cast(pl.Int64)
+    elif agg in ("sum", "mean", "std", "min", "max") or value.dtype == pl.Boolean:
+        value = value.cast(pl.Float64)
+    return value.alias(spec.value_col), result["age"].cast(pl.Int64).alias(spec.age_col)
+
+
+def _stab(
+    stream: pl.DataFrame,
+    queries: pl.DataFrame,
+    keys: list[str],
+    on: str,
+    weights: Mapping[str, pl.Expr],
+    *,
+    with_newest: bool,
+) -> pl.DataFrame:
+    """Per query: cumulative weights of the stream rows of its key with ``on < q`` (aligned to ``queries``)."""
+    # "shift" is constant per key: carried, not summed.
+    cums = [
+        (w.cum_sum().over(keys) if name != "shift" else w).alias(name) for name, w in weights.items()
+    ]
+    if with_newest:
+        cums.append(pl.col(_R).cum_max().over(keys).alias("newest"))
+    cum = stream.with_columns(*cums).select(*keys, on, *weights.keys(), *(["newest"] if with_newest else []))
+    # Backward strict as-of: the last stream row (ties: the last one, whose cumulative sums
+    # include all tied rows) whose time is strictly before the query.
+    joined = queries.select(*keys, _Q).join_asof(
+        cum, left_on=_Q, right_on=on, by=keys, strategy="backward", allow_exact_matches=False,
+        check_sortedness=False,
+    )
+    return joined.select(*weights.keys(), *(["newest"] if with_newest else []))
+
+
+def _count_distinct(base: pl.DataFrame, rows: pl.DataFrame, queries: pl.DataFrame, keys: list[str], w: int) -> pl.Expr:
+    # Each (key, value, time) is active on (t, min(next time of the value, t + w)]: exactly one
+    # occurrence of each distinct value in [q - w, q) is active at q.
+    occ = (
+        rows.select(*keys, _X, pl.col("rtml_fr_t"))
+        .unique(maintain_order=True)
+        .with_columns(pl.lit(1, pl.Int64).alias("rtml_fr_one"))
+        .with_columns(pl.col("rtml_fr_t").shift(-1).over([*keys, _X]).alias("rtml_fr_next"))
+        .with_columns(
+            pl.col("rtml_fr_t").alias(_A),
+            pl.min_horizontal(
+                pl.col("rtml_fr_next"), pl.col("rtml_fr_t") + pl.duration(microseconds=w)
+            ).alias(_E),
+        )
+    )
+    ones = {"n": pl.col("rtml_fr_one")}
+    add = _stab(occ.sort(_A, maintain_order=True), queries, keys, _A, ones, with_newest=False)["n"].fill_null(0)
+    rem = _stab(occ.sort(_E, maintain_order=True), queries, keys, _E, ones, with_newest=False)["n"].fill_null(0)
+    return pl.lit(add - rem)
+
+
+def _rolling_extreme(rows: pl.DataFrame, queries: pl.DataFrame, keys: list[str], w: int, agg: str) -> pl.Expr:
+    # Rolling over the data rows plus one null-valued probe row per query: polars' closed="left"
+    # window [q - w, q) of a probe holds exactly the rows of its key before q.
+    data = rows.select(*keys, pl.col("rtml_fr_t").alias("rtml_fr_time"), pl.col(_X).cast(pl.Float64), pl.lit(None, pl.UInt32).alias("rtml_fr_probe"))
+    probes = queries.select(
+        *keys, pl.col(_Q).alias("rtml_fr_time"), pl.lit(None, pl.Float64).alias(_X),
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("rtml_fr_probe"),
+    )
+    both = pl.concat([data, probes], how="vertical").sort("rtml_fr_time", maintain_order=True)
+    fn = pl.col(_X).rolling_min_by if agg == "min" else pl.col(_X).rolling_max_by
+    vals = (
+        both.with_columns(fn("rtml_fr_time", window_size=f"{w}us", closed="left").over(keys).alias("v"))
+        .filter(pl.col("rtml_fr_probe").is_not_null())
+        .sort("rtml_fr_probe")["v"]
+    )
+    return pl.lit(vals)
