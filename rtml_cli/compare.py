@@ -1,0 +1,427 @@
+"""``rtml compare``: table → feature views → strategies (in parallel) → run directory.
+
+:func:`prepare` resolves the configuration against the table (roles, task, warm-up, model,
+views); :func:`run_strategies` simulates every strategy; :func:`run_compare` does both and
+writes the run directory (:mod:`rtml_cli.runs`) with ``metrics.json`` from
+:func:`rtml_cli.metrics.compute_metrics`.
+
+Examples
+--------
+>>> result = run_compare("sample_data/clickstream.parquet")  # doctest: +SKIP
+>>> result.run_dir  # doctest: +SKIP
+PosixPath('runs/clickstream-20260101T000000')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import math
+import platform
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from rtml_cli import __version__
+from rtml_cli.config import CompareConfig, StrategySpec, build_config, find_config, load_toml
+from rtml_cli.durations import format_duration, parse_duration
+from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
+from rtml_cli.io import EVENT_ID, L, T, EventTable, Roles, load_events
+from rtml_cli.models import Encoding, LabelInfo, ModelBuilder, check_online, encode, infer_task, make_encoding, resolve_model
+from rtml_cli.runs import check_out, default_out, write_run
+from rtml_cli.strategies import NO_AGE, NO_LABEL, SimData, StrategyResult, View, make_view, simulate, uniform_sample, view_frame
+from rtml_cli.timing import NO_TIME, percentiles
+
+DEFAULT_TIMING_SAMPLE = 2000
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything the strategies need, resolved from table + config."""
+
+    table: EventTable
+    config: CompareConfig
+    label: LabelInfo
+    features: list[str]
+    encoding: Encoding
+    builder: ModelBuilder
+    data: SimData
+    views: dict[str, View]
+    notes: list[str]
+
+    def view_for(self, spec: StrategySpec) -> View:
+        """The fresh view, or the batch view of the strategy's period."""
+        return self.views[view_key(spec)]
+
+
+def view_key(spec: StrategySpec) -> str:
+    """Name of the view a strategy sees: ``fresh`` or ``batch:<period µs>``."""
+    return f"batch:{spec.retrain_every_us}" if spec.kind == "batch" else "fresh"
+
+
+def warmup_end(t: np.ndarray, warmup: str | float, *, source: str) -> int:
+    """W in µs: first event time + duration, or the time of the first event after the fraction."""
+    n = len(t)
+    if isinstance(warmup, float):
+        idx = int(math.ceil(warmup * n))
+        if idx >= n:
+            raise InputError(f"warm-up fraction {warmup} of {source} leaves no event to score ({n} events). Use a smaller --warmup.")
+        return int(t[idx])
+    d = parse_duration(warmup, what="warm-up")
+    W = int(t[0]) + d
+    if W > int(t[-1]):
+        span = format_duration(int(t[-1]) - int(t[0]))
+        raise InputError(
+            f"warm-up {warmup} is longer than the data of {source} (it spans {span}); no event "
+            "would be scored. Use a shorter --warmup, or a fraction such as 0.2."
+        )
+    return W
+
+
+def prepare(
+    table: str | Path,
+    cfg: CompareConfig,
+    *,
+    seed: int = 0,
+    instance: Any = None,
+) -> Prepared:
+    """Load the table and resolve roles, task, warm-up, model and feature views.
+
+    Parameters
+    ----------
+    table : the table path.
+    cfg : the validated configuration.
+    seed : random seed (presets, timing sample).
+    instance : an estimator object to use instead of ``cfg.model`` (library use and tests).
+    """
+    ev = load_events(table, cfg.roles, label_delay_us=cfg.label_delay_us, need_label=True)
+    notes = list(ev.notes)
+    roles, frame, source = ev.roles, ev.frame, ev.source
+    assert roles.label is not None
+    label = infer_task(frame[roles.label], name=roles.label, source=source)
+    notes.append(
+        f"task: {label.task}" + (f" (positive class: {label.positive_class!r})" if label.task == "binary" else "")
+    )
+    internal = {T, L, EVENT_ID}
+    features = [c for c in roles.feature_columns(frame.columns) if c not in internal]
+    if roles.features is None:
+        # a datetime other than the event time is rarely a feature; say so rather than guess silently
+        notes.append(f"features: {', '.join(features)} (every other column; set [data] features to change)")
+    if not features:
+        raise InputError(f"{source} has no feature column left after time/label/key/ignore. Check --features/[data].")
+    for rf in roles.request_features:
+        if rf not in features:
+            raise UsageError(f"request feature '{rf}' is not among the features ({', '.join(features)}). Add it to [data] features.")
+    t = frame[T].dt.epoch("us").to_numpy().astype(np.int64)
+    W = warmup_end(t, cfg.warmup, source=source)
+    notes.append(f"warm-up: {cfg.warmup} → scoring events from {_iso(W)}")
+    l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)
+    data = SimData(t=t, l=l, y=label.y, W=W, task=label.task)
+    raw = bool(cfg.model.estimator or cfg.model.factory or instance is not None)
+    enc = make_encoding(frame, features, raw=raw)
+    builder = resolve_model(cfg.model, task=label.task, encoding=enc, seed=seed, instance=instance)
+    if not (cfg.model.preset or cfg.model.estimator or cfg.model.factory) and instance is None:
+        notes.append(f"model: {builder.describe()} (default; pass --model to change)")
+    for s in cfg.strategies:
+        if s.kind == "online":
+            check_online(builder, what=s.name)
+    views: dict[str, View] = {}
+    for s in cfg.strategies:
+        key = view_key(s)
+        if key in views:
+            continue
+        vf = view_frame(
+            frame, columns=features, key=roles.key, request_features=roles.request_features,
+            every_us=s.retrain_every_us if s.kind == "batch" else None, feature_specs=cfg.features,
+        )
+        cols = features + [f.name for f in cfg.features]
+        enc_v = enc if not cfg.features else make_encoding(vf, cols, raw=raw)
+        views[key] = make_view(frame, vf, encode(vf, enc_v), key)
+    return Prepared(ev, cfg, label, features, enc, builder, data, views, notes)
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))).isoformat()
+
+
+def _run_one(spec: StrategySpec, data: SimData, view: View, builder: ModelBuilder, sample: np.ndarray, fast: bool) -> StrategyResult:
+    """Worker entry point (top level so joblib can pickle it)."""
+    return simulate(spec, data, view, builder, sample=sample, fast=fast)
+
+
+def run_strategies(
+    prep: Prepared,
+    *,
+    jobs: int = 1,
+    timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
+    seed: int = 0,
+    fast: bool = True,
+    progress: bool = False,
+) -> list[StrategyResult]:
+    """Simulate every configured strategy (``jobs`` > 1: in parallel worker processes)."""
+    specs = prep.config.strategies
+    m = len(prep.data.t) - prep.data.s0
+    sample = uniform_sample(m, timing_sample, seed)
+    if jobs <= 1 or len(specs) == 1:
+        with _progress(progress, specs, m) as advance:
+            return [
+                simulate(s, prep.data, prep.view_for(s), prep.builder, sample=sample, fast=fast,
+                         progress=advance(s.name))
+                for s in specs
+            ]
+    from joblib import Parallel, delayed
+
+    with _progress(progress, specs, m) as advance:
+        out = []
+        tasks = (delayed(_run_one)(s, prep.data, prep.view_for(s), prep.builder, sample, fast) for s in specs)
+        for s, r in zip(specs, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
+            advance(s.name)(m)
+            out.append(r)
+        return out
+
+
+class _progress:
+    """Rich progress bars, one per strategy; a no-op when not on a terminal."""
+
+    def __init__(self, enabled: bool, specs: list[StrategySpec], total: int) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.specs, self.total = specs, total
+
+    def __enter__(self) -> Callable[[str], Callable[[int], None] | None]:
+        if not self.enabled:
+            return lambda name: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.ids = {s.name: self.bar.add_task(s.name, total=self.total) for s in self.specs}
+        self.bar.start()
+        return lambda name: (lambda done: self.bar.update(self.ids[name], completed=done))
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def predictions_frame(prep: Prepared, results: list[StrategyResult]) -> pl.DataFrame:
+    """``predictions.parquet`` (schema in docs/ARCHITECTURE.md): one row per scored event × strategy."""
+    d, s0 = prep.data, prep.data.s0
+    frame = prep.table.frame
+    t = d.t[s0:]
+    lt = d.l[s0:]
+    ev_ids = frame[EVENT_ID].to_numpy()[s0:].astype(np.int64)
+    parts = []
+    for r in results:
+        age = r.feature_age
+        parts.append(pl.DataFrame({
+            "event_id": ev_ids,
+            "strategy": [r.name] * len(t),
+            "t": pl.Series(t).cast(pl.Datetime("us")),
+            "label_time": pl.Series(np.where(lt == NO_LABEL, 0, lt)).cast(pl.Datetime("us")),
+            "label_null": lt == NO_LABEL,
+            "y": d.y[s0:],
+            "score": r.score,
+            "pred": r.pred,
+            "model_version": r.model_version.astype(np.int32),
+            "model_time": pl.Series(r.model_time).cast(pl.Datetime("us")),
+            "features_time": pl.Series(r.features_time).cast(pl.Datetime("us")),
+            "staleness_us": t - r.features_time,
+            "feature_age_us": pl.Series(age).set(pl.Series(age == NO_AGE), None) if (age == NO_AGE).any() else age,
+            "model_age_us": t - r.model_time,
+            "cold_start": r.cold_start,
+        }))
+    df = pl.concat(parts, how="vertical_relaxed")
+    return df.with_columns(
+        pl.when(pl.col("label_null")).then(None).otherwise(pl.col("label_time")).alias("label_time"),
+        pl.col("y").fill_nan(None),
+        pl.col("feature_age_us").cast(pl.Int64),
+        pl.col("strategy").cast(pl.String),
+    ).drop("label_null")
+
+
+def timings_frame(results: list[StrategyResult]) -> pl.DataFrame:
+    """``timings.parquet``: one row per timed call."""
+    parts = []
+    for r in results:
+        c = r.calls
+        tt = c["t"]
+        parts.append(pl.DataFrame({
+            "strategy": [r.name] * len(tt),
+            "kind": c["kind"],
+            "wall_ns": c["wall_ns"],
+            "cpu_ns": c["cpu_ns"],
+            "rows": c["rows"],
+            "t": pl.Series(np.where(tt == NO_TIME, 0, tt)).cast(pl.Datetime("us")),
+            "t_null": tt == NO_TIME,
+        }, schema_overrides={"kind": pl.String, "strategy": pl.String}))
+    df = pl.concat(parts) if parts else pl.DataFrame()
+    return df.with_columns(pl.when(pl.col("t_null")).then(None).otherwise(pl.col("t")).alias("t")).drop("t_null")
+
+
+def _metrics(pred: pl.DataFrame, tim: pl.DataFrame, *, task: str, names: list[str], baseline: str, bucket: str | None, seed: int) -> dict[str, Any]:
+    try:
+        from rtml_cli.metrics import compute_metrics
+    except ImportError:  # pragma: no cover - metrics lands in its own issue
+        return {"schema_version": 0, "note": "rtml_cli.metrics not available in this build"}
+    return compute_metrics(pred, tim, task=task, strategies=names, baseline=baseline, bucket=bucket, seed=seed)
+
+
+@dataclasses.dataclass
+class CompareResult:
+    """What :func:`run_compare` did: where it wrote, what it inferred, a short summary."""
+
+    run_dir: Path
+    notes: list[str]
+    summary: list[dict[str, Any]]
+    main_metric: str
+    warnings: list[str]
+    metrics: dict[str, Any]
+
+
+def resolve_config(
+    table: str | Path,
+    *,
+    config: str | Path | None = None,
+    roles: Roles | None = None,
+    **overrides: Any,
+) -> CompareConfig:
+    """``--config``, else the ``rtml.toml`` beside the table (said in the notes), else zero config."""
+    raw: dict[str, Any] = {}
+    source = None
+    found = None
+    if config is not None:
+        raw, source = load_toml(config), str(config)
+    else:
+        found = find_config(table)
+        if found is not None:
+            raw, source = load_toml(found), str(found)
+    cfg = build_config(raw, source=source, roles=roles, **overrides)
+    if found is not None:
+        cfg.notes.insert(0, f"config: {found} (found beside the table; pass --config to use another)")
+    return cfg
+
+
+def run_compare(
+    table: str | Path,
+    *,
+    config: str | Path | None = None,
+    roles: Roles | None = None,
+    label_delay: str | None = None,
+    warmup: str | None = None,
+    model: str | None = None,
+    strategies: str | None = None,
+    baseline: str | None = None,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
+    seed: int = 0,
+    fast: bool = True,
+    progress: bool = False,
+    instance: Any = None,
+) -> CompareResult:
+    """Simulate every strategy on ``table`` and write a run directory.
+
+    Parameters mirror the CLI flags; ``None`` means "from the config / inferred".
+    ``timing_sample=None`` times every event with a single-row call.
+
+    Raises
+    ------
+    RtmlError
+        Any bad input; nothing that looks like a finished run directory is left behind.
+    """
+    t_start = time.perf_counter()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1. Got {jobs}.")
+    if timing_sample is not None and timing_sample < 0:
+        raise UsageError(f"--timing-sample must be >= 0 or 'all'. Got {timing_sample}.")
+    cfg = resolve_config(table, config=config, roles=roles, label_delay=label_delay, warmup=warmup,
+                         model=model, strategies=strategies, baseline=baseline)
+    out_dir = check_out(out if out is not None else default_out(table))
+    prep = prepare(table, cfg, seed=seed, instance=instance)
+    notes = cfg.notes + prep.notes
+    t_prep = time.perf_counter()
+    results = run_strategies(prep, jobs=jobs, timing_sample=timing_sample, seed=seed, fast=fast, progress=progress)
+    t_sim = time.perf_counter()
+    warn_list = [w for r in results for w in r.warnings]
+    for w in warn_list:
+        warnings.warn(w, ClassImbalanceWarning, stacklevel=2)
+    names = [s.name for s in cfg.strategies]
+    pred = predictions_frame(prep, results)
+    tim = timings_frame(results)
+    assert cfg.baseline is not None
+    metrics = _metrics(pred, tim, task=prep.label.task, names=names, baseline=cfg.baseline, bucket=cfg.bucket, seed=seed)
+    t_met = time.perf_counter()
+    manifest = _manifest(prep, results, notes, warn_list, jobs=jobs, timing_sample=timing_sample, fast=fast,
+                         timings={"prepare_s": t_prep - t_start, "simulate_s": t_sim - t_prep, "metrics_s": t_met - t_sim})
+    run_dir = write_run(out_dir, manifest=manifest, predictions=pred, timings=tim, metrics=metrics)
+    main = "auc" if prep.label.task == "binary" else "rmse"
+    return CompareResult(run_dir, notes, _summary(results, metrics, main, len(prep.data.t) - prep.data.s0), main, warn_list, metrics)
+
+
+def _summary(results: list[StrategyResult], metrics: dict[str, Any], main: str, scored: int) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        q = metrics.get("quality", {}).get(r.name, {})
+        c = r.calls
+        single = c["wall_ns"][(np.array(c["kind"]) == "predict") & (c["rows"] == 1)] if len(c["kind"]) else np.array([])
+        p99 = percentiles(single)["p99"]
+        rows.append({
+            "strategy": r.name, "kind": r.kind, main: q.get(main),
+            "events_per_s": scored / r.wall_s if r.wall_s > 0 else None,
+            "predict_p99_ms": None if p99 is None else p99 / 1e6,
+            "wall_s": r.wall_s,
+        })
+    return rows
+
+
+def _fingerprint(frame: pl.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(str(frame.schema).encode())
+    h.update(str(frame.height).encode())
+    h.update(np.asarray(frame.hash_rows(seed=0).sum()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _manifest(prep: Prepared, results: list[StrategyResult], notes: list[str], warn_list: list[str], *,
+              jobs: int, timing_sample: int | None, fast: bool, timings: dict[str, float]) -> dict[str, Any]:
+    import sklearn
+
+    cfg, ev = prep.config, prep.table
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "rtml_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "table": {"source": ev.source, "rows": ev.frame.height, "fingerprint": _fingerprint(ev.frame)},
+        "roles": dataclasses.asdict(ev.roles),
+        "features": prep.features,
+        "inferred": notes,
+        "task": prep.label.task,
+        "positive_class": prep.label.positive_class,
+        "config": cfg.to_json(),
+        "strategies": [
+            {**s.params(), "wall_s": r.wall_s, "cpu_s": r.cpu_s, "fits": sum(1 for f in r.fits if f[0] == "retrain"),
+             "updates": sum(1 for f in r.fits if f[0] == "update")}
+            for s, r in zip(cfg.strategies, results)
+        ],
+        "baseline": cfg.baseline,
+        "model": {"spec": dataclasses.asdict(cfg.model), "repr": prep.builder.describe()},
+        "warmup_end": _iso(prep.data.W),
+        "scored_events": int(len(prep.data.t) - prep.data.s0),
+        "versions": {"python": platform.python_version(), "rtml": __version__, "sklearn": sklearn.__version__,
+                     "polars": pl.__version__, "numpy": np.__version__},
+        "timings": timings,
+        "peak_memory_mb": peak_kb / 1024,
+        "warnings": warn_list,
+        "options": {"timing_sample": "all" if timing_sample is None else timing_sample, "jobs": jobs,
+                    "sklearn_fast": fast,
+                    "sklearn_config": {"skip_parameter_validation": fast, "assume_finite": "when the view has no NaN" if fast else False}},
+    }
