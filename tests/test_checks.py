@@ -1,0 +1,127 @@
+"""The --check grammar: parsing, precedence, errors naming unknown metrics, evaluation status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtml_cli.checks import evaluate_checks, exit_code, named_metrics, parse_check
+from rtml_cli.errors import UsageError
+
+RUN = Path(__file__).parent / "data" / "run_small"
+ENV = {"a.x": 2.0, "b.y": 3.0, "c.z": 0.5, "a.none": None}
+
+
+def one(expr: str, env=ENV, reasons=None):
+    return evaluate_checks([expr], env, reasons or {"a.none": "only one class"})[0]
+
+
+@pytest.mark.parametrize(
+    "expr, status",
+    [
+        ("a.x >= 2", "pass"),
+        ("a.x > 2", "fail"),
+        ("a.x + b.y * c.z == 3.5", "pass"),  # * before +
+        ("(a.x + b.y) * c.z == 2.5", "pass"),
+        ("a.x - b.y - c.z == -1.5", "pass"),  # left-associative
+        ("b.y / a.x / c.z == 3", "pass"),
+        ("-a.x < 0", "pass"),
+        ("a.x - -1 == 3", "pass"),
+        ("c.z == 50%", "pass"),
+        ("a.x <= 1e1 and b.y != 3", "fail"),
+        ("a.x <= 1e1 AND b.y < 4", "pass"),
+        ("1 < a.x", "pass"),
+    ],
+)
+def test_valid_checks_evaluate(expr, status):
+    assert one(expr).status == status
+
+
+def test_parse_reports_names_in_order():
+    assert parse_check("online.auc - batch_daily.auc >= 0.01").names() == ["online.auc", "batch_daily.auc"]
+
+
+@pytest.mark.parametrize(
+    "expr, fragment",
+    [
+        ("a.x >", "at the end"),
+        ("a.x 2", "expected a comparison"),
+        ("a.x >= 1 b.y", "'and' or the end"),
+        ("(a.x >= 1)", "expected ')' at '>='"),
+        ("(a.x + 1 >= 1", "')'"),
+        ("a.x >= 1 $", "unexpected character '$'"),
+        ("auc >= 1", "'auc' is not a metric name"),
+        ("", "empty"),
+        ("a.x >= 1 and", "at the end"),
+    ],
+)
+def test_invalid_checks_say_where(expr, fragment):
+    with pytest.raises(UsageError) as e:
+        one(expr)
+    assert fragment in str(e.value)
+    if expr:
+        assert "e.g." in str(e.value)  # the grammar hint comes with every syntax error
+
+
+def test_unknown_metric_names_it_and_lists_the_known_ones():
+    with pytest.raises(UsageError) as e:
+        one("a.xx > 1")
+    msg = str(e.value)
+    assert "unknown metric 'a.xx'" in msg and "Did you mean 'x'?" in msg
+    assert "Known metrics for 'a': none, x" in msg
+
+
+def test_unknown_strategy_lists_strategies():
+    with pytest.raises(UsageError, match=r"unknown strategy 'd' in 'd.x'.*Strategies in this run: a, b, c"):
+        one("d.x > 1")
+
+
+def test_unknown_name_fails_before_any_check_is_evaluated():
+    with pytest.raises(UsageError):
+        evaluate_checks(["a.x > 1", "a.nope > 1"], ENV)
+
+
+def test_missing_value_is_an_error_status_with_the_reason():
+    r = one("a.none > 0.5")
+    assert r.status == "error" and "only one class" in r.detail
+    assert one("a.x / (b.y - 3) > 1").status == "error"  # division by zero is no crash
+
+
+def test_exit_code_precedence():
+    p, f, e = one("a.x > 1"), one("a.x > 5"), one("a.none > 1")
+    assert exit_code([]) == 0 and exit_code([p]) == 0
+    assert exit_code([p, f]) == 1
+    assert exit_code([f, e]) == 3
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.floats(-1e3, 1e3, allow_nan=False),
+    st.floats(-1e3, 1e3, allow_nan=False),
+    st.floats(0.5, 1e3, allow_nan=False),
+    st.sampled_from(["+", "-", "*", "/"]),
+    st.sampled_from(["+", "-", "*", "/"]),
+)
+def test_arithmetic_matches_python_precedence(x, y, z, op1, op2):
+    env = {"s.x": x, "s.y": y, "s.z": z}
+    expected = eval(f"x {op1} y {op2} z", {}, {"x": x, "y": y, "z": z})  # reference only
+    r = evaluate_checks([f"s.x {op1} s.y {op2} s.z <= {expected!r}"], env)[0]
+    assert r.status == "pass", r.detail
+
+
+def test_named_metrics_of_a_real_run_cover_quality_diff_latency_freshness():
+    m = json.loads((RUN / "metrics.json").read_text())
+    values, reasons = named_metrics(m)
+    assert values["stream.auc"] == m["quality"]["stream"]["auc"]
+    assert values["online.auc_diff_low"] == m["diff_to_baseline"]["online"]["auc"]["low"]
+    assert "batch_daily.auc_diff" not in values  # the baseline has no difference to itself
+    single = m["compute"]["stream"]["predict_single_row"]["wall_ms"]
+    assert values["stream.predict_p99_ms"] == single["p99"]
+    assert values["stream.predict_p999_ms"] == single["p99.9"]
+    assert values["online.update_p99_ms"] == m["compute"]["online"]["kinds"]["update"]["wall_ms"]["p99"]
+    assert values["stream.update_p99_ms"] is None and "no timed update" in reasons["stream.update_p99_ms"]
+    assert values["batch_daily.staleness_mean_s"] == m["freshness"]["batch_daily"]["staleness_s"]["mean"]
