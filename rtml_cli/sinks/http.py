@@ -1,0 +1,716 @@
+"""HTTP sink: ``--to http://HOST:PORT/PATH`` — replay events at a real model endpoint.
+
+One ``POST`` per event, its JSON body the event message exactly as ``rtml replay`` prints it
+(``Content-Type: application/json``). With ``batch_size`` > 1 the body is a JSON list of up to
+that many events, and the response must be a JSON list with one item per event (or an object
+whose ``score_field`` is such a list). Label messages are never POSTed: they are kept to score
+the responses when recording.
+
+**Latency is measured from each event's scheduled send time** (``MessageBatch.scheduled_ns``)
+to the end of its response, not from when the request actually left: a server that stalls
+delays every request queued behind it, and those delays must show (coordinated omission).
+Under ``--max-speed`` there is no schedule, and latency runs from the moment the sink takes
+the event from the replay.
+
+``concurrency`` worker threads (stdlib ``http.client``, one keep-alive connection each) send
+requests in parallel; with 1 the requests are made inline. HTTP errors (4xx/5xx) and request
+timeouts are counted by status and are not fatal unless ``fail_on_error``. A connection that
+cannot be made or drops (the server died) is retried with backoff; when the retries are
+exhausted the sink raises a :class:`~rtml_cli.errors.SinkError` with the events delivered and
+the confirmed position (a timed-out or 5xx request counts as handled for the position: it
+got an answer, and resuming does not send it again).
+
+``record`` (``--record RUN_DIR``) writes a run directory that ``rtml report`` reads
+(docs/ARCHITECTURE.md schemas): ``predictions.parquet`` with strategy ``"deployed"``, ``score``
+picked from each response by ``score_field`` (a dotted path such as ``"proba.1"``; list items
+by index) and ``y`` joined from the label messages; ``timings.parquet`` with one ``predict``
+row per request (``wall_ns`` = latency from schedule); ``responses.parquet`` (every event:
+status, latency, error); ``manifest.json`` and ``metrics.json``. It is written to a temporary
+directory and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import queue
+import shutil
+import socket
+import threading
+import time
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import polars as pl
+
+from rtml_cli.errors import RtmlError, SinkError, UsageError
+from rtml_cli.sinks.base import MessageBatch, register
+from rtml_cli.sinks.retry import TransportSink
+
+STRATEGY = "deployed"
+
+
+def parse_headers(items: Mapping[str, str] | Iterable[str] | None) -> dict[str, str]:
+    """``["Authorization: Bearer x"]`` (``--header K:V``) or a mapping -> headers.
+
+    Examples
+    --------
+    >>> parse_headers(["X-Team: ml", "Authorization:Bearer t"])
+    {'X-Team': 'ml', 'Authorization': 'Bearer t'}
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return {str(k): str(v) for k, v in items.items()}
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise UsageError(
+                f"--header '{item}' is not NAME:VALUE. Write it like --header 'X-Api-Key: abc'."
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+def pick(data: Any, path: str) -> Any:
+    """Follow a dotted ``path`` into decoded JSON; digits index lists. ``KeyError`` if absent.
+
+    Examples
+    --------
+    >>> pick({"proba": [0.2, 0.8]}, "proba.1")
+    0.8
+    """
+    for part in path.split(".") if path else []:
+        if isinstance(data, list):
+            try:
+                data = data[int(part)]
+            except (ValueError, IndexError):
+                raise KeyError(path) from None
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            raise KeyError(path)
+    return data
+
+
+def _as_score(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+@dataclass
+class _Unit:
+    """One request: one event, or up to ``batch_size`` of them."""
+
+    positions: list[int]
+    event_ids: list[int]
+    times_us: list[int]
+    sched_ns: list[int]
+    body: bytes
+
+
+@dataclass
+class _Results:
+    """What one worker saw (merged at close; per worker so that no lock is needed)."""
+
+    event_id: array = field(default_factory=lambda: array("q"))
+    t_us: array = field(default_factory=lambda: array("q"))
+    latency_ns: array = field(default_factory=lambda: array("q"))
+    status: array = field(default_factory=lambda: array("i"))  # 0 = no response (timeout)
+    score: array = field(default_factory=lambda: array("d"))  # NaN = none
+    errors: dict[int, str] = field(default_factory=dict)  # event id -> error text
+
+
+class _ServerGone(Exception):
+    """The connection could not be made or dropped, after every retry."""
+
+
+@register("http", "https")
+class HttpSink(TransportSink):
+    """POST replayed events to an HTTP endpoint and measure each response from its schedule.
+
+    Parameters
+    ----------
+    target : ``http(s)://HOST:PORT/PATH``.
+    concurrency : requests in flight at once (worker threads).
+    batch_size : events per request (1: one event object per POST; more: a JSON list).
+    timeout_s : how long one request may take before it is counted as a timeout.
+    connect_timeout_s : how long a TCP connect may take.
+    headers : extra request headers, ``"Name: value"`` strings or a mapping.
+    score_field : dotted path of the prediction in the response JSON (``None``: the response
+        body itself when it is a number).
+    record : a new run directory to write the responses into, or ``None``.
+    label_col : the label column (``None``: inferred from the label messages).
+    source : the replayed table, stored in the run manifest.
+    fail_on_error : stop at the first HTTP error or timeout instead of counting it.
+    **common : see :class:`~rtml_cli.sinks.retry.TransportSink`.
+    """
+
+    name = "http"
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        concurrency: int = 1,
+        batch_size: int = 1,
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 2.0,
+        headers: Mapping[str, str] | Iterable[str] | None = None,
+        score_field: str | None = None,
+        record: str | Path | None = None,
+        label_col: str | None = None,
+        source: str | None = None,
+        fail_on_error: bool = False,
+        **common: Any,
+    ) -> None:
+        super().__init__(target, **common)
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.headers = headers
+        self.score_field = score_field
+        self.record = Path(record) if record is not None else None
+        self.label_col = label_col
+        self.source = source
+        self.fail_on_error = fail_on_error
+        self._lock = threading.Lock()
+        self._results: list[_Results] = []
+        self._pending: list[tuple[int, int, int, int, str]] = []
+        self._labels: dict[int, tuple[Any, int]] = {}
+        self._queue: queue.Queue[_Unit | None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._fatal: RtmlError | None = None
+        self._inline: _Worker | None = None
+        self._errors_by_status: dict[str, int] = {}
+        self._requests = 0
+        self._started = time.time()
+        self._closed = False
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def open(self) -> None:
+        """Check the options, connect once (bounded by ``connect_timeout_s``), start workers."""
+        self._validate_common()
+        parts = urlsplit(self.target)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == -1:
+            raise UsageError(
+                f"replay target '{self.target}' is not a valid HTTP URL. "
+                "Write it as http://HOST:PORT/PATH, e.g. http://127.0.0.1:8000/predict."
+            )
+        for name, value in (("--concurrency", self.concurrency), ("--batch-size", self.batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name} must be an integer >= 1. Got {value} instead.")
+        timeouts = (("--timeout", self.timeout_s), ("connect timeout", self.connect_timeout_s))
+        for name, sec in timeouts:
+            if not sec > 0:
+                raise UsageError(f"{name} must be > 0 seconds. Got {sec} instead.")
+        if self.record is not None and self.record.exists():
+            raise UsageError(
+                f"--record directory {self.record} already exists. "
+                "Pass a new path (a run directory is written once, atomically)."
+            )
+        self.https = parts.scheme.lower() == "https"
+        self.host = parts.hostname
+        self.port = port or (443 if self.https else 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Content-Type": "application/json", **parse_headers(self.headers)}
+        try:
+            socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s).close()
+        except OSError as exc:
+            raise SinkError(
+                f"cannot connect to {self.host}:{self.port} for {self.target} "
+                f"({exc.strerror or exc}). Check that the server is running and the URL is right."
+            ) from None
+        self._started = time.time()
+        if self.concurrency == 1:
+            self._inline = _Worker(self)
+            self._results.append(self._inline.results)
+        else:
+            self._queue = queue.Queue(maxsize=2 * self.concurrency)
+            for i in range(self.concurrency):
+                worker = _Worker(self)
+                self._results.append(worker.results)
+                t = threading.Thread(target=worker.run, name=f"rtml-http-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def write(self, batch: MessageBatch) -> None:
+        """Hand every event of ``batch`` to the workers (waiting for its schedule); keep labels."""
+        self._raise_fatal()
+        frame = batch.frame
+        lines = batch.json_lines()
+        kinds = frame["rtml_kind"].to_list()
+        ids = frame["rtml_event_id"].to_list()
+        times = frame["rtml_time"].dt.epoch("us").to_list()
+        sched = batch.scheduled_ns
+        labels = self._labels if self.record is not None else None
+        label_values = self._label_values(frame) if labels is not None else None
+        pos = self.next_position
+        now_ns = time.perf_counter_ns
+        for i, kind in enumerate(kinds):
+            p = pos + i
+            if kind != "event":
+                if labels is not None and label_values is not None:
+                    labels[ids[i]] = (label_values[i], times[i])
+                with self._lock:
+                    self.tracker.done(p)
+                continue
+            if sched is not None:
+                due = int(sched[i])
+                wait = due - now_ns()
+                if wait > 0:  # the replay paces already; this only guards early batches
+                    time.sleep(wait / 1e9)
+            else:
+                due = now_ns()
+            self._pending.append((p, ids[i], times[i] or 0, due, lines[i]))
+            if len(self._pending) >= self.batch_size:
+                self._dispatch()
+        self.next_position = pos + len(kinds)
+        self._save_checkpoint_locked()
+
+    def _label_values(self, frame: pl.DataFrame) -> list[Any]:
+        col = self.label_col
+        if col is None:
+            # The label is the one table column a label message carries.
+            labels = frame.filter(pl.col("rtml_kind") == "label")
+            if labels.height:
+                carried = [
+                    c for c in labels.columns
+                    if not c.startswith("rtml_") and labels[c].null_count() < labels.height
+                ]
+                if len(carried) == 1:
+                    col = self.label_col = carried[0]
+        if col is None or col not in frame.columns:
+            return [None] * frame.height
+        return frame[col].to_list()
+
+    def _dispatch(self) -> None:
+        pend, self._pending = self._pending, []
+        if not pend:
+            return
+        if self.batch_size == 1 and len(pend) == 1:
+            body = pend[0][4].encode()
+        else:
+            body = ("[" + ",".join(x[4] for x in pend) + "]").encode()
+        unit = _Unit(
+            positions=[x[0] for x in pend],
+            event_ids=[x[1] for x in pend],
+            times_us=[x[2] for x in pend],
+            sched_ns=[x[3] for x in pend],
+            body=body,
+        )
+        if self._inline is not None:
+            self._inline.handle(unit)
+            self._raise_fatal()
+        else:
+            assert self._queue is not None
+            while True:  # a bounded put, so that a dead pool cannot block the replay forever
+                self._raise_fatal()
+                try:
+                    self._queue.put(unit, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _save_checkpoint_locked(self, *, force: bool = False) -> None:
+        with self._lock:
+            position, delivered = self.tracker.position, self.delivered
+        self.checkpoint.save(position, force=force, delivered=delivered)
+
+    def flush(self) -> None:
+        """Send the partial batch and wait until every request handed over has been answered."""
+        if self._fatal is None:
+            self._dispatch()
+        if self._queue is not None:
+            self._queue.join()
+        self._save_checkpoint_locked(force=True)
+        self._raise_fatal()
+
+    def close(self) -> None:
+        """Finish the requests in flight, stop the workers, write ``--record``, checkpoint."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._fatal is None:
+                with contextlib.suppress(RtmlError):
+                    self._dispatch()
+            if self._queue is not None:
+                for _ in self._threads:
+                    self._queue.put(None)
+                for t in self._threads:
+                    t.join()
+            if self._inline is not None:
+                self._inline.close()
+            self._save_checkpoint_locked(force=True)
+            if self.record is not None:
+                write_run(self)
+        finally:
+            self._queue = None
+            self._threads = []
+
+    # ----------------------------------------------------------------------------- results
+    def _count(self, status: int, error: str | None) -> str | None:
+        """Count one response; return the error text to raise under ``fail_on_error``."""
+        if 200 <= status < 300 and error is None:
+            return None
+        key = str(status) if status else (error or "error")
+        with self._lock:
+            self._errors_by_status[key] = self._errors_by_status.get(key, 0) + 1
+        return key
+
+    def latencies_ns(self) -> np.ndarray:
+        """Per-event latency from schedule to response end, in ns (all workers)."""
+        arrays = [np.frombuffer(r.latency_ns, dtype=np.int64) for r in self._results]
+        return np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (see :meth:`TransportSink.stats`), requests, errors by status, latency."""
+        lat = self.latencies_ns()
+        out: dict[str, Any] = {
+            **super().stats(),
+            "requests": self._requests,
+            "errors": dict(sorted(self._errors_by_status.items())),
+        }
+        if lat.size:
+            p50, p99 = np.percentile(lat, [50, 99]) / 1e6
+            out.update(latency_p50_ms=round(float(p50), 3), latency_p99_ms=round(float(p99), 3),
+                       latency_max_ms=round(float(lat.max()) / 1e6, 3))
+        if self.record is not None:
+            out["record"] = str(self.record)
+        return out
+
+
+class _Worker:
+    """Sends requests over one keep-alive connection and records what came back."""
+
+    def __init__(self, sink: HttpSink) -> None:
+        self.sink = sink
+        self.results = _Results()
+        self.conn: http.client.HTTPConnection | None = None
+
+    def run(self) -> None:
+        q = self.sink._queue
+        assert q is not None
+        while True:
+            unit = q.get()
+            try:
+                if unit is None:
+                    return
+                if self.sink._fatal is None:  # after a fatal error, drain without sending
+                    self.handle(unit)
+            except BaseException as exc:  # noqa: BLE001 - a worker must never die silently
+                if self.sink._fatal is None:
+                    self.sink._fatal = SinkError(f"{self.sink.target}: worker failed: {exc!r}")
+            finally:
+                q.task_done()
+                if unit is None:
+                    self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        s = self.sink
+        cls = http.client.HTTPSConnection if s.https else http.client.HTTPConnection
+        conn = cls(s.host, s.port, timeout=s.connect_timeout_s)
+        conn.connect()
+        assert conn.sock is not None
+        conn.sock.settimeout(s.timeout_s)
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _post(self, body: bytes) -> tuple[int, bytes | None, str | None]:
+        """One request, reconnecting with backoff if the server is gone.
+
+        Returns ``(status, body, error)``; status 0 means no response (timeout).
+        """
+        s = self.sink
+        # A kept-alive connection may have been closed by the server between requests:
+        # the first reconnect is immediate, the next ones back off.
+        delays = [0.0, *s.backoff.delays()]
+        last: BaseException | None = None
+        for attempt, delay in enumerate(delays):
+            if attempt:
+                if delay:
+                    time.sleep(delay)
+                if attempt > 1:
+                    with s._lock:
+                        s.retried += 1
+            connecting = self.conn is None
+            try:
+                if self.conn is None:
+                    self.conn = self._connect()
+                    connecting = False
+                self.conn.request("POST", s.path, body=body, headers=s._headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    self.close()
+                return resp.status, data, None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if isinstance(exc, (TimeoutError, socket.timeout)) and not connecting:
+                    # The server took the request and did not answer in time: a slow
+                    # answer, counted, not a dead server (sending again could duplicate it).
+                    return 0, None, "timeout"
+                last = exc
+        raise _ServerGone(str(last))
+
+    def handle(self, unit: _Unit) -> None:
+        s = self.sink
+        try:
+            status, data, error = self._post(unit.body)
+        except _ServerGone as exc:
+            with s._lock:
+                s.failed += len(unit.event_ids)
+                s._fatal = s._gave_up(
+                    f"the server stopped accepting connections ({exc}) and "
+                    f"{s.backoff.retries} retries failed",
+                    " Check the server, then resume.",
+                )
+            return
+        end = time.perf_counter_ns()
+        n = len(unit.event_ids)
+        scores = self._scores(data, n) if status and 200 <= status < 300 else [None] * n
+        score_error = None
+        if status and 200 <= status < 300 and s.score_field is not None and all(
+            x is None for x in scores
+        ):
+            score_error = f"score field '{s.score_field}' not in response"
+        r = self.results
+        for k in range(n):
+            r.event_id.append(unit.event_ids[k])
+            r.t_us.append(unit.times_us[k])
+            r.latency_ns.append(end - unit.sched_ns[k])
+            r.status.append(status)
+            sc = scores[k]
+            r.score.append(float("nan") if sc is None else sc)
+            if error or score_error:
+                r.errors[unit.event_ids[k]] = error or score_error or ""
+        bad = s._count(status, error)
+        with s._lock:
+            s._requests += 1
+            if bad is None:
+                s.delivered += n
+            for p in unit.positions:
+                s.tracker.done(p)
+        if bad is not None and s.fail_on_error and s._fatal is None:
+            s._fatal = s._gave_up(
+                f"request for event {unit.event_ids[0]} failed ({bad}) and --fail-on-error "
+                "is set",
+                " Drop --fail-on-error to count such errors instead of stopping.",
+            )
+
+    def _scores(self, data: bytes | None, n: int) -> list[float | None]:
+        s = self.sink
+        if not data:
+            return [None] * n
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return [None] * n
+        path = s.score_field or ""
+        if s.batch_size == 1:
+            try:
+                return [_as_score(pick(doc, path))] * n
+            except KeyError:
+                return [None] * n
+        try:
+            items = pick(doc, path) if isinstance(doc, dict) else doc
+            if isinstance(items, list) and len(items) == n and not isinstance(doc, list):
+                return [_as_score(x) for x in items]
+            if isinstance(doc, list) and len(doc) == n:
+                out: list[float | None] = []
+                for item in doc:
+                    try:
+                        out.append(_as_score(pick(item, path)))
+                    except KeyError:
+                        out.append(None)
+                return out
+        except KeyError:
+            pass
+        return [None] * n
+
+
+# --------------------------------------------------------------------------------- run dir
+def _to_y(values: list[Any]) -> tuple[list[float | None], str, Any]:
+    """Labels -> Float64 ``y``, the task and the positive class (DESIGN: 1.0 = positive)."""
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, bool) for v in present):
+        return [None if v is None else float(v) for v in values], "binary", True
+    if all(isinstance(v, (int, float)) for v in present):
+        ys = [None if v is None else float(v) for v in values]
+        distinct = {y for y in ys if y is not None}
+        task = "binary" if distinct <= {0.0, 1.0} else "regression"
+        return ys, task, (1 if task == "binary" else None)
+    classes = sorted({str(v) for v in present})
+    positive = classes[-1] if classes else None
+    return [None if v is None else float(str(v) == positive) for v in values], "binary", positive
+
+
+def write_run(sink: HttpSink) -> Path:
+    """Write the run directory of a recorded HTTP replay (temp dir + rename)."""
+    from rtml_cli import __version__
+
+    assert sink.record is not None
+    dest = sink.record
+    res = sink._results
+
+    def cat(name: str, dtype: Any) -> np.ndarray:
+        parts = [np.frombuffer(getattr(r, name), dtype=dtype) for r in res]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    eid = cat("event_id", np.int64)
+    order = np.argsort(eid, kind="stable")
+    eid = eid[order]
+    t_us = cat("t_us", np.int64)[order]
+    lat = cat("latency_ns", np.int64)[order]
+    status = cat("status", np.int32)[order]
+    score = cat("score", np.float64)[order]
+    errors: dict[int, str] = {}
+    for r in res:
+        errors.update(r.errors)
+    raw = [sink._labels.get(int(e), (None, None)) for e in eid]
+    y, task, positive = _to_y([v for v, _ in raw])
+    t = pl.Series("t", t_us, dtype=pl.Int64).cast(pl.Datetime("us"))
+    responses = pl.DataFrame(
+        {
+            "event_id": pl.Series(eid, dtype=pl.Int64),
+            "t": t,
+            "status": pl.Series(status, dtype=pl.Int32).replace(0, None),
+            "latency_ns": pl.Series(lat, dtype=pl.Int64),
+            "score": pl.Series(score, dtype=pl.Float64).fill_nan(None),
+            "error": pl.Series([errors.get(int(e)) for e in eid], dtype=pl.String),
+        }
+    )
+    ok = (status >= 200) & (status < 300)
+    label_time = pl.Series(
+        "label_time", [lt for _, lt in raw], dtype=pl.Int64
+    ).cast(pl.Datetime("us"))
+    score_s = pl.Series("score", score, dtype=pl.Float64).fill_nan(None)
+    pred = (score_s >= 0.5).cast(pl.Float64) if task == "binary" else score_s
+    null_dt = pl.Series([None] * len(eid), dtype=pl.Datetime("us"))
+    predictions = pl.DataFrame(
+        {
+            "event_id": pl.Series(eid, dtype=pl.Int64),
+            "strategy": pl.Series([STRATEGY] * len(eid), dtype=pl.String),
+            "t": t,
+            "label_time": label_time,
+            "y": pl.Series(y, dtype=pl.Float64),
+            "score": score_s,
+            "pred": pred,
+            "model_version": pl.Series([0] * len(eid), dtype=pl.Int32),
+            "model_time": null_dt,
+            "features_time": t,
+            "staleness_us": pl.Series([0] * len(eid), dtype=pl.Int64),
+            "feature_age_us": pl.Series([0] * len(eid), dtype=pl.Int64),
+            "model_age_us": pl.Series([None] * len(eid), dtype=pl.Int64),
+            "cold_start": pl.Series([False] * len(eid), dtype=pl.Boolean),
+        }
+    ).filter(pl.Series(ok) & pl.col("score").is_not_null())
+    timings = pl.DataFrame(
+        {
+            "strategy": pl.Series([STRATEGY] * len(eid), dtype=pl.String),
+            "kind": pl.Series(["predict"] * len(eid), dtype=pl.String),
+            "wall_ns": pl.Series(lat, dtype=pl.Int64),
+            "cpu_ns": pl.Series([None] * len(eid), dtype=pl.Int64),
+            "rows": pl.Series([1] * len(eid), dtype=pl.Int64),
+            "t": t,
+        }
+    )
+    warnings_: list[str] = []
+    if sink.label_col is None:
+        warnings_.append("no label column known: pass the label column so y can be joined")
+    if sink.score_field is None:
+        warnings_.append("no --score-field: scores are taken only from bare-number responses")
+    metrics: dict[str, Any] | None = None
+    if predictions.height and predictions["y"].null_count() < predictions.height:
+        try:
+            from rtml_cli.metrics import compute_metrics
+
+            metrics = compute_metrics(
+                predictions, timings, task=task, strategies=[STRATEGY], baseline=STRATEGY
+            )
+        except RtmlError as exc:
+            warnings_.append(f"metrics not computed: {exc}")
+        except ImportError:  # pragma: no cover - metrics module not present
+            pass
+    import platform
+
+    import sklearn
+
+    manifest = {
+        "rtml_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "table": {"source": sink.source, "rows": None, "fingerprint": None},
+        "roles": {"label": sink.label_col},
+        "inferred": [],
+        "task": task,
+        "positive_class": positive,
+        "config": {},
+        "strategies": [{"name": STRATEGY, "kind": "deployed", "endpoint": sink.target}],
+        "baseline": STRATEGY,
+        "model": {"spec": sink.target, "repr": f"HTTP endpoint {sink.target}"},
+        "warmup_end": None,
+        "scored_events": predictions.height,
+        "versions": {
+            "python": platform.python_version(),
+            "rtml": __version__,
+            "sklearn": sklearn.__version__,
+            "polars": pl.__version__,
+            "numpy": np.__version__,
+        },
+        "timings": {"replay": round(time.time() - sink._started, 3)},
+        "warnings": warnings_,
+        "options": {
+            "concurrency": sink.concurrency,
+            "batch_size": sink.batch_size,
+            "timeout_s": sink.timeout_s,
+            "score_field": sink.score_field,
+        },
+        "http": {
+            "requests": sink._requests,
+            "events": int(len(eid)),
+            "errors": dict(sorted(sink._errors_by_status.items())),
+        },
+    }
+    tmp = dest.with_name(f".{dest.name}.tmp-{time.time_ns()}")
+    try:
+        tmp.mkdir(parents=True)
+        predictions.write_parquet(tmp / "predictions.parquet")
+        timings.write_parquet(tmp / "timings.parquet")
+        responses.write_parquet(tmp / "responses.parquet")
+        if metrics is not None:
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        tmp.rename(dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SinkError(
+            f"cannot write --record run directory {dest}: {exc.strerror or exc}. "
+            "Pass a writable path that does not exist yet."
+        ) from None
+    return dest

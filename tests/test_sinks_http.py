@@ -1,0 +1,167 @@
+"""HTTP sink against a model endpoint the suite serves itself (stdlib http.server, loopback)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest_services import LOOPBACK, batches, encode, free_port, make_messages
+
+from rtml_cli.errors import SinkError, UsageError
+from rtml_cli.sinks import open_sink
+from rtml_cli.sinks.http import HttpSink, parse_headers, pick
+from rtml_cli.sinks.retry import Checkpoint
+
+pytestmark = pytest.mark.service
+
+
+def _events(msgs: pl.DataFrame) -> list[dict]:
+    return [json.loads(s) for s, k in zip(encode(msgs), msgs["rtml_kind"], strict=True)
+            if k == "event"]
+
+
+def _run(sink: HttpSink, msgs: pl.DataFrame, size: int = 50, **kw) -> HttpSink:
+    sink.open()
+    try:
+        for b in batches(msgs, size, **kw):
+            sink.write(b)
+    finally:
+        sink.close()
+    return sink
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_every_event_posted_once_labels_never(http_server, concurrency):
+    msgs = make_messages(200)
+    sink = _run(open_sink(http_server.url(), concurrency=concurrency,
+                          headers=["X-Team: ml"]), msgs)
+    expected = _events(msgs)
+    got = http_server.received
+    assert sorted(got, key=lambda e: e["rtml_event_id"]) == expected  # none lost, none doubled
+    assert all(e["rtml_kind"] == "event" for e in got)
+    if concurrency == 1:
+        assert got == expected  # one connection: arrival order kept
+    assert all(h["X-Team"] == "ml" for h in http_server.headers_seen)
+    s = sink.stats()
+    assert (s["delivered"], s["requests"], s["errors"]) == (200, 200, {})
+    assert s["position"] == msgs.height
+
+
+def test_batch_size_posts_lists(http_server):
+    msgs = make_messages(45)
+    sink = _run(HttpSink(http_server.url(), batch_size=10), msgs, size=7)
+    assert [len(doc) for doc in http_server.received] == [10, 10, 10, 10, 5]
+    flat = [e for doc in http_server.received for e in doc]
+    assert flat == _events(msgs)
+    assert sink.stats()["requests"] == 5 and sink.stats()["delivered"] == 45
+
+
+def test_5xx_and_timeouts_are_counted_not_fatal(http_server):
+    http_server.status_for = lambda ev: 503 if ev["x"] == 3 else 200
+    http_server.stall = {5: 1.0}
+    msgs = make_messages(60)
+    threes = sum(1 for e in _events(msgs) if e["x"] == 3)
+    sink = _run(HttpSink(http_server.url(), timeout_s=0.3), msgs)
+    s = sink.stats()
+    assert s["errors"]["503"] == threes - (1 if _events(msgs)[5]["x"] == 3 else 0)
+    assert s["errors"]["timeout"] == 1
+    assert s["position"] == msgs.height  # answered (even badly) = not sent again on resume
+
+
+def test_fail_on_error_stops_at_the_first_5xx(http_server):
+    http_server.status_for = lambda ev: 500 if ev["rtml_event_id"] == 10 else 200
+    sink = HttpSink(http_server.url(), fail_on_error=True)
+    with pytest.raises(SinkError, match=r"event 10 failed \(500\) and --fail-on-error"):
+        _run(sink, make_messages(50))
+    assert len(http_server.received) == 11
+
+
+def test_unreachable_server_fails_fast():
+    sink = HttpSink(f"http://{LOOPBACK}:{free_port()}/predict", connect_timeout_s=1.0)
+    with pytest.raises(SinkError, match=r"cannot connect to 127\.0\.0\.1:\d+ .*server is running"):
+        sink.open()
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_server_death_then_resume_sends_only_unconfirmed(http_server, tmp_path, concurrency):
+    msgs = make_messages(150)
+    http_server.die_after = 40
+    ck = tmp_path / "ck.json"
+    sink = HttpSink(http_server.url(), concurrency=concurrency, checkpoint=ck, retries=2,
+                    backoff_s=0.01, backoff_max_s=0.02, connect_timeout_s=0.5)
+    with pytest.raises(SinkError) as err:
+        _run(sink, msgs, size=10)
+    text = str(err.value)
+    assert "2 retries failed" in text and "Delivered 40 messages" in text
+    start = Checkpoint.read(ck)
+    assert f"--resume-from {start}" in text
+    ids = msgs["rtml_event_id"].to_list()
+    kinds = msgs["rtml_kind"].to_list()
+    confirmed = {ids[i] for i in range(start) if kinds[i] == "event"}
+    assert confirmed <= {e["rtml_event_id"] for e in http_server.received}
+    assert len(confirmed) == 40  # every confirmed event, nothing beyond the position
+
+    http_server.restart()
+    _run(HttpSink(http_server.url(), concurrency=concurrency, checkpoint=ck,
+                  start_position=start), msgs.slice(start), size=10)
+    got = [e["rtml_event_id"] for e in http_server.received]
+    assert sorted(set(got)) == list(range(150))  # nothing lost
+    assert len(got) == 150  # the dead server took none unanswered: no duplicates here
+    assert Checkpoint.read(ck) == msgs.height
+
+
+def test_latency_is_measured_from_the_schedule(http_server):
+    # Scheduled 50 ms in the past: a sink timing from the send would report ~0 ms.
+    msgs = make_messages(20)
+    sched = np.full(msgs.height, time.perf_counter_ns() - 50_000_000, dtype=np.int64)
+    sink = _run(HttpSink(http_server.url()), msgs, size=100, scheduled_ns=sched)
+    assert sink.latencies_ns().min() >= 50_000_000
+
+
+def test_record_writes_a_run_directory_report_can_score(http_server, tmp_path):
+    http_server.status_for = lambda ev: 500 if ev["rtml_event_id"] == 7 else 200
+    msgs = make_messages(120)
+    run = tmp_path / "run"
+    _run(HttpSink(http_server.url(), record=run, score_field="proba.1", concurrency=2,
+                  source="t.parquet"), msgs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temp dir left
+    pred = pl.read_parquet(run / "predictions.parquet")
+    assert pred.height == 119 and 7 not in pred["event_id"].to_list()
+    assert set(pred["strategy"]) == {"deployed"}
+    ev = {e["rtml_event_id"]: e for e in _events(msgs)}
+    for row in pred.iter_rows(named=True):
+        x = ev[row["event_id"]]["x"]
+        assert row["score"] == pytest.approx(x / 10)
+        assert row["y"] == float(x >= 5)
+        assert row["pred"] == float(x / 10 >= 0.5)
+    assert pred.schema["t"] == pl.Datetime("us") and pred.schema["model_version"] == pl.Int32
+    tim = pl.read_parquet(run / "timings.parquet")
+    assert tim.height == 120 and set(tim["kind"]) == {"predict"}
+    resp = pl.read_parquet(run / "responses.parquet")
+    assert resp.filter(pl.col("event_id") == 7)["status"].to_list() == [500]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["task"] == "binary" and manifest["http"]["errors"] == {"500": 1}
+    assert manifest["roles"]["label"] == "y"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "deployed" in json.dumps(metrics)
+
+
+def test_record_refuses_an_existing_directory(http_server, tmp_path):
+    with pytest.raises(UsageError, match="already exists"):
+        HttpSink(http_server.url(), record=tmp_path).open()
+
+
+def test_helpers_and_option_errors(http_server):
+    assert pick({"a": {"b": [1, 2]}}, "a.b.1") == 2
+    with pytest.raises(KeyError):
+        pick({"a": 1}, "b")
+    assert parse_headers({"A": 1}) == {"A": "1"}
+    with pytest.raises(UsageError, match="is not NAME:VALUE"):
+        parse_headers(["nocolon"])
+    with pytest.raises(UsageError, match="--concurrency must be an integer >= 1"):
+        HttpSink(http_server.url(), concurrency=0).open()
+    with pytest.raises(UsageError, match="not a valid HTTP URL"):
+        HttpSink("http://:80/x").open()
