@@ -1,0 +1,256 @@
+"""rtml report: golden tests on tests/data/run_small, every format, CLI exit codes 0/1/2/3."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from rtml_cli.cli import app
+from rtml_cli.errors import RunDirError
+from rtml_cli.metrics import compute_metrics
+from rtml_cli.report import build_report, render, render_html, sparkline
+
+RUN = Path(__file__).parent / "data" / "run_small"
+METRICS = json.loads((RUN / "metrics.json").read_text())
+ANSI = re.compile(r"\x1b\[")
+
+
+@pytest.fixture(scope="module")
+def rep():
+    return build_report(RUN, checks=["stream.auc - batch_daily.auc >= 0.01", "online.auc > 0.99"])
+
+
+def _numbers(sentence: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+", sentence)]
+
+
+def test_verdict_numbers_match_metrics_json(rep):
+    v = rep["verdict"]
+    fresh = next(s for s in v if s.startswith("Fresh features (stream vs batch_daily)"))
+    d = METRICS["diff_to_baseline"]["stream"]["auc"]
+    assert _numbers(fresh) == [round(d["estimate"], 3), round(d["low"], 3), round(d["high"], 3)]
+    assert "a significant gain" in fresh
+    online = next(s for s in v if s.startswith("Online learning (online vs stream)"))
+    pair = next(p for p in METRICS["pairs"] if p["strategy"] == "online" and p["reference"] == "stream")
+    d = pair["metrics"]["auc"]
+    assert _numbers(online) == [round(d["estimate"], 3), round(d["low"], 3), round(d["high"], 3)]
+    assert online.endswith("not significant.")
+    static = next(s for s in v if s.startswith("Never retraining (static vs stream)"))
+    # stored as static − stream? no: pairs hold later − earlier, i.e. static − online/stream.
+    p = next(p for p in METRICS["pairs"] if {p["strategy"], p["reference"]} == {"static", "stream"})
+    sign = 1 if p["strategy"] == "static" else -1
+    est = sign * p["metrics"]["auc"]["estimate"]
+    assert _numbers(static)[0] == round(est, 3) and "a significant loss" in static
+    best = next(s for s in v if s.startswith("Best AUC"))
+    assert f"online ({METRICS['quality']['online']['auc']:.3f})" in best
+    assert v[-1] == "Checks: 1 passed, 1 failed."
+
+
+def test_report_json_is_stable_and_documented_fields_exist(rep):
+    text = render(rep, "json")
+    data = json.loads(text)
+    assert data == json.loads(render(build_report(RUN, checks=["stream.auc - batch_daily.auc >= 0.01", "online.auc > 0.99"]), "json"))
+    for key in ("schema_version", "verdict", "findings", "checks", "exit_code", "capacity", "metrics", "manifest"):
+        assert key in data
+    assert data["metrics"] == METRICS
+    assert data["exit_code"] == 1
+    # the run's own check (manifest) equals the first --check: listed once
+    assert [c["status"] for c in data["checks"]] == ["pass", "fail"]
+
+
+def test_markdown_has_verdict_tables_and_checks(rep):
+    md = render(rep, "markdown")
+    assert md.startswith("## rtml report")
+    assert rep["verdict"][0] in md
+    assert "| strategy | kind | events |" in md
+    assert "❌ fail | online.auc > 0.99" in md
+    assert "<details>" in md  # long sections fold in a PR comment
+
+
+def test_terminal_has_sparklines_and_no_colour_when_not_a_tty(rep):
+    text = render(rep, "terminal", color=False)
+    assert not ANSI.search(text)
+    assert "Quality over time" in text and re.search(r"stream\s+[▁▂▃▄▅▆▇█ ]{10,}", text)
+    assert "predict (1 row)" in text  # single-row latency labelled as such
+    assert ANSI.search(render(rep, "terminal", color=True))
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += attrs
+
+
+def test_html_is_well_formed_self_contained_with_inline_svg(rep):
+    pytest.importorskip("matplotlib")
+    doc = render_html(rep)
+    assert "http" not in doc.lower()  # no external URL at all (svg namespaces stripped too)
+    # well-formed: the whole document parses as XML once the doctype is removed
+    root = ET.fromstring(doc.replace("<!DOCTYPE html>", "", 1))
+    assert root.tag == "html"
+    assert root.find(".//svg") is not None
+    p = _Collector()
+    p.feed(doc)
+    assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags
+    assert not [v for k, v in p.attrs if k in ("src", "href") and v and not v.startswith("#")]
+    assert rep["verdict"][0].replace("'", "&#x27;") in doc or rep["verdict"][0] in doc
+
+
+def test_junit_parses_and_marks_failures(rep):
+    root = ET.fromstring(render(rep, "junit"))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["online.auc > 0.99"].find("failure") is not None
+    assert cases["stream.auc - batch_daily.auc >= 0.01"].find("failure") is None
+
+
+def test_sparkline_shares_a_scale():
+    assert sparkline([0.0, 1.0], 0.0, 2.0) == "▁▅"
+    assert sparkline([None, 2.0], 0.0, 2.0) == " █"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_exit_0_when_checks_pass(runner):
+    r = runner.invoke(app, ["report", str(RUN), "--check", "stream.auc > 0.5", "-f", "markdown"])
+    assert r.exit_code == 0, r.output
+    assert "✅ pass | stream.auc > 0.5" in r.output
+
+
+def test_cli_exit_1_when_a_check_fails_and_lists_each_check(runner):
+    r = runner.invoke(app, ["report", str(RUN), "--check", "stream.predict_p99_ms <= 0.01"])
+    assert r.exit_code == 1, r.output
+    assert re.search(r"FAIL\s+stream\.predict_p99_ms <= 0\.01\s+[\d.]+ <= 0\.01", r.output)
+    assert re.search(r"PASS\s+stream\.auc - batch_daily\.auc >= 0\.01", r.output)  # from the manifest
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report", "does/not/exist"], "Run directory 'does/not/exist' does not exist"),
+        (["report", str(RUN), "--check", "stream.aucc > 1"], "unknown metric 'stream.aucc'. Did you mean 'auc'?"),
+        (["report", str(RUN), "--check", "stream.auc >"], "expected a number"),
+        (["report", str(RUN), "--format", "pdf"], "Unknown report format 'pdf'"),
+        (["report", str(RUN), "--traffic", "lots"], "traffic multiplier"),
+        (["report", str(RUN), "--slo", "fast"], "--slo"),
+    ],
+)
+def test_cli_exit_2_on_bad_usage_without_traceback(runner, args, message):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_incomplete_run_dir_is_exit_2(runner, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text("{}")
+    r = runner.invoke(app, ["report", str(run)])
+    assert r.exit_code == 2
+    assert "incomplete: predictions.parquet missing" in r.output
+    with pytest.raises(RunDirError, match="is a file"):
+        build_report(run / "manifest.json")
+
+
+@pytest.fixture
+def one_class_run(tmp_path):
+    """A copy of run_small whose labels are all negative: AUC cannot be computed."""
+    run = tmp_path / "oneclass"
+    shutil.copytree(RUN, run)
+    preds = pl.read_parquet(run / "predictions.parquet").with_columns(pl.col("y") * 0)
+    preds.write_parquet(run / "predictions.parquet")
+    names = METRICS["strategies"]
+    m = compute_metrics(preds, pl.read_parquet(run / "timings.parquet"), task="binary",
+                        strategies=names, baseline="batch_daily")  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(m))
+    return run
+
+
+def test_cli_exit_3_when_a_metric_cannot_be_computed(runner, one_class_run):
+    r = runner.invoke(app, ["report", str(one_class_run), "--check", "stream.accuracy > 0.1"])
+    assert r.exit_code == 3, r.output
+    assert "ERROR" in r.output and "ROC AUC needs both classes" in r.output  # the manifest's AUC check
+    assert "could not be computed" in r.output
+
+
+def test_output_file_and_github_summary(runner, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("previous step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", str(RUN), "-f", "html", "-o", str(out), "--github-summary"])
+    assert r.exit_code == 0, r.output
+    assert f"wrote html report to {out}" in r.output
+    assert "PASS  stream.auc - batch_daily.auc >= 0.01" in r.output
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    text = summary.read_text()
+    assert text.startswith("previous step\n## rtml report")  # appended, not overwritten
+
+
+def test_github_summary_without_the_variable_is_bad_usage(runner, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    r = runner.invoke(app, ["report", str(RUN), "--github-summary"])
+    assert r.exit_code == 2 and "GITHUB_STEP_SUMMARY" in r.output
+
+
+def test_capacity_options_reach_the_report(runner):
+    r = runner.invoke(app, ["report", str(RUN), "-f", "json", "--traffic", "10x", "--slo", "2ms", "--workers", "3"])
+    assert r.exit_code == 0, r.output
+    cap = json.loads(r.output)["capacity"]
+    assert cap["traffic"] == [1.0, 10.0] and cap["slo_ms"] == 2.0
+    stream = cap["strategies"]["stream"]
+    assert set(stream) == {"1x", "10x"}
+    assert 3 in [w["workers"] for w in stream["10x"]["by_workers"]]
+    assert stream["10x"]["chosen"]["workers"] == 3
+    assert "batch_daily" not in cap["strategies"]  # batch serves precomputed scores
+
+
+def test_capacity_checks(runner):
+    r = runner.invoke(app, ["report", str(RUN), "-f", "junit", "--slo", "5ms", "-c", "stream.workers_needed <= 1"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(RUN), "-f", "junit", "--slo", "0.1ms", "-c", "stream.workers_needed <= 1"])
+    assert r.exit_code == 3, r.output  # no worker count meets an SLO below the service time
+    assert "exceeds the SLO" in r.output
+
+
+def test_two_runs_side_by_side(runner, one_class_run):
+    r = runner.invoke(app, ["report", str(RUN), str(one_class_run), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rb = json.loads(r.output)["run_b"]
+    row = next(x for x in rb["rows"] if x["strategy"] == "stream" and x["metric"] == "accuracy")
+    assert row["a"] == METRICS["quality"]["stream"]["accuracy"]
+    assert row["diff"] == pytest.approx(row["b"] - row["a"])
+    assert any("stream" in s for s in rb["verdict"])
+
+
+def test_missing_metrics_json_is_recomputed_from_the_files(tmp_path):
+    run = tmp_path / "nometrics"
+    shutil.copytree(RUN, run)
+    (run / "metrics.json").unlink()
+    rep = build_report(run)
+    assert rep["metrics"]["quality"]["stream"]["auc"] == pytest.approx(METRICS["quality"]["stream"]["auc"])
+
+
+def test_installed_console_script_runs(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rtml_cli", "report", str(RUN), "-f", "json", "-c", "stream.auc < 0.5"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert json.loads(r.stdout)["exit_code"] == 1
