@@ -399,11 +399,11 @@ def disorder_delays(event_ids: np.ndarray, *, disorder_us: int, seed: int) -> np
     A counter-based hash of (seed, event id), so an event gets the same delay however the table
     is chunked or filtered (``--start``/``--limit``): reproducible and stable.
     """
-    x = np.asarray(event_ids, dtype=np.uint64) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(
-        0x9E3779B97F4A7C15
-    )
-    # splitmix64 finaliser: overflow is the point of it.
+    # splitmix64 of (event id + seed * golden ratio): overflow is the point of it.
     with np.errstate(over="ignore"):
+        x = np.asarray(event_ids, dtype=np.uint64) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(
+            0x9E3779B97F4A7C15
+        )
         x = x + np.uint64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
