@@ -146,6 +146,21 @@ def replay(
     time_unit: Annotated[Optional[str], typer.Option(help="Unit of an integer epoch time column: s, ms, us, ns.")] = None,
     time_format: Annotated[Optional[str], typer.Option(help="strftime format of a string time column, e.g. '%Y-%m-%d %H:%M'.")] = None,
     drop_null_time: Annotated[bool, typer.Option("--drop-null-time", help="Drop rows whose time is null instead of failing.")] = False,
+    checkpoint: Annotated[
+        Optional[str], typer.Option(help="Network targets: keep the confirmed position in this file as the replay goes; an existing file resumes from it.")
+    ] = None,
+    retries: Annotated[Optional[int], typer.Option(help="Network targets: retries (with backoff) when the server goes away (default 5).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="http://: requests in flight at once (default 1).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="http://: events per POST, sent as a JSON list (default 1: one event object).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="http://: seconds before a request counts as a timeout (default 10).")] = None,
+    header: Annotated[Optional[list[str]], typer.Option(help="http://: extra request header 'Name: value' (repeatable).")] = None,
+    score_field: Annotated[Optional[str], typer.Option(help="http://: dotted path of the prediction in the response JSON, e.g. 'proba.1'.")] = None,
+    record: Annotated[
+        Optional[str], typer.Option(help="http://: write responses, latencies and joined labels to this new run directory (for rtml report).")
+    ] = None,
+    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="http://: stop at the first 4xx/5xx or timeout instead of counting it.")] = False,
+    kafka_config: Annotated[Optional[list[str]], typer.Option(help="kafka://: producer setting KEY=VALUE (librdkafka names, repeatable).")] = None,
+    maxlen: Annotated[Optional[int], typer.Option(help="redis://: trim the stream to its newest N entries.")] = None,
 ) -> None:
     """Replay a table as a stream of event and label messages, paced by event time.
 
@@ -158,10 +173,17 @@ def replay(
     from rtml_cli.io import Roles
     from rtml_cli.replay import ReplayOptions, plan_replay
     from rtml_cli.replay import replay as run
+    from rtml_cli.sinks.retry import transport_options
 
     with _edge():
         if max_speed and (speed is not None or rate is not None):
             raise UsageError("--max-speed contradicts --speed/--rate: pass one pace only.")
+        start_position, sink_options = transport_options(
+            to, resume_from=resume_from, checkpoint=checkpoint, retries=retries, key_col=key_col,
+            source=table, concurrency=concurrency, batch_size=batch_size, timeout_s=timeout,
+            headers=header, score_field=score_field, record=record, fail_on_error=fail_on_error,
+            kafka_config=kafka_config, maxlen=maxlen,
+        )
         roles = Roles(
             time=time_col, label=label_col, key=key_col, label_time=label_time_col,
             ignore=_csv_list(ignore), time_unit=time_unit, time_format=time_format,
@@ -177,7 +199,7 @@ def replay(
             seed=seed,
             speed=speed,
             rate=rate,
-            start_position=resume_from,
+            start_position=start_position,
         )
         if dry_run:
             plan = plan_replay(table, roles, opts)
@@ -185,7 +207,7 @@ def replay(
                 _err(f"note: {note}")
             typer.echo("\n".join(plan.lines()))
             return
-        summary = run(table, roles, opts, to=to)
+        summary = run(table, roles, opts, to=to, sink_options=sink_options)
         for note in summary.notes:
             _err(f"note: {note}")
         _render_pairs("replay interrupted" if summary.interrupted else "replay done", summary.rows())

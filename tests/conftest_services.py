@@ -201,7 +201,8 @@ class ModelServer:
     - ``delay_s``: sleep this long in every request;
     - ``stall``: ``{request number: seconds}`` extra sleep for those requests (0-based);
     - ``status_for``: ``f(event) -> int`` status to answer (default 200);
-    - ``die_after``: stop accepting connections after this many requests.
+    - ``die_after``: stop accepting connections after this many requests;
+    - ``score_fn``: ``f(event) -> float``, the score answered (default ``x / 10``).
 
     ``received`` keeps every event body parsed (shared across :meth:`restart`).
     """
@@ -211,6 +212,7 @@ class ModelServer:
         self.delay_s = 0.0
         self.stall: dict[int, float] = {}
         self.status_for: Callable[[dict], int] = lambda ev: 200
+        self.score_fn: Callable[[dict], float] = lambda ev: ev.get("x", 0) / 10
         self.die_after: int | None = None
         self.received: list[Any] = []
         self.headers_seen: list[dict[str, str]] = []
@@ -252,9 +254,8 @@ class ModelServer:
                     time.sleep(wait)
                 events = doc if isinstance(doc, list) else [doc]
                 status = max(owner.status_for(e) for e in events)
-                answers = [{"score": e.get("x", 0) / 10, "proba": [1 - e.get("x", 0) / 10,
-                                                                    e.get("x", 0) / 10]}
-                           for e in events]
+                scores = [owner.score_fn(e) for e in events]
+                answers = [{"score": sc, "proba": [1 - sc, sc]} for sc in scores]
                 body = json.dumps(answers if isinstance(doc, list) else answers[0]).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

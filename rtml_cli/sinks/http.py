@@ -260,7 +260,7 @@ class HttpSink(TransportSink):
         times = frame["rtml_time"].dt.epoch("us").to_list()
         sched = batch.scheduled_ns
         labels = self._labels if self.record is not None else None
-        label_values = self._label_values(frame) if labels is not None else None
+        label_values = self._label_values(batch) if labels is not None else None
         pos = self.next_position
         now_ns = time.perf_counter_ns
         for i, kind in enumerate(kinds):
@@ -284,8 +284,10 @@ class HttpSink(TransportSink):
         self.next_position = pos + len(kinds)
         self._save_checkpoint_locked()
 
-    def _label_values(self, frame: pl.DataFrame) -> list[Any]:
-        col = self.label_col
+    def _label_values(self, batch: MessageBatch) -> list[Any]:
+        frame = batch.frame
+        # rtml replay's batches know their label column; a bare MessageBatch does not.
+        col = self.label_col = self.label_col or getattr(batch, "label", None)
         if col is None:
             # The label is the one table column a label message carries.
             labels = frame.filter(pl.col("rtml_kind") == "label")

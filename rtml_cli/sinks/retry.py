@@ -298,3 +298,81 @@ def split_url(target: str, *, scheme: str, default_port: int, what: str) -> tupl
             f"Write it as {scheme}://HOST:PORT/{what}, e.g. {scheme}://127.0.0.1:{default_port}/events."
         )
     return parts.hostname, port, name
+
+
+#: which replay flags apply to which URL schemes (anything else given is a usage error).
+_FLAG_SCHEMES: dict[str, tuple[str, ...]] = {
+    "--concurrency": ("http", "https"),
+    "--batch-size": ("http", "https"),
+    "--timeout": ("http", "https"),
+    "--header": ("http", "https"),
+    "--score-field": ("http", "https"),
+    "--record": ("http", "https"),
+    "--fail-on-error": ("http", "https"),
+    "--kafka-config": ("kafka",),
+    "--maxlen": ("redis",),
+    "--checkpoint": ("http", "https", "kafka", "redis"),
+    "--retries": ("http", "https", "kafka", "redis"),
+}
+
+
+def transport_options(
+    target: str,
+    *,
+    resume_from: int | None = None,
+    checkpoint: str | None = None,
+    retries: int | None = None,
+    key_col: str | None = None,
+    source: str | None = None,
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+    timeout_s: float | None = None,
+    headers: list[str] | None = None,
+    score_field: str | None = None,
+    record: str | None = None,
+    fail_on_error: bool = False,
+    kafka_config: list[str] | None = None,
+    maxlen: int | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """The replay start position and the sink options for ``target``, from the replay flags.
+
+    A flag that does not apply to the target's kind is an error rather than silently ignored.
+    The start position is ``--resume-from`` when given (> 0), else the position stored in an
+    existing ``--checkpoint`` file, else 0.
+
+    Returns
+    -------
+    (start_position, options) : options to pass to :func:`~rtml_cli.sinks.base.open_sink`.
+    """
+    scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+    given = {
+        "--concurrency": concurrency, "--batch-size": batch_size, "--timeout": timeout_s,
+        "--header": headers or None, "--score-field": score_field, "--record": record,
+        "--fail-on-error": fail_on_error or None, "--kafka-config": kafka_config or None,
+        "--maxlen": maxlen, "--checkpoint": checkpoint, "--retries": retries,
+    }
+    for flag, value in given.items():
+        if value is not None and scheme not in _FLAG_SCHEMES[flag]:
+            kinds = ", ".join(f"{s}://" for s in _FLAG_SCHEMES[flag])
+            raise UsageError(
+                f"{flag} applies to {kinds} targets only, not to '{target}'. "
+                f"Drop {flag} or replay to such a target."
+            )
+    start = resolve_start(resume_from or None, checkpoint)
+    if scheme not in ("http", "https", "kafka", "redis"):
+        return start, {}
+    options: dict[str, Any] = {"start_position": start, "checkpoint": checkpoint}
+    if retries is not None:
+        options["retries"] = retries
+    if scheme in ("http", "https"):
+        options.update(source=source, fail_on_error=fail_on_error, headers=headers,
+                       score_field=score_field, record=record)
+        for name, value in (("concurrency", concurrency), ("batch_size", batch_size),
+                            ("timeout_s", timeout_s)):
+            if value is not None:
+                options[name] = value
+    elif scheme == "kafka":
+        options.update(key_col=key_col, kafka_config=kafka_config)
+    else:
+        options["maxlen"] = maxlen
+    return start, options
