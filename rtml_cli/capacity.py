@@ -93,7 +93,8 @@ def parse_traffic(text: str | float) -> float:
         value = float(s)
     except ValueError:
         raise UsageError(
-            f"The traffic multiplier must be a positive number such as '10x' or '2.5'. Got {text!r}."
+            "The traffic multiplier must be a positive number such as '10x' or '2.5'. "
+            f"Got {text!r}."
         ) from None
     if not value > 0 or not math.isfinite(value):
         raise UsageError(f"The traffic multiplier must be > 0, e.g. '10x'. Got {text!r}.")
@@ -104,7 +105,7 @@ def _pcts(lat_ms: np.ndarray) -> dict[str, float | None]:
     if lat_ms.size == 0:
         return {**{k: None for k in PERCENTILES}, "max": None, "mean": None}
     qs = np.percentile(lat_ms, list(PERCENTILES.values()))
-    out: dict[str, float | None] = {k: float(q) for k, q in zip(PERCENTILES, qs)}
+    out: dict[str, float | None] = {k: float(q) for k, q in zip(PERCENTILES, qs, strict=True)}
     out["max"] = float(lat_ms.max())
     out["mean"] = float(lat_ms.mean())
     return out
@@ -176,7 +177,7 @@ def simulate_capacity(
         offered_load=_fin(load),
     )
     a_int = a.astype(np.int64)
-    peaks = {}
+    peaks: dict[str, dict[str, Any]] = {}
     for name, width in (("peak_minute", 60_000_000), ("peak_hour", 3_600_000_000)):
         start, count = _peak(a_int, width)
         prate = count / (width / 1e6)
@@ -187,7 +188,7 @@ def simulate_capacity(
             "x_mean": _fin(prate / rate) if math.isfinite(rate) and rate > 0 else None,
         }
     out.update(peaks)
-    hour_start = peaks["peak_hour"]["start_us"]
+    hour_start = int(peaks["peak_hour"]["start_us"])
     in_hour = (a_int >= hour_start) & (a_int < hour_start + 3_600_000_000)
 
     cache: dict[int, np.ndarray] = {}
@@ -221,7 +222,9 @@ def simulate_capacity(
             f"the service time alone exceeds the SLO at p99 ({np.percentile(s, 99) / 1e3:.3g} ms "
             f"> {slo_ms:g} ms): no number of workers meets it"
         )
-    counts = sorted({1, 2, 4, *(workers or []), *([out["workers_needed"]] if out["workers_needed"] else [])})
+    counts = sorted(
+        {1, 2, 4, *(workers or []), *([out["workers_needed"]] if out["workers_needed"] else [])}
+    )
     for n in counts:
         if n < 1:
             raise UsageError(f"The number of workers must be >= 1. Got {n} instead.")
@@ -231,7 +234,9 @@ def simulate_capacity(
                 "workers": n,
                 "latency_ms": _pcts(lt),
                 "utilization": _fin(load / n),
-                "peak_hour_p99_ms": float(np.percentile(lt[in_hour], 99)) if in_hour.any() else None,
+                "peak_hour_p99_ms": float(np.percentile(lt[in_hour], 99))
+                if in_hour.any()
+                else None,
                 "meets_slo": bool(np.percentile(lt, 99) <= slo_ms),
             }
         )

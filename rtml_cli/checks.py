@@ -433,7 +433,9 @@ def evaluate_checks(
                 holds = _COMPARE[comp.op](a, b)
                 ok = ok and holds
                 parts.append(f"{_fmt(a)} {comp.op} {_fmt(b)}")
-            results.append(CheckResult(c.source, "pass" if ok else "fail", used, " and ".join(parts)))
+            results.append(
+                CheckResult(c.source, "pass" if ok else "fail", used, " and ".join(parts))
+            )
         except MissingValue as exc:
             results.append(CheckResult(c.source, "error", used, str(exc)))
     return results

@@ -272,7 +272,7 @@ def _pct(values_ms: np.ndarray) -> dict[str, float | None]:
     if values_ms.size == 0:
         return {k: None for k in [*PERCENTILES, "max", "mean"]}
     qs = np.percentile(values_ms, list(PERCENTILES.values()))
-    out: dict[str, float | None] = {k: _f(q) for k, q in zip(PERCENTILES, qs)}
+    out: dict[str, float | None] = {k: _f(q) for k, q in zip(PERCENTILES, qs, strict=True)}
     out["max"] = _f(values_ms.max())
     out["mean"] = _f(values_ms.mean())
     return out
@@ -316,7 +316,11 @@ def compute_summary(timings: pl.DataFrame, strategy: str, events: int) -> dict[s
 
 
 def _validate(
-    predictions: pl.DataFrame, timings: pl.DataFrame, task: str, strategies: Sequence[str], baseline: str
+    predictions: pl.DataFrame,
+    timings: pl.DataFrame,
+    task: str,
+    strategies: Sequence[str],
+    baseline: str,
 ) -> None:
     if task not in ("binary", "regression"):
         raise UsageError(f"The task must be 'binary' or 'regression'. Got {task!r} instead.")
@@ -342,11 +346,20 @@ def _validate(
 
 
 def _diff(
-    est_a: float, est_b: float, boot_a: np.ndarray | None, boot_b: np.ndarray | None,
-    metric: str, level: float, reason: str | None,
+    est_a: float,
+    est_b: float,
+    boot_a: np.ndarray | None,
+    boot_b: np.ndarray | None,
+    metric: str,
+    level: float,
+    reason: str | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "estimate": None, "low": None, "high": None, "significant": None, "better": None,
+        "estimate": None,
+        "low": None,
+        "high": None,
+        "significant": None,
+        "better": None,
         "reason": reason,
     }
     est = est_a - est_b
@@ -360,7 +373,9 @@ def _diff(
     d = boot_a - boot_b
     d = d[np.isfinite(d)]
     if d.size < 0.5 * boot_a.size:
-        out["reason"] = f"{metric} is undefined in most bootstrap resamples (too few blocks with both classes)"
+        out["reason"] = (
+            f"{metric} is undefined in most bootstrap resamples (too few blocks with both classes)"
+        )
         return out
     alpha = (1 - level) / 2
     lo, hi = np.quantile(d, [alpha, 1 - alpha])
@@ -434,7 +449,9 @@ def compute_metrics(
     t_all = _times_us(labelled["t"])
     t0, t1 = int(t_all.min()), int(t_all.max())
     auto = bucket is None
-    width = choose_bucket(t1 - t0) if auto else parse_duration(bucket, what="metrics bucket")
+    width = (
+        choose_bucket(t1 - t0) if bucket is None else parse_duration(bucket, what="metrics bucket")
+    )
     if width <= 0:
         raise UsageError(f"The metrics bucket must be > 0. Got {bucket!r} instead.")
     first = (t0 // width) * width  # epoch-aligned grid, like retrain cutoffs
@@ -502,15 +519,23 @@ def compute_metrics(
             if len(common_ids) == 0:
                 reason = "the strategies share no scored event"
             res[m] = _diff(
-                float(point[a][m][0]), float(point[b][m][0]),
-                None if boot is None else boot[a][m], None if boot is None else boot[b][m],
-                m, level, reason,
+                float(point[a][m][0]),
+                float(point[b][m][0]),
+                None if boot is None else boot[a][m],
+                None if boot is None else boot[b][m],
+                m,
+                level,
+                reason,
             )
         return res
 
     diff_to_baseline = {s: pair(s, baseline) for s in strategies if s != baseline}
     pairs = [
-        {"strategy": strategies[j], "reference": strategies[i], "metrics": pair(strategies[j], strategies[i])}
+        {
+            "strategy": strategies[j],
+            "reference": strategies[i],
+            "metrics": pair(strategies[j], strategies[i]),
+        }
         for i in range(len(strategies))
         for j in range(i + 1, len(strategies))
     ]
@@ -520,8 +545,10 @@ def compute_metrics(
     by_stale: dict[str, Any] = {}
     for s in strategies:
         d = preds.filter(pl.col("strategy") == s)
-        col = {c: d[c].cast(pl.Float64).to_numpy() / 1e6 if c in d.columns else np.array([])
-               for c in ("staleness_us", "feature_age_us", "model_age_us")}
+        col = {
+            c: d[c].cast(pl.Float64).to_numpy() / 1e6 if c in d.columns else np.array([])
+            for c in ("staleness_us", "feature_age_us", "model_age_us")
+        }
         cold = int(d["cold_start"].fill_null(False).sum()) if "cold_start" in d.columns else 0
         freshness[s] = {
             "staleness_s": _summary(col["staleness_us"]),
@@ -561,7 +588,12 @@ def compute_metrics(
         "metric_names": list(names),
         "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in names},
         "span": {"start": _iso(t0), "end": _iso(t1), "events": int(common.height)},
-        "bucket": {"us": int(width), "text": format_duration(width), "count": n_buckets, "auto": auto},
+        "bucket": {
+            "us": int(width),
+            "text": format_duration(width),
+            "count": n_buckets,
+            "auto": auto,
+        },
         "bootstrap": {
             "resamples": int(resamples) if boot is not None else 0,
             "seed": int(seed),

@@ -96,8 +96,13 @@ class Run:
         p = self.path / "timings.parquet"
         if not p.exists():
             return pl.DataFrame(
-                schema={"strategy": pl.String, "kind": pl.String, "wall_ns": pl.Int64,
-                        "cpu_ns": pl.Int64, "rows": pl.Int64}  # fmt: skip
+                schema={
+                    "strategy": pl.String,
+                    "kind": pl.String,
+                    "wall_ns": pl.Int64,
+                    "cpu_ns": pl.Int64,
+                    "rows": pl.Int64,
+                }  # fmt: skip
             )
         return pl.read_parquet(p)
 
@@ -111,7 +116,9 @@ def _load_json(path: Path, run: Path) -> dict[str, Any]:
             "rerun `rtml compare` to write it again."
         ) from None
     if not isinstance(data, dict):
-        raise RunDirError(f"{path.name} in run directory '{run}' is not a JSON object; rerun `rtml compare`.")
+        raise RunDirError(
+            f"{path.name} in run directory '{run}' is not a JSON object; rerun `rtml compare`."
+        )
     return data
 
 
@@ -131,7 +138,8 @@ def read_run(path: str | Path) -> Run:
         )
     if not run.is_dir():
         raise RunDirError(
-            f"'{run}' is a file, not a run directory. Pass the directory `rtml compare --out` wrote."
+            f"'{run}' is a file, not a run directory. "
+            "Pass the directory `rtml compare --out` wrote."
         )
     missing = [f for f in _REQUIRED if not (run / f).exists()]
     if missing:
@@ -202,7 +210,9 @@ def fsec(x: float | None) -> str:
     return format_duration(x * 1e6)
 
 
-def sparkline(values: Sequence[float | None], lo: float | None = None, hi: float | None = None) -> str:
+def sparkline(
+    values: Sequence[float | None], lo: float | None = None, hi: float | None = None
+) -> str:
     """Unicode sparkline; missing values are spaces. ``lo``/``hi`` share a scale across lines.
 
     Examples
@@ -275,9 +285,14 @@ def _pair(metrics: dict[str, Any], a: str, b: str, metric: str) -> dict[str, Any
     return None
 
 
-def _findings(metrics: dict[str, Any], kinds: dict[str, str | None], metric: str) -> list[dict[str, Any]]:
+def _findings(
+    metrics: dict[str, Any], kinds: dict[str, str | None], metric: str
+) -> list[dict[str, Any]]:
     names = list(metrics.get("strategies", []))
-    first = {k: next((n for n in names if kinds.get(n) == k), None) for k in ("batch", "stream", "online", "static")}
+    first = {
+        k: next((n for n in names if kinds.get(n) == k), None)
+        for k in ("batch", "stream", "online", "static")
+    }
     b, s, o, st = first["batch"], first["stream"], first["online"], first["static"]
     wanted: list[tuple[str, str, str]] = []
     if b and s:
@@ -289,7 +304,7 @@ def _findings(metrics: dict[str, Any], kinds: dict[str, str | None], metric: str
     if st and (s or o):
         wanted.append(("Never retraining", st, s or o))  # type: ignore[arg-type]
     if not wanted:
-        base = metrics.get("baseline")
+        base = str(metrics.get("baseline"))
         wanted = [(f"{n}", n, base) for n in names if n != base]
     out = []
     for label, a, ref in wanted:
@@ -305,7 +320,9 @@ def _finding_sentence(f: dict[str, Any], hib: bool) -> str:
     head = f"{f['label']} ({f['strategy']} vs {f['reference']})"
     est = f.get("estimate")
     if est is None:
-        return f"{head}: the {m} difference could not be computed ({f.get('reason') or 'no value'})."
+        return (
+            f"{head}: the {m} difference could not be computed ({f.get('reason') or 'no value'})."
+        )
     interval = ""
     if f.get("low") is not None and f.get("high") is not None:
         interval = f" [{fnum(f['low'])}, {fnum(f['high'])}]"
@@ -331,20 +348,37 @@ def _check_sources(manifest: dict[str, Any], given: Sequence[str]) -> list[str]:
 
 
 def _capacity(
-    run: Run, kinds: dict[str, str | None], traffic: float | None, slo_ms: float, workers: int | None
+    run: Run,
+    kinds: dict[str, str | None],
+    traffic: float | None,
+    slo_ms: float,
+    workers: int | None,
 ) -> dict[str, Any] | None:
     timings = run.timings()
-    single = timings.filter((pl.col("kind") == "predict") & (pl.col("rows") == 1)) if timings.height else timings
+    single = (
+        timings.filter((pl.col("kind") == "predict") & (pl.col("rows") == 1))
+        if timings.height
+        else timings
+    )
     per_event = [n for n, k in kinds.items() if k in PER_EVENT_KINDS]
     if not per_event:
         per_event = sorted(single["strategy"].unique().to_list()) if single.height else []
     if not per_event:
         return None
     levels = [1.0] + ([float(traffic)] if traffic and traffic != 1.0 else [])
-    result: dict[str, Any] = {"slo_ms": slo_ms, "traffic": levels, "workers": workers, "strategies": {}}
+    result: dict[str, Any] = {
+        "slo_ms": slo_ms,
+        "traffic": levels,
+        "workers": workers,
+        "strategies": {},
+    }
     preds = run.scan_predictions()
     for s in per_event:
-        t = preds.filter(pl.col("strategy") == s).select(pl.col("t").cast(pl.Datetime("us")).dt.epoch("us")).collect()
+        t = (
+            preds.filter(pl.col("strategy") == s)
+            .select(pl.col("t").cast(pl.Datetime("us")).dt.epoch("us"))
+            .collect()
+        )
         arrivals = np.sort(t.to_series().to_numpy())
         svc = single.filter(pl.col("strategy") == s)["wall_ns"].cast(pl.Float64).to_numpy() / 1e3
         per: dict[str, Any] = {}
@@ -424,8 +458,13 @@ def build_report(
                 verdict.append(
                     f"Serving {s} per event needs {r['workers_needed']} worker(s) for p99 ≤ "
                     f"{slo_ms:g} ms at {lvl} traffic"
-                    + (f" (p99 {fms(ch.get('latency_ms', {}).get('p99'))} ms with {ch['workers']})" if ch else "")
-                    + f"; the busiest hour runs at {_x(r.get('peak_hour', {}).get('x_mean'))} the mean rate."
+                    + (
+                        f" (p99 {fms(ch.get('latency_ms', {}).get('p99'))} ms with {ch['workers']})"
+                        if ch
+                        else ""
+                    )
+                    + "; the busiest hour runs at "
+                    + f"{_x(r.get('peak_hour', {}).get('x_mean'))} the mean rate."
                 )
             elif r.get("reason"):
                 verdict.append(f"Capacity for {s} at {lvl}: {r['reason']}.")
@@ -435,7 +474,8 @@ def build_report(
         nfail = sum(r.status == "fail" for r in results)
         nerr = sum(r.status == "error" for r in results)
         verdict.append(
-            f"Checks: {npass} passed, {nfail} failed" + (f", {nerr} could not be computed." if nerr else ".")
+            f"Checks: {npass} passed, {nfail} failed"
+            + (f", {nerr} could not be computed." if nerr else ".")
         )
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -515,10 +555,7 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     sections: list[tuple[str, list[Block]]] = [("Verdict", [list(rep["verdict"])])]
 
     if rep["checks"]:
-        rows = [
-            [c["status"].upper(), c["check"], c["detail"]]
-            for c in rep["checks"]
-        ]
+        rows = [[c["status"].upper(), c["check"], c["detail"]] for c in rep["checks"]]
         sections.append(("Checks", [Table(["status", "check", "value"], rows)]))
 
     mnames = m["metric_names"]
@@ -530,12 +567,14 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
             row.append("baseline")
         else:
             d = m.get("diff_to_baseline", {}).get(n, {}).get(metric, {})
-            iv = f" [{fnum(d.get('low'))}, {fnum(d.get('high'))}]" if d.get("low") is not None else ""
+            iv = (
+                f" [{fnum(d.get('low'))}, {fnum(d.get('high'))}]"
+                if d.get("low") is not None
+                else ""
+            )
             row.append(f"{fdiff(d.get('estimate'))}{iv}")
         rows.append(row)
-    notes = [
-        f"{n}.{x}: {why}" for n in names for x, why in (q[n].get("reasons") or {}).items()
-    ]
+    notes = [f"{n}.{x}: {why}" for n in names for x, why in (q[n].get("reasons") or {}).items()]
     boot = m.get("bootstrap", {})
     caption = (
         f"Δ{METRIC_LABEL.get(metric, metric)} vs {base} with a {boot.get('level', 0.95):.0%} "
@@ -543,8 +582,13 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         f"{boot.get('blocks', 0)} time blocks of {m.get('bucket', {}).get('text', '?')})."
     )
     blocks: list[Block] = [
-        Table(["strategy", "kind", "events"] + [METRIC_LABEL.get(x, x) for x in mnames]
-              + [f"Δ{METRIC_LABEL.get(metric, metric)} vs {base}"], rows, caption)  # fmt: skip
+        Table(
+            ["strategy", "kind", "events"]
+            + [METRIC_LABEL.get(x, x) for x in mnames]
+            + [f"Δ{METRIC_LABEL.get(metric, metric)} vs {base}"],
+            rows,
+            caption,
+        )  # fmt: skip
     ]
     if notes:
         blocks.append(["not computed: " + n for n in notes])
@@ -557,8 +601,10 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
             "Quality over time",
             [
                 Series(
-                    f"{METRIC_LABEL.get(metric, metric)} per {m.get('bucket', {}).get('text', 'bucket')} "
-                    f"({m.get('span', {}).get('start', '')[:16]} → {m.get('span', {}).get('end', '')[:16]})",
+                    f"{METRIC_LABEL.get(metric, metric)} per "
+                    f"{m.get('bucket', {}).get('text', 'bucket')} "
+                    f"({m.get('span', {}).get('start', '')[:16]} → "
+                    f"{m.get('span', {}).get('end', '')[:16]})",
                     list(qot.get("start", [])),
                     lines,
                 )
@@ -578,8 +624,17 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         ])  # fmt: skip
     blocks = [
         Table(
-            ["strategy", "staleness mean", "p90", "max", "feature age mean", "p90",
-             "model age mean", "p90", "cold starts"],
+            [
+                "strategy",
+                "staleness mean",
+                "p90",
+                "max",
+                "feature age mean",
+                "p90",
+                "model age mean",
+                "p90",
+                "cold starts",
+            ],
             rows,
         )  # fmt: skip
     ]
@@ -589,8 +644,11 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
             srows.append([n, b["label"], str(b["n"]), fnum(b.get(metric))])
     if any(len(m.get("quality_by_staleness", {}).get(n, [])) > 1 for n in names):
         blocks.append(
-            Table(["strategy", "staleness", "events", METRIC_LABEL.get(metric, metric)], srows,
-                  "Quality by staleness bucket: does older served data score worse?")  # fmt: skip
+            Table(
+                ["strategy", "staleness", "events", METRIC_LABEL.get(metric, metric)],
+                srows,
+                "Quality by staleness bucket: does older served data score worse?",
+            )  # fmt: skip
         )
     sections.append(("Freshness", blocks))
 
@@ -617,8 +675,18 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
             "Compute",
             [
                 Table(
-                    ["strategy", "call", "calls", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
-                     "max ms", "CPU p50 ms", "total s"],
+                    [
+                        "strategy",
+                        "call",
+                        "calls",
+                        "p50 ms",
+                        "p90 ms",
+                        "p99 ms",
+                        "p99.9 ms",
+                        "max ms",
+                        "CPU p50 ms",
+                        "total s",
+                    ],
                     rows,
                     "predict (1 row): real single-row calls, i.e. the per-event latency including "
                     "the model library's per-call overhead; other rows are whole calls.",
@@ -649,7 +717,8 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
                 need = r.get("workers_needed")
                 pm, ph = r.get("peak_minute", {}), r.get("peak_hour", {})
                 peaks.append(
-                    f"{s} at {lvl}: {need if need else 'no'} worker(s) meet p99 ≤ {capacity['slo_ms']:g} ms"
+                    f"{s} at {lvl}: {need if need else 'no'} worker(s) meet "
+                    f"p99 ≤ {capacity['slo_ms']:g} ms"
                     + (f" ({r['reason']})" if r.get("reason") else "")
                     + f"; mean rate {fnum(r.get('rate_per_s'), 2)}/s, busiest minute "
                     f"{fnum(pm.get('rate_per_s'), 2)}/s ({_x(pm.get('x_mean'))}), busiest hour "
@@ -658,8 +727,18 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
                 )
         capb.append(
             Table(
-                ["strategy", "traffic", "workers", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
-                 "busiest-hour p99 ms", "utilization", f"p99 ≤ {capacity['slo_ms']:g} ms"],
+                [
+                    "strategy",
+                    "traffic",
+                    "workers",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "max ms",
+                    "busiest-hour p99 ms",
+                    "utilization",
+                    f"p99 ≤ {capacity['slo_ms']:g} ms",
+                ],
                 rows,
                 "End-to-end latency (queueing + service) of a FIFO queue fed with the historical "
                 "arrivals and the measured single-row predict times.",
@@ -667,7 +746,9 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         )
         capb.append(peaks)
     else:
-        capb.append("No per-event strategy with timed single-row predict calls: capacity not computed.")
+        capb.append(
+            "No per-event strategy with timed single-row predict calls: capacity not computed."
+        )
     sections.append(("Capacity", capb))
 
     man = rep.get("manifest", {})
@@ -693,14 +774,26 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     rb = rep.get("run_b")
     if rb:
         rows = [
-            [r["strategy"], METRIC_LABEL.get(r["metric"], r["metric"]), fnum(r["a"]), fnum(r["b"]), fdiff(r["diff"])]
+            [
+                r["strategy"],
+                METRIC_LABEL.get(r["metric"], r["metric"]),
+                fnum(r["a"]),
+                fnum(r["b"]),
+                fdiff(r["diff"]),
+            ]
             for r in rb["rows"]
         ]
         sections.append(
             (
                 "Run A vs run B",
-                [list(rb["verdict"]), Table(["strategy", "metric", "A", "B", "B − A"], rows,
-                                            f"A = {rep['run']}, B = {rb['run']}")],  # fmt: skip
+                [
+                    list(rb["verdict"]),
+                    Table(
+                        ["strategy", "metric", "A", "B", "B − A"],
+                        rows,
+                        f"A = {rep['run']}, B = {rb['run']}",
+                    ),
+                ],  # fmt: skip
             )
         )
     return sections
@@ -715,7 +808,9 @@ def _pct(u: float | None) -> str:
 def _iso(us: int | None) -> str:
     if us is None:
         return "n/a"
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))).isoformat(timespec="minutes")
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))).isoformat(
+        timespec="minutes"
+    )
 
 
 # --------------------------------------------------------------------------- renderers
@@ -800,7 +895,9 @@ def render_markdown(rep: dict[str, Any]) -> str:
                 for r in b.rows:
                     cells = [_md_cell(c) for c in r]
                     if title == "Checks":
-                        cells[0] = {"PASS": "✅ pass", "FAIL": "❌ fail", "ERROR": "⚠️ error"}.get(r[0], r[0])
+                        cells[0] = {"PASS": "✅ pass", "FAIL": "❌ fail", "ERROR": "⚠️ error"}.get(
+                            r[0], r[0]
+                        )
                     out.append("| " + " | ".join(cells) + " |")
                 out.append("")
                 if b.caption:
@@ -855,7 +952,8 @@ def clean_svg(svg: str) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:72em;
 color:#222;padding:0 1em}
-h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+h1{font-size:1.4em}
+h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
@@ -887,17 +985,22 @@ def render_html(rep: dict[str, Any]) -> str:
                 rows = []
                 for r in b.rows:
                     cells = "".join(
-                        f'<td class="{e(c)}">{e(c)}</td>' if c in ("PASS", "FAIL", "ERROR") else f"<td>{e(c)}</td>"
+                        f'<td class="{e(c)}">{e(c)}</td>'
+                        if c in ("PASS", "FAIL", "ERROR")
+                        else f"<td>{e(c)}</td>"
                         for c in r
                     )
                     rows.append(f"<tr>{cells}</tr>")
                 cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
                 head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
-                parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+                parts.append(
+                    f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+                )
             elif isinstance(b, Series):
                 parts.append(f"<p>{e(b.title)}</p>")
+                ylabel = METRIC_LABEL.get(rep["primary_metric"], rep["primary_metric"])
                 try:
-                    parts.append(f'<div class="chart">{_svg_chart(b, METRIC_LABEL.get(rep["primary_metric"], rep["primary_metric"]))}</div>')
+                    parts.append(f'<div class="chart">{_svg_chart(b, ylabel)}</div>')
                 except ImportError:
                     lines = _series_lines(b)
                     parts.append(
@@ -931,7 +1034,9 @@ def render_junit(rep: dict[str, Any]) -> str:
     for c in res:
         case = ET.SubElement(suite, "testcase", {"classname": "rtml.checks", "name": c["check"]})
         if c["status"] == "fail":
-            f = ET.SubElement(case, "failure", {"message": f"check failed: {c['detail']}", "type": "CheckFailed"})
+            f = ET.SubElement(
+                case, "failure", {"message": f"check failed: {c['detail']}", "type": "CheckFailed"}
+            )
             f.text = f"{c['check']}\n{c['detail']}"
         elif c["status"] == "error":
             f = ET.SubElement(case, "error", {"message": c["detail"], "type": "MetricError"})
@@ -1006,7 +1111,9 @@ def run_report(
         try:
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"Cannot write the report to '{output}' ({exc}); pass another --output.") from None
+            raise UsageError(
+                f"Cannot write the report to '{output}' ({exc}); pass another --output."
+            ) from None
         written = str(output)
         lines = [f"wrote {fmt} report to {output}"]
         lines += [f"{c['status'].upper():5} {c['check']}  ({c['detail']})" for c in rep["checks"]]

@@ -14,7 +14,8 @@ from rtml_cli.errors import UsageError
 
 
 def test_one_worker_by_hand():
-    # arrivals 0,1,2,10; service 3 each: job0 0->3, job1 waits to 3 ->6, job2 6->9, job3 idle server 10->13
+    # arrivals 0,1,2,10; service 3 each: job0 0->3, job1 waits to 3 ->6, job2 6->9,
+    # job3 finds the server idle: 10->13
     lat = fifo_latency(np.array([0, 1, 2, 10]), np.array([3, 3, 3, 3]), workers=1)
     assert lat.tolist() == [3, 5, 7, 3]
 
@@ -28,7 +29,7 @@ def test_two_workers_by_hand():
 def _naive(a, s, c):
     free = [0.0] * c
     out = []
-    for ai, si in zip(a, s):
+    for ai, si in zip(a, s, strict=True):
         k = min(range(c), key=lambda j: free[j])
         start = max(ai, free[k])
         free[k] = start + si

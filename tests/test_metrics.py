@@ -60,7 +60,13 @@ def make_preds(
 
 
 EMPTY_TIMINGS = pl.DataFrame(
-    schema={"strategy": pl.String, "kind": pl.String, "wall_ns": pl.Int64, "cpu_ns": pl.Int64, "rows": pl.Int64}
+    schema={
+        "strategy": pl.String,
+        "kind": pl.String,
+        "wall_ns": pl.Int64,
+        "cpu_ns": pl.Int64,
+        "rows": pl.Int64,
+    }
 )
 
 
@@ -72,7 +78,13 @@ def binary_run():
     good = np.clip(0.5 * y + rng.uniform(size=n) * 0.5, 0, 1)
     weak = np.clip(0.15 * y + rng.uniform(size=n) * 0.85, 0, 1)
     preds = make_preds({"batch": weak, "stream": good, "same": weak.copy()}, y)
-    m = compute_metrics(preds, EMPTY_TIMINGS, task="binary", strategies=["batch", "stream", "same"], baseline="batch")
+    m = compute_metrics(
+        preds,
+        EMPTY_TIMINGS,
+        task="binary",
+        strategies=["batch", "stream", "same"],
+        baseline="batch",
+    )
     return y, {"batch": weak, "stream": good}, m
 
 
@@ -129,7 +141,9 @@ def test_pairs_hold_every_unordered_pair_once(binary_run):
 def test_bootstrap_is_seeded():
     rng = np.random.default_rng(2)
     y = (rng.uniform(size=600) < 0.5).astype(float)
-    preds = make_preds({"a": rng.uniform(size=600), "b": np.clip(y * 0.3 + rng.uniform(size=600) * 0.7, 0, 1)}, y)
+    preds = make_preds(
+        {"a": rng.uniform(size=600), "b": np.clip(y * 0.3 + rng.uniform(size=600) * 0.7, 0, 1)}, y
+    )
     kw = dict(task="binary", strategies=["a", "b"], baseline="a")
     m1 = compute_metrics(preds, EMPTY_TIMINGS, seed=1, **kw)
     m2 = compute_metrics(preds, EMPTY_TIMINGS, seed=1, **kw)
@@ -141,7 +155,9 @@ def test_bootstrap_is_seeded():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=60),
+    st.lists(
+        st.tuples(st.integers(0, 4), st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=60
+    ),
     st.lists(st.integers(0, 3), min_size=5, max_size=5),
 )
 def test_weighted_auc_from_block_matrix_equals_sklearn_with_sample_weights(rows, wblocks):
@@ -184,7 +200,9 @@ def test_quality_over_time_uses_the_bucket_grid():
     rng = np.random.default_rng(3)
     y = (rng.uniform(size=480) < 0.5).astype(float)
     preds = make_preds({"a": rng.uniform(size=480)}, y, hours=24)
-    m = compute_metrics(preds, EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a", bucket="6h")
+    m = compute_metrics(
+        preds, EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a", bucket="6h"
+    )
     qot = m["quality_over_time"]
     assert qot["start"] == [f"2024-01-01T{h:02d}:00:00" for h in (0, 6, 12, 18)]
     assert qot["n"] == [120, 120, 120, 120]
@@ -207,7 +225,10 @@ def test_freshness_and_staleness_buckets():
     f = m["freshness"]["a"]
     assert f["staleness_s"]["max"] == 7200.0 and f["staleness_s"]["mean"] == 3600.0
     assert f["feature_age_s"]["count"] == 90 and f["cold_start"] == 10
-    assert [(b["label"], b["n"]) for b in m["quality_by_staleness"]["a"]] == [("0", 50), ("1h–6h", 50)]
+    assert [(b["label"], b["n"]) for b in m["quality_by_staleness"]["a"]] == [
+        ("0", 50),
+        ("1h–6h", 50),
+    ]
 
 
 def test_compute_summary_percentiles_and_single_row_calls():
@@ -221,7 +242,13 @@ def test_compute_summary_percentiles_and_single_row_calls():
         }
     )
     y = np.tile([0.0, 1.0], 50)
-    m = compute_metrics(make_preds({"s": np.full(100, 0.3)}, y), timings, task="binary", strategies=["s"], baseline="s")
+    m = compute_metrics(
+        make_preds({"s": np.full(100, 0.3)}, y),
+        timings,
+        task="binary",
+        strategies=["s"],
+        baseline="s",
+    )
     c = m["compute"]["s"]
     single = c["predict_single_row"]
     assert single["count"] == 100
@@ -244,4 +271,6 @@ def test_bad_inputs_raise_rtml_errors():
         compute_metrics(preds.with_columns(y=pl.lit(None, pl.Float64)), EMPTY_TIMINGS,
                         task="binary", strategies=["a"], baseline="a")  # fmt: skip
     with pytest.raises(MetricError, match="lack column"):
-        compute_metrics(preds.drop("score"), EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a")
+        compute_metrics(
+            preds.drop("score"), EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a"
+        )

@@ -38,7 +38,9 @@ def test_verdict_numbers_match_metrics_json(rep):
     assert _numbers(fresh) == [round(d["estimate"], 3), round(d["low"], 3), round(d["high"], 3)]
     assert "a significant gain" in fresh
     online = next(s for s in v if s.startswith("Online learning (online vs stream)"))
-    pair = next(p for p in METRICS["pairs"] if p["strategy"] == "online" and p["reference"] == "stream")
+    pair = next(
+        p for p in METRICS["pairs"] if p["strategy"] == "online" and p["reference"] == "stream"
+    )
     d = pair["metrics"]["auc"]
     assert _numbers(online) == [round(d["estimate"], 3), round(d["low"], 3), round(d["high"], 3)]
     assert online.endswith("not significant.")
@@ -56,8 +58,22 @@ def test_verdict_numbers_match_metrics_json(rep):
 def test_report_json_is_stable_and_documented_fields_exist(rep):
     text = render(rep, "json")
     data = json.loads(text)
-    assert data == json.loads(render(build_report(RUN, checks=["stream.auc - batch_daily.auc >= 0.01", "online.auc > 0.99"]), "json"))
-    for key in ("schema_version", "verdict", "findings", "checks", "exit_code", "capacity", "metrics", "manifest"):
+    assert data == json.loads(
+        render(
+            build_report(RUN, checks=["stream.auc - batch_daily.auc >= 0.01", "online.auc > 0.99"]),
+            "json",
+        )
+    )
+    for key in (
+        "schema_version",
+        "verdict",
+        "findings",
+        "checks",
+        "exit_code",
+        "capacity",
+        "metrics",
+        "manifest",
+    ):
         assert key in data
     assert data["metrics"] == METRICS
     assert data["exit_code"] == 1
@@ -135,14 +151,19 @@ def test_cli_exit_1_when_a_check_fails_and_lists_each_check(runner):
     r = runner.invoke(app, ["report", str(RUN), "--check", "stream.predict_p99_ms <= 0.01"])
     assert r.exit_code == 1, r.output
     assert re.search(r"FAIL\s+stream\.predict_p99_ms <= 0\.01\s+[\d.]+ <= 0\.01", r.output)
-    assert re.search(r"PASS\s+stream\.auc - batch_daily\.auc >= 0\.01", r.output)  # from the manifest
+    assert re.search(
+        r"PASS\s+stream\.auc - batch_daily\.auc >= 0\.01", r.output
+    )  # from the manifest
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["report", "does/not/exist"], "Run directory 'does/not/exist' does not exist"),
-        (["report", str(RUN), "--check", "stream.aucc > 1"], "unknown metric 'stream.aucc'. Did you mean 'auc'?"),
+        (
+            ["report", str(RUN), "--check", "stream.aucc > 1"],
+            "unknown metric 'stream.aucc'. Did you mean 'auc'?",
+        ),
         (["report", str(RUN), "--check", "stream.auc >"], "expected a number"),
         (["report", str(RUN), "--format", "pdf"], "Unknown report format 'pdf'"),
         (["report", str(RUN), "--traffic", "lots"], "traffic multiplier"),
@@ -184,7 +205,9 @@ def one_class_run(tmp_path):
 def test_cli_exit_3_when_a_metric_cannot_be_computed(runner, one_class_run):
     r = runner.invoke(app, ["report", str(one_class_run), "--check", "stream.accuracy > 0.1"])
     assert r.exit_code == 3, r.output
-    assert "ERROR" in r.output and "ROC AUC needs both classes" in r.output  # the manifest's AUC check
+    assert (
+        "ERROR" in r.output and "ROC AUC needs both classes" in r.output
+    )  # the manifest's AUC check
     assert "could not be computed" in r.output
 
 
@@ -209,7 +232,10 @@ def test_github_summary_without_the_variable_is_bad_usage(runner, monkeypatch):
 
 
 def test_capacity_options_reach_the_report(runner):
-    r = runner.invoke(app, ["report", str(RUN), "-f", "json", "--traffic", "10x", "--slo", "2ms", "--workers", "3"])
+    r = runner.invoke(
+        app,
+        ["report", str(RUN), "-f", "json", "--traffic", "10x", "--slo", "2ms", "--workers", "3"],
+    )
     assert r.exit_code == 0, r.output
     cap = json.loads(r.output)["capacity"]
     assert cap["traffic"] == [1.0, 10.0] and cap["slo_ms"] == 2.0
@@ -221,9 +247,14 @@ def test_capacity_options_reach_the_report(runner):
 
 
 def test_capacity_checks(runner):
-    r = runner.invoke(app, ["report", str(RUN), "-f", "junit", "--slo", "5ms", "-c", "stream.workers_needed <= 1"])
+    r = runner.invoke(
+        app, ["report", str(RUN), "-f", "junit", "--slo", "5ms", "-c", "stream.workers_needed <= 1"]
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["report", str(RUN), "-f", "junit", "--slo", "0.1ms", "-c", "stream.workers_needed <= 1"])
+    r = runner.invoke(
+        app,
+        ["report", str(RUN), "-f", "junit", "--slo", "0.1ms", "-c", "stream.workers_needed <= 1"],
+    )
     assert r.exit_code == 3, r.output  # no worker count meets an SLO below the service time
     assert "exceeds the SLO" in r.output
 
@@ -243,14 +274,26 @@ def test_missing_metrics_json_is_recomputed_from_the_files(tmp_path):
     shutil.copytree(RUN, run)
     (run / "metrics.json").unlink()
     rep = build_report(run)
-    assert rep["metrics"]["quality"]["stream"]["auc"] == pytest.approx(METRICS["quality"]["stream"]["auc"])
+    assert rep["metrics"]["quality"]["stream"]["auc"] == pytest.approx(
+        METRICS["quality"]["stream"]["auc"]
+    )
 
 
 def test_installed_console_script_runs(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "rtml_cli", "report", str(RUN), "-f", "json", "-c", "stream.auc < 0.5"],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtml_cli",
+        "report",
+        str(RUN),
+        "-f",
+        "json",
+        "-c",
+        "stream.auc < 0.5",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["exit_code"] == 1

@@ -51,7 +51,6 @@ def build(out: Path) -> None:
     drift = np.sin(secs / 86400 * 1.3)
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(1.5 * signal + drift)))).astype(float)
     y[rng.uniform(size=n) < 0.02] = np.nan  # a few unknown outcomes
-    key = rng.integers(0, 80, size=n)
     rows = []
     for st in STRATEGIES:
         name, kind = st["name"], st["kind"]
@@ -72,12 +71,24 @@ def build(out: Path) -> None:
             staleness = np.zeros(n)
             feature_age = rng.exponential(3 * 3600e6, size=n)
             cold = rng.uniform(size=n) < 0.01
-            model_s = cutoff_s if kind == "stream" else (np.zeros(n) if kind == "static" else np.maximum(secs - rng.exponential(600, size=n), 0))
+            model_s = (
+                cutoff_s
+                if kind == "stream"
+                else (
+                    np.zeros(n)
+                    if kind == "static"
+                    else np.maximum(secs - rng.exponential(600, size=n), 0)
+                )
+            )
         if kind == "static":
             model_s = -86400 * np.ones(n)
         feature_age = np.where(cold, np.nan, feature_age)
         model_time = [warm_end + dt.timedelta(seconds=float(m)) for m in model_s]
-        version = day.astype(int) if kind in ("batch", "stream") else (np.arange(n) if kind == "online" else np.zeros(n, int))
+        version = (
+            day.astype(int)
+            if kind in ("batch", "stream")
+            else (np.arange(n) if kind == "online" else np.zeros(n, int))
+        )
         for i in range(n):
             rows.append(
                 {
@@ -100,11 +111,20 @@ def build(out: Path) -> None:
     preds = pl.DataFrame(
         rows,
         schema={
-            "event_id": pl.Int64, "strategy": pl.String, "t": pl.Datetime("us"),
-            "label_time": pl.Datetime("us"), "y": pl.Float64, "score": pl.Float64,
-            "pred": pl.Float64, "model_version": pl.Int32, "model_time": pl.Datetime("us"),
-            "features_time": pl.Datetime("us"), "staleness_us": pl.Int64,
-            "feature_age_us": pl.Int64, "model_age_us": pl.Int64, "cold_start": pl.Boolean,
+            "event_id": pl.Int64,
+            "strategy": pl.String,
+            "t": pl.Datetime("us"),
+            "label_time": pl.Datetime("us"),
+            "y": pl.Float64,
+            "score": pl.Float64,
+            "pred": pl.Float64,
+            "model_version": pl.Int32,
+            "model_time": pl.Datetime("us"),
+            "features_time": pl.Datetime("us"),
+            "staleness_us": pl.Int64,
+            "feature_age_us": pl.Int64,
+            "model_age_us": pl.Int64,
+            "cold_start": pl.Boolean,
         },
     )
     # Timings: single-row predicts on a 25 % sample (log-normal, stream slightly faster than
@@ -118,34 +138,57 @@ def build(out: Path) -> None:
             for d in range(DAYS):
                 cnt = int(((secs // 86400) == d).sum())
                 w = int(rng.lognormal(np.log(20e6), 0.2))
-                trow.append((name, "score_job", w, int(w * 0.95), cnt, warm_end + dt.timedelta(days=d)))
+                trow.append(
+                    (name, "score_job", w, int(w * 0.95), cnt, warm_end + dt.timedelta(days=d))
+                )
         for i in sample:
             w = int(rng.lognormal(np.log(med_ms * 1e6), 0.35))
             trow.append((name, "predict", w, int(w * 0.9), 1, t[i]))
         if kind in ("batch", "stream"):
             for d in range(DAYS):
                 w = int(rng.lognormal(np.log(150e6), 0.1))
-                trow.append((name, "retrain", w, int(w * 0.97), 200 * (d + 1), warm_end + dt.timedelta(days=d)))
+                trow.append(
+                    (
+                        name,
+                        "retrain",
+                        w,
+                        int(w * 0.97),
+                        200 * (d + 1),
+                        warm_end + dt.timedelta(days=d),
+                    )
+                )
         if kind == "online":
             for i in range(0, n, 3):
                 w = int(rng.lognormal(np.log(0.3e6), 0.3))
                 trow.append((name, "update", w, int(w * 0.9), 1, t[i]))
     timings = pl.DataFrame(
         trow,
-        schema={"strategy": pl.String, "kind": pl.String, "wall_ns": pl.Int64, "cpu_ns": pl.Int64,
-                "rows": pl.Int64, "t": pl.Datetime("us")},
+        schema={
+            "strategy": pl.String,
+            "kind": pl.String,
+            "wall_ns": pl.Int64,
+            "cpu_ns": pl.Int64,
+            "rows": pl.Int64,
+            "t": pl.Datetime("us"),
+        },
         orient="row",
     )
     out.mkdir(parents=True, exist_ok=True)
     preds.write_parquet(out / "predictions.parquet")
     timings.write_parquet(out / "timings.parquet")
     names = [s["name"] for s in STRATEGIES]
-    metrics = compute_metrics(preds, timings, task="binary", strategies=names, baseline="batch_daily", seed=0)
+    metrics = compute_metrics(
+        preds, timings, task="binary", strategies=names, baseline="batch_daily", seed=0
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     manifest = {
         "rtml_version": "0.1.0",
         "created": "2024-03-08T00:00:00",
-        "table": {"source": "synthetic (tests/data/make_run_small.py)", "rows": n + 40, "fingerprint": "synthetic-v1"},
+        "table": {
+            "source": "synthetic (tests/data/make_run_small.py)",
+            "rows": n + 40,
+            "fingerprint": "synthetic-v1",
+        },
         "roles": {"time": "ts", "label": "click", "key": "user_id", "label_time": None},
         "inferred": [],
         "task": "binary",
@@ -154,14 +197,23 @@ def build(out: Path) -> None:
             "data": {"time": "ts", "label": "click", "key": "user_id", "warmup": "1d"},
             "model": {"preset": "sgd"},
             "strategy": STRATEGIES,
-            "report": {"baseline": "batch_daily", "checks": ["stream.auc - batch_daily.auc >= 0.01"]},
+            "report": {
+                "baseline": "batch_daily",
+                "checks": ["stream.auc - batch_daily.auc >= 0.01"],
+            },
         },
         "strategies": STRATEGIES,
         "baseline": "batch_daily",
         "model": {"spec": "preset:sgd", "repr": "Pipeline(SGDClassifier(loss='log_loss'))"},
         "warmup_end": warm_end.isoformat(),
         "scored_events": n,
-        "versions": {"python": "3.11", "rtml": "0.1.0", "sklearn": "1.5", "polars": "1.10", "numpy": "2.0"},
+        "versions": {
+            "python": "3.11",
+            "rtml": "0.1.0",
+            "sklearn": "1.5",
+            "polars": "1.10",
+            "numpy": "2.0",
+        },
         "timings": {"load": 0.1, "simulate": 3.2},
         "warnings": [],
         "options": {"timing_sample": 0.25, "jobs": 1},
