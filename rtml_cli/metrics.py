@@ -104,6 +104,8 @@ _NICE_BUCKETS = [
     "728d", "1820d", "3640d",
 ]  # fmt: skip
 MAX_BUCKETS = 48
+#: Upper bound on the bucket count for an explicit bucket width.
+MAX_GIVEN_BUCKETS = 1000
 #: Upper edges (seconds) of the staleness buckets used for "quality by staleness".
 _STALENESS_EDGES_S = [0.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0, math.inf]
 _STALENESS_LABELS = ["0", "≤1h", "1h–6h", "6h–1d", "1d–7d", ">7d"]
@@ -456,6 +458,14 @@ def compute_metrics(
         raise UsageError(f"The metrics bucket must be > 0. Got {bucket!r} instead.")
     first = (t0 // width) * width  # epoch-aligned grid, like retrain cutoffs
     n_buckets = int((t1 - first) // width) + 1
+    if n_buckets > MAX_GIVEN_BUCKETS:
+        # the AUC statistics hold a buckets x buckets matrix: keep it small
+        raise UsageError(
+            f"The metrics bucket {bucket!r} cuts the scored span "
+            f"({format_duration(t1 - t0)}) into {n_buckets} buckets; at most "
+            f"{MAX_GIVEN_BUCKETS} are supported. Pass a wider bucket, e.g. "
+            f"'{format_duration(choose_bucket(t1 - t0))}', or omit it to choose automatically."
+        )
     starts = [_iso(first + i * width) for i in range(n_buckets)]
 
     rng = np.random.default_rng(seed)

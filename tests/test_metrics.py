@@ -274,3 +274,10 @@ def test_bad_inputs_raise_rtml_errors():
         compute_metrics(
             preds.drop("score"), EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a"
         )
+
+
+def test_a_bucket_too_narrow_for_the_span_is_bad_usage_with_a_suggestion():
+    y = np.tile([0.0, 1.0], 50)
+    preds = make_preds({"a": np.full(100, 0.4)}, y, hours=48)
+    with pytest.raises(UsageError, match=r"into 2852 buckets.*e\.g\. '1h'"):
+        compute_metrics(preds, EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a", bucket="1m")
