@@ -222,9 +222,10 @@ def simulate_capacity(
             f"the service time alone exceeds the SLO at p99 ({np.percentile(s, 99) / 1e3:.3g} ms "
             f"> {slo_ms:g} ms): no number of workers meets it"
         )
-    counts = sorted(
-        {1, 2, 4, *(workers or []), *([out["workers_needed"]] if out["workers_needed"] else [])}
-    )
+    need = out["workers_needed"]
+    # around the answer: one worker, the last count that fails, the count that meets the SLO
+    base = {1, need - 1, need} if need else {1, 2, 4}
+    counts = sorted(n for n in {*base, *(workers or [])} if n != 0)
     for n in counts:
         if n < 1:
             raise UsageError(f"The number of workers must be >= 1. Got {n} instead.")

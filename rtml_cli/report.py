@@ -60,6 +60,8 @@ from rtml_cli import capacity as cap_mod
 from rtml_cli import checks as checks_mod
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import RunDirError, UsageError
+from rtml_cli.runs import Run
+from rtml_cli.runs import read_run as _runs_read
 
 SCHEMA_VERSION = 1
 FORMATS = ("terminal", "markdown", "html", "json", "junit")
@@ -75,108 +77,27 @@ METRIC_LABEL = {
     "r2": "R²",
 }
 _SPARK = "▁▂▃▄▅▆▇█"
-_REQUIRED = ("manifest.json", "predictions.parquet")
 
 
 # --------------------------------------------------------------------------- reading a run
 
 
-@dataclass
-class Run:
-    """The files of one run directory (predictions/timings are read lazily, few columns)."""
-
-    path: Path
-    manifest: dict[str, Any]
-    metrics: dict[str, Any]
-
-    def scan_predictions(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path / "predictions.parquet")
-
-    def timings(self) -> pl.DataFrame:
-        p = self.path / "timings.parquet"
-        if not p.exists():
-            return pl.DataFrame(
-                schema={
-                    "strategy": pl.String,
-                    "kind": pl.String,
-                    "wall_ns": pl.Int64,
-                    "cpu_ns": pl.Int64,
-                    "rows": pl.Int64,
-                }  # fmt: skip
-            )
-        return pl.read_parquet(p)
-
-
-def _load_json(path: Path, run: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunDirError(
-            f"{path.name} in run directory '{run}' is unreadable ({exc}). The run is corrupt; "
-            "rerun `rtml compare` to write it again."
-        ) from None
-    if not isinstance(data, dict):
-        raise RunDirError(
-            f"{path.name} in run directory '{run}' is not a JSON object; rerun `rtml compare`."
-        )
-    return data
-
-
 def read_run(path: str | Path) -> Run:
-    """Read and validate a run directory written by ``rtml compare``.
+    """Read a run directory (:func:`rtml_cli.runs.read_run`) and check its metrics are usable.
 
     Raises
     ------
     RunDirError
-        The directory does not exist, is not a directory, or lacks a file a complete run has.
+        Missing, incomplete or incompatible run directory.
     """
-    run = Path(path)
-    if not run.exists():
-        raise RunDirError(
-            f"Run directory '{run}' does not exist. Create one with "
-            f"`rtml compare TABLE --out {run}`, or pass the path of an existing run."
-        )
-    if not run.is_dir():
-        raise RunDirError(
-            f"'{run}' is a file, not a run directory. "
-            "Pass the directory `rtml compare --out` wrote."
-        )
-    missing = [f for f in _REQUIRED if not (run / f).exists()]
-    if missing:
-        raise RunDirError(
-            f"Run directory '{run}' is incomplete: {', '.join(missing)} missing. A crashed or "
-            "interrupted compare leaves no complete run directory; rerun `rtml compare`."
-        )
-    manifest = _load_json(run / "manifest.json", run)
-    if (run / "metrics.json").exists():
-        metrics = _load_json(run / "metrics.json", run)
-    else:
-        metrics = _metrics_from_files(run, manifest)
+    run = _runs_read(path)
     for key in ("strategies", "quality", "metric_names", "baseline"):
-        if key not in metrics:
+        if key not in run.metrics:
             raise RunDirError(
-                f"metrics.json in '{run}' lacks '{key}': it was written by an incompatible rtml. "
-                "Rerun `rtml compare`."
+                f"metrics.json in '{path}' lacks '{key}': it was written by an rtml without "
+                "metrics support. Rerun `rtml compare` to write it again."
             )
-    return Run(run, manifest, metrics)
-
-
-def _metrics_from_files(run: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """metrics.json is derived data: recompute it from the parquet files (no simulation)."""
-    from rtml_cli.metrics import compute_metrics
-
-    names = [s["name"] for s in manifest.get("strategies", []) if isinstance(s, dict)]
-    preds = pl.read_parquet(run / "predictions.parquet")
-    if not names:
-        names = sorted(preds["strategy"].unique().to_list())
-    timings = Run(run, manifest, {}).timings()
-    return compute_metrics(
-        preds,
-        timings,
-        task=manifest.get("task", "binary"),
-        strategies=names,
-        baseline=manifest.get("baseline") or names[0],
-    )
+    return run
 
 
 # --------------------------------------------------------------------------- formatting
@@ -204,9 +125,11 @@ def fms(x: float | None) -> str:
 
 
 def fsec(x: float | None) -> str:
-    """Seconds as a compact duration ("6h", "1d2h")."""
+    """Seconds as a compact duration ("6h", "1d2h"); exactly zero is "0"."""
     if x is None or not math.isfinite(x):
         return "n/a"
+    if x == 0:
+        return "0"
     return format_duration(x * 1e6)
 
 
@@ -354,7 +277,7 @@ def _capacity(
     slo_ms: float,
     workers: int | None,
 ) -> dict[str, Any] | None:
-    timings = run.timings()
+    timings = run.timings
     single = (
         timings.filter((pl.col("kind") == "predict") & (pl.col("rows") == 1))
         if timings.height
@@ -372,7 +295,7 @@ def _capacity(
         "workers": workers,
         "strategies": {},
     }
-    preds = run.scan_predictions()
+    preds = run.predictions.lazy()
     for s in per_event:
         t = (
             preds.filter(pl.col("strategy") == s)
@@ -381,6 +304,8 @@ def _capacity(
         )
         arrivals = np.sort(t.to_series().to_numpy())
         svc = single.filter(pl.col("strategy") == s)["wall_ns"].cast(pl.Float64).to_numpy() / 1e3
+        if kinds.get(s) == "online" and svc.size:
+            svc = _with_updates(svc, timings.filter(pl.col("strategy") == s), arrivals.size)
         per: dict[str, Any] = {}
         for lvl in levels:
             r = cap_mod.simulate_capacity(
@@ -391,6 +316,24 @@ def _capacity(
             per[f"{lvl:g}x"] = r
         result["strategies"][s] = per
     return result
+
+
+def _with_updates(predict_us: np.ndarray, timings: pl.DataFrame, events: int) -> np.ndarray:
+    """Service samples of an online worker: one predict plus its share of ``partial_fit`` work.
+
+    The same workers apply the updates, so each event pays, on average, the update time times
+    (updates / events). Seeded; returns ``predict_us`` unchanged when no update was timed.
+    """
+    upd = timings.filter(pl.col("kind") == "update")
+    if upd.height == 0 or events == 0:
+        return predict_us
+    wall = upd["wall_ns"].cast(pl.Float64).to_numpy() / 1e3
+    share = min(1.0, upd.height / events)  # update calls per scored event
+    rng = np.random.default_rng(0)
+    n = max(predict_us.size, 10_000)
+    base = rng.choice(predict_us, size=n)
+    extra = np.where(rng.uniform(size=n) < share, rng.choice(wall, size=n), 0.0)
+    return base + extra
 
 
 def build_report(

@@ -97,7 +97,7 @@ def test_workers_needed_is_the_minimum_meeting_the_slo():
     need = r["workers_needed"]
     assert need is not None and need >= 3
     by = {w["workers"]: w for w in r["by_workers"]}
-    assert {1, 2, 3, 4, need} <= set(by)
+    assert set(by) == {1, need - 1, need, 3}  # around the answer, plus the count asked for
     assert by[need]["latency_ms"]["p99"] <= 30 and by[need]["meets_slo"]
     # need - 1 must fail: simulate it the same way (same seed -> same service sample)
     below = simulate_capacity(arrivals, service, slo_ms=30, workers=[need - 1])

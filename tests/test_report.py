@@ -159,7 +159,7 @@ def test_cli_exit_1_when_a_check_fails_and_lists_each_check(runner):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["report", "does/not/exist"], "Run directory 'does/not/exist' does not exist"),
+        (["report", "does/not/exist"], "run directory 'does/not/exist' not found"),
         (
             ["report", str(RUN), "--check", "stream.aucc > 1"],
             "unknown metric 'stream.aucc'. Did you mean 'auc'?",
@@ -177,15 +177,23 @@ def test_cli_exit_2_on_bad_usage_without_traceback(runner, args, message):
     assert "Traceback" not in r.output
 
 
-def test_incomplete_run_dir_is_exit_2(runner, tmp_path):
+@pytest.mark.parametrize("drop", ["metrics.json", "predictions.parquet", "manifest.json"])
+def test_incomplete_run_dir_is_exit_2(runner, tmp_path, drop):
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "manifest.json").write_text("{}")
+    shutil.copytree(RUN, run)
+    (run / drop).unlink()
     r = runner.invoke(app, ["report", str(run)])
     assert r.exit_code == 2
-    assert "incomplete: predictions.parquet missing" in r.output
-    with pytest.raises(RunDirError, match="is a file"):
-        build_report(run / "manifest.json")
+    assert f"is not a complete run directory: missing {drop}" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_run_without_metrics_support_is_exit_2(runner, tmp_path):
+    run = tmp_path / "old"
+    shutil.copytree(RUN, run)
+    (run / "metrics.json").write_text('{"schema_version": 0}')
+    with pytest.raises(RunDirError, match="lacks 'strategies'"):
+        build_report(run)
 
 
 @pytest.fixture
@@ -269,16 +277,6 @@ def test_two_runs_side_by_side(runner, one_class_run):
     assert any("stream" in s for s in rb["verdict"])
 
 
-def test_missing_metrics_json_is_recomputed_from_the_files(tmp_path):
-    run = tmp_path / "nometrics"
-    shutil.copytree(RUN, run)
-    (run / "metrics.json").unlink()
-    rep = build_report(run)
-    assert rep["metrics"]["quality"]["stream"]["auc"] == pytest.approx(
-        METRICS["quality"]["stream"]["auc"]
-    )
-
-
 def test_installed_console_script_runs(tmp_path):
     import subprocess
     import sys
@@ -297,3 +295,16 @@ def test_installed_console_script_runs(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["exit_code"] == 1
+
+
+def test_online_capacity_charges_the_update_work_to_the_same_workers(rep):
+    online = rep["capacity"]["strategies"]["online"]["1x"]
+    predict_mean = METRICS["compute"]["online"]["predict_single_row"]["wall_ms"]["mean"]
+    update = METRICS["compute"]["online"]["kinds"]["update"]
+    share = update["count"] / METRICS["freshness"]["online"]["events"]
+    expected = predict_mean + min(1.0, share) * update["wall_ms"]["mean"]
+    assert online["service_ms"]["mean"] == pytest.approx(expected, rel=0.03)  # 10k seeded samples
+    stream = rep["capacity"]["strategies"]["stream"]["1x"]
+    assert stream["service_ms"]["mean"] == pytest.approx(
+        METRICS["compute"]["stream"]["predict_single_row"]["wall_ms"]["mean"]
+    )

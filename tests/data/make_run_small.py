@@ -11,7 +11,7 @@ Four strategies with known ordering: ``stream`` beats ``batch_daily`` clearly (f
 from __future__ import annotations
 
 import datetime as dt
-import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,6 +23,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rtml_cli.metrics import compute_metrics  # noqa: E402
+from rtml_cli.runs import write_run  # noqa: E402
 
 N = 900
 DAYS = 6
@@ -173,14 +174,10 @@ def build(out: Path) -> None:
         },
         orient="row",
     )
-    out.mkdir(parents=True, exist_ok=True)
-    preds.write_parquet(out / "predictions.parquet")
-    timings.write_parquet(out / "timings.parquet")
     names = [s["name"] for s in STRATEGIES]
     metrics = compute_metrics(
         preds, timings, task="binary", strategies=names, baseline="batch_daily", seed=0
     )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     manifest = {
         "rtml_version": "0.1.0",
         "created": "2024-03-08T00:00:00",
@@ -218,7 +215,9 @@ def build(out: Path) -> None:
         "warnings": [],
         "options": {"timing_sample": 0.25, "jobs": 1},
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    write_run(out, manifest=manifest, predictions=preds, timings=timings, metrics=metrics)
 
 
 if __name__ == "__main__":
