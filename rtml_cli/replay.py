@@ -55,6 +55,8 @@ from rtml_cli.sinks.base import MessageBatch, Sink, open_sink
 #: Message columns that every message frame starts with.
 KIND = "rtml_kind"
 TIME = "rtml_time"
+#: Column of pre-encoded JSON messages inside the replay loop (never shown to sinks).
+JSON = "rtml_json"
 _KEY = "rtml_sortkey"
 #: Rows read per record batch. Large enough for columnar speed, small enough to bound memory.
 DEFAULT_CHUNK_ROWS = 100_000
@@ -552,11 +554,15 @@ def _sort_messages(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(key.alias(_KEY)).sort([_KEY, EVENT_ID]).drop(_KEY)
 
 
-def iter_messages(src: ReplaySource) -> Iterator[pl.DataFrame]:
+def iter_messages(src: ReplaySource, *, encode: bool = False, narrow: bool = False) -> Iterator[pl.DataFrame]:
     """Yield the message stream as frames in arrival order (schema ``src.schema``).
 
     ``options.start_position`` messages are dropped from the front. Memory holds one record
-    batch plus the messages not yet due.
+    batch plus the messages not yet due. With ``encode``, each frame has one more column,
+    :data:`JSON`: the message as a flat JSON object, encoded per kind before events and labels
+    are merged (so no message is encoded twice and no frame is split again by kind). With
+    ``narrow`` too, frames hold only kind, event id, time and :data:`JSON` (for sinks that only
+    write JSON: ordering narrow frames is much cheaper).
     """
     opts = src.options
     label = src.roles.label
@@ -565,13 +571,38 @@ def iter_messages(src: ReplaySource) -> Iterator[pl.DataFrame]:
     pending_lab: pl.DataFrame | None = None
     to_skip = opts.start_position
     ev_cols = [pl.lit("event").alias(KIND), pl.col(EVENT_ID), pl.col(T).alias(TIME), *map(pl.col, src.payload)]
+    out_schema = pl.Schema([*src.schema.items(), (JSON, pl.String())]) if encode else src.schema
+    if encode and narrow:
+        out_schema = pl.Schema([(c, out_schema[c]) for c in (KIND, EVENT_ID, TIME, JSON)])
+    tcol = src.roles.time
+    # Without disorder an event's rtml_time is its own time: format that instant once.
+    same = {tcol: TIME} if tcol in src.payload and src.schema[tcol] == TIME_DTYPE and not disorder else None
+    ev_json = _json_expr([KIND, EVENT_ID, TIME, *src.payload], src.schema, same=same, kind="event")
+    lab_json = _json_expr([KIND, EVENT_ID, label, TIME], src.schema, kind="label") if label else None
+    parts = max(1, pl.thread_pool_size())
+
+    def encoded(ev: pl.DataFrame, lab: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        if not encode:
+            return ev, lab
+        # Encoding dominates the cost of a fast replay, and one polars expression runs on one
+        # core: encode slices of the batch (and the labels) as parallel queries.
+        step = -(-ev.height // parts)
+        queries = [ev.slice(i, step).lazy().with_columns(ev_json) for i in range(0, ev.height, step)]
+        if lab is not None and lab_json is not None:
+            queries.append(lab.lazy().with_columns(lab_json))
+        done = pl.collect_all(queries)
+        if narrow:
+            done = [d.select(KIND, EVENT_ID, TIME, JSON) for d in done]
+        if lab is not None and lab_json is not None:
+            return pl.concat(done[:-1]), done[-1]
+        return pl.concat(done), lab
 
     def emit(due_ev: pl.DataFrame | None, due_lab: pl.DataFrame | None) -> pl.DataFrame | None:
         nonlocal to_skip
         parts = [p for p in (due_ev, due_lab) if p is not None and p.height]
         if not parts:
             return None
-        out = _conform(pl.concat(parts, how="diagonal") if len(parts) > 1 else parts[0], src.schema)
+        out = _conform(pl.concat(parts, how="diagonal") if len(parts) > 1 else parts[0], out_schema)
         # Events alone are in order already (without disorder); labels from a label-time column
         # may arrive in any order within a batch.
         if disorder or (due_lab is not None and due_lab.height):
@@ -603,10 +634,13 @@ def iter_messages(src: ReplaySource) -> Iterator[pl.DataFrame]:
                     .filter(pl.col(label).is_not_null())
                     .select(pl.lit("label").alias(KIND), pl.col(EVENT_ID), arrival.alias(TIME), pl.col(label))
                 )
+                ev, lab = encoded(ev, lab)
                 if pending_lab is not None and pending_lab.height:
                     lab = pl.concat([pending_lab, lab])
                 due_mask = lab[TIME] < watermark  # a label at the watermark waits for its events
                 due_lab, pending_lab = lab.filter(due_mask), lab.filter(~due_mask)
+            else:
+                ev, _ = encoded(ev, None)
             if disorder:
                 if pending_ev is not None and pending_ev.height:
                     ev = pl.concat([pending_ev, ev])
@@ -632,16 +666,52 @@ def iter_messages(src: ReplaySource) -> Iterator[pl.DataFrame]:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_ready(cols: list[str], schema: pl.Schema) -> list[pl.Expr]:
-    out = []
-    for c in cols:
+def _json_expr(
+    fields: list[str],
+    schema: pl.Schema,
+    *,
+    same: dict[str, str] | None = None,
+    kind: str | None = None,
+) -> pl.Expr:
+    """One flat JSON object per row over ``fields``, in that order (String, named :data:`JSON`).
+
+    Built with ``concat_str`` so that most fields skip a JSON encoder: datetimes are formatted
+    as ISO-8601 (polars' own JSON writes a space and is slow on them), integers and booleans are
+    cast (their text is valid JSON), the message kind is a literal when ``kind`` is given; runs
+    of other fields (floats, strings, nested) go through ``struct.json_encode``, braces dropped.
+    ``same`` maps a datetime field to another one holding the same instant: formatted once.
+    """
+    import json as _json
+
+    pieces: list[pl.Expr] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            enc = pl.struct([pl.col(c) for c in run]).struct.json_encode()
+            pieces.append(enc.str.strip_prefix("{").str.strip_suffix("}"))
+            run.clear()
+
+    for c in fields:
         d = schema[c]
-        if isinstance(d, pl.Datetime):
+        name = _json.dumps(c)
+        if c == KIND and kind is not None:
+            flush()
+            pieces.append(pl.lit(f"{name}:{_json.dumps(kind)}"))
+        elif isinstance(d, pl.Datetime):
+            flush()
             fmt = _ISO + ("%:z" if d.time_zone else "")
-            out.append(pl.col(c).dt.to_string(fmt).alias(c))
+            text = pl.col((same or {}).get(c, c)).dt.to_string(fmt)
+            pieces.append(pl.concat_str([pl.lit(f'{name}:"'), text, pl.lit('"')]).fill_null(pl.lit(f"{name}:null")))
+        elif d.is_integer() or d == pl.Boolean:
+            flush()
+            pieces.append(
+                pl.concat_str([pl.lit(f"{name}:"), pl.col(c).cast(pl.String)]).fill_null(pl.lit(f"{name}:null"))
+            )
         else:
-            out.append(pl.col(c))
-    return out
+            run.append(c)
+    flush()
+    return pl.concat_str([pl.lit("{"), pl.concat_str(pieces, separator=","), pl.lit("}")]).alias(JSON)
 
 
 def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
@@ -651,12 +721,10 @@ def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
     Encoded column-wise by polars (separately per kind, then put back in order).
     """
     schema = frame.schema
-    ev_fields = [c for c in frame.columns if c != label]
-    ev_expr = pl.struct(_json_ready(ev_fields, schema)).struct.json_encode().alias("j")
+    ev_expr = _json_expr([c for c in frame.columns if c not in (label, JSON)], schema, kind="event")
     if label is None:
         return frame.select(ev_expr).to_series()
-    lab_fields = [KIND, EVENT_ID, label, TIME]
-    lab_expr = pl.struct(_json_ready(lab_fields, schema)).struct.json_encode().alias("j")
+    lab_expr = _json_expr([KIND, EVENT_ID, label, TIME], schema, kind="label")
     is_ev = (frame[KIND] == "event").to_numpy()
     n_ev = int(is_ev.sum())
     if n_ev == frame.height:
@@ -677,56 +745,35 @@ def write_ndjson(frame: pl.DataFrame, label: str | None, fh: IO[bytes]) -> None:
     )
 
 
-class _Encoded:
-    """Lazily encodes one chunk once; the sub-batches sent from it share the result."""
-
-    __slots__ = ("frame", "label", "lines")
-
-    def __init__(self, frame: pl.DataFrame, label: str | None) -> None:
-        self.frame = frame
-        self.label = label
-        self.lines: list[str] | None = None
-
-    def encoder(self, lo: int, hi: int) -> Callable[[pl.DataFrame], list[str]]:
-        def enc(_frame: pl.DataFrame) -> list[str]:
-            if self.lines is None:
-                self.lines = encode_messages(self.frame, self.label).to_list()
-            return self.lines[lo:hi]
-
-        return enc
-
-
 class ReplayBatch(MessageBatch):
-    """A :class:`MessageBatch` that knows its label column, so file sinks can write it column-wise.
+    """A :class:`MessageBatch` that carries its messages already encoded (``json``, a Series).
 
-    Sinks that only know the protocol use :meth:`json_lines` (encoded on demand, once).
+    Sinks that only know the protocol call :meth:`json_lines`; file sinks call
+    :meth:`write_ndjson`, which writes the encoded column without a Python object per message.
     """
 
-    __slots__ = ("label",)
+    __slots__ = ("json", "label")
 
     def __init__(
         self,
         frame: pl.DataFrame,
         label: str | None,
         *,
+        json: pl.Series | None = None,
         scheduled_ns: np.ndarray | None = None,
-        encoder: Callable[[pl.DataFrame], list[str]] | None = None,
     ) -> None:
-        super().__init__(
-            frame,
-            scheduled_ns=scheduled_ns,
-            encoder=encoder or (lambda f: encode_messages(f, label).to_list()),
-        )
+        if json is None:
+            json = encode_messages(frame, label)
+        super().__init__(frame, scheduled_ns=scheduled_ns, encoder=lambda _f: json.to_list())
+        self.json = json
         self.label = label
 
     def write_ndjson(self, fh: IO[bytes]) -> None:
-        """Write the batch as NDJSON to ``fh``: column-wise when large, from the cache when small."""
-        if self._json is None and len(self) >= 256:
-            write_ndjson(self.frame, self.label, fh)
-        else:
-            lines = self.json_lines()
-            if lines:
-                fh.write(("\n".join(lines) + "\n").encode())
+        """Write the batch as NDJSON lines to a binary file."""
+        if len(self) >= 256:
+            pl.DataFrame({"j": self.json}).write_csv(fh, include_header=False, quote_style="never")
+        elif len(self):
+            fh.write(("\n".join(self.json_lines()) + "\n").encode())
 
 
 # --------------------------------------------------------------------------------------------
@@ -833,18 +880,23 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     clock = time.perf_counter_ns
     t_start = clock()
     start_ns: int | None = None
-    stream = _prefetch(iter_messages(src))
+    # A sink that only writes JSON lines says so (needs_frame = False): it gets frames of
+    # kind, event id and time only, which keeps ordering cheap.
+    narrow = not getattr(sink, "needs_frame", True)
+    stream = _prefetch(iter_messages(src, encode=True, narrow=narrow))
     try:
         sink.open()
         t_start = clock()
         for frame in stream:
             if getattr(sink, "closed_by_reader", False):  # e.g. `rtml replay t | head`
                 break
+            json = frame[JSON]
+            frame = frame.drop(JSON)
             kinds = (frame[KIND] == "event").to_numpy()
             if summary.first_time is None:
                 summary.first_time = frame[TIME][0]
             if sched is None:
-                sink.write(ReplayBatch(frame, label))
+                sink.write(ReplayBatch(frame, label, json=json))
                 n_ev = int(kinds.sum())
                 summary.events += n_ev
                 summary.labels += frame.height - n_ev
@@ -855,15 +907,17 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
             if start_ns is None:
                 start_ns = clock()
             due = start_ns + sched.offsets_ns(times)
-            enc = _Encoded(frame, label)
             i, n = 0, frame.height
             while i < n:
                 now = clock()
                 if due[i] > now:
                     time.sleep((due[i] - now) / 1e9)
                     now = clock()
+                # everything due by now goes out as one batch
                 j = max(i + 1, int(np.searchsorted(due, now, side="right")))
-                sub = ReplayBatch(frame.slice(i, j - i), label, scheduled_ns=due[i:j], encoder=enc.encoder(i, j))
+                sub = ReplayBatch(
+                    frame.slice(i, j - i), label, json=json.slice(i, j - i), scheduled_ns=due[i:j]
+                )
                 hist.record(now - due[i:j])
                 sink.write(sub)
                 n_ev = int(kinds[i:j].sum())

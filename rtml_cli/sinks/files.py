@@ -59,6 +59,8 @@ class NdjsonSink(_FileSink):
     """One JSON object per line, in arrival order."""
 
     name = "ndjson"
+    #: Writes JSON lines only: batch frames may hold just rtml_kind, rtml_event_id, rtml_time.
+    needs_frame = False
 
     def open(self) -> None:
         self._fh = self._open_file()
@@ -85,6 +87,7 @@ class StdoutSink(Sink):
     """NDJSON on standard output (the default target)."""
 
     name = "stdout"
+    needs_frame = False
 
     def __init__(self, target: str = "-", **_options: Any) -> None:
         self.target = target
