@@ -703,7 +703,7 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         ["rows", str(tbl.get("rows", "n/a"))],
         ["fingerprint", str(tbl.get("fingerprint", "n/a"))],
         ["task", str(man.get("task", m.get("task")))],
-        ["model", str(model.get("spec", "n/a"))],
+        ["model", str(model.get("repr") or model.get("spec") or "n/a")],
         ["warm-up ends", str(man.get("warmup_end", "n/a"))],
         ["scored events", str(man.get("scored_events", m.get("span", {}).get("events", "n/a")))],
         ["created", str(man.get("created", "n/a"))],

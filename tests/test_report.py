@@ -308,3 +308,63 @@ def test_online_capacity_charges_the_update_work_to_the_same_workers(rep):
     assert stream["service_ms"]["mean"] == pytest.approx(
         METRICS["compute"]["stream"]["predict_single_row"]["wall_ms"]["mean"]
     )
+
+
+def test_regression_run_reads_lower_error_as_a_gain(tmp_path):
+    import datetime as dt
+
+    import numpy as np
+
+    from rtml_cli.runs import write_run
+
+    rng = np.random.default_rng(5)
+    n = 1500
+    t = [dt.datetime(2024, 1, 1) + dt.timedelta(minutes=5 * i) for i in range(n)]
+    y = rng.normal(size=n)
+    frames = []
+    for name, noise in (("batch", 1.0), ("stream", 0.5)):
+        score = y + rng.normal(scale=noise, size=n)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "event_id": np.arange(n),
+                    "strategy": name,
+                    "t": t,
+                    "y": y,
+                    "score": score,
+                    "pred": score,
+                    "staleness_us": np.zeros(n, dtype=np.int64),
+                }  # fmt: skip
+            )
+        )
+    preds = pl.concat(frames)
+    timings = pl.DataFrame(
+        {
+            "strategy": ["stream"] * 50,
+            "kind": ["predict"] * 50,
+            "wall_ns": [1_000_000] * 50,
+            "cpu_ns": [900_000] * 50,
+            "rows": [1] * 50,
+        }  # fmt: skip
+    )
+    m = compute_metrics(
+        preds, timings, task="regression", strategies=["batch", "stream"], baseline="batch"
+    )
+    manifest = {
+        "task": "regression",
+        "strategies": [{"name": "batch", "kind": "batch"}, {"name": "stream", "kind": "stream"}],
+        "baseline": "batch",
+        "config": {"checks": ["stream.mae < batch.mae"]},
+    }
+    run = write_run(
+        tmp_path / "reg", manifest=manifest, predictions=preds, timings=timings, metrics=m
+    )
+    rep = build_report(run)
+    assert rep["primary_metric"] == "mae"
+    fresh = rep["verdict"][0]
+    d = m["diff_to_baseline"]["stream"]["mae"]
+    assert d["estimate"] < 0
+    assert fresh.startswith(f"Fresh features (stream vs batch): MAE {d['estimate']:+.3f}")
+    assert fresh.endswith("a significant gain.")  # lower error is better
+    assert rep["checks"][0]["status"] == "pass" and rep["exit_code"] == 0
+    assert "R²" in render(rep, "markdown")
