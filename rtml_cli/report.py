@@ -663,9 +663,9 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
                     f"{s} at {lvl}: {need if need else 'no'} worker(s) meet "
                     f"p99 ≤ {capacity['slo_ms']:g} ms"
                     + (f" ({r['reason']})" if r.get("reason") else "")
-                    + f"; mean rate {fnum(r.get('rate_per_s'), 2)}/s, busiest minute "
-                    f"{fnum(pm.get('rate_per_s'), 2)}/s ({_x(pm.get('x_mean'))}), busiest hour "
-                    f"{fnum(ph.get('rate_per_s'), 2)}/s ({_x(ph.get('x_mean'))}) from "
+                    + f"; mean rate {fms(r.get('rate_per_s'))}/s, busiest minute "
+                    f"{fms(pm.get('rate_per_s'))}/s ({_x(pm.get('x_mean'))}), busiest hour "
+                    f"{fms(ph.get('rate_per_s'))}/s ({_x(ph.get('x_mean'))}) from "
                     f"{_iso(ph.get('start_us'))}"
                 )
         capb.append(
@@ -709,6 +709,11 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         ["created", str(man.get("created", "n/a"))],
         ["versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "n/a"],
     ]
+    if isinstance(man.get("peak_memory_mb"), (int, float)):
+        kv.append(["peak memory", f"{man['peak_memory_mb']:.0f} MB"])
+    phases = man.get("timings") or {}
+    if isinstance(phases, dict) and phases:
+        kv.append(["compare phases", ", ".join(f"{k} {fnum(v, 2)}" for k, v in phases.items())])
     mb: list[Block] = [Table(["field", "value"], kv)]
     if man.get("warnings"):
         mb.append(["warning: " + str(w) for w in man["warnings"]])
