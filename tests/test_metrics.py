@@ -280,4 +280,35 @@ def test_a_bucket_too_narrow_for_the_span_is_bad_usage_with_a_suggestion():
     y = np.tile([0.0, 1.0], 50)
     preds = make_preds({"a": np.full(100, 0.4)}, y, hours=48)
     with pytest.raises(UsageError, match=r"into 2852 buckets.*e\.g\. '1h'"):
-        compute_metrics(preds, EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a", bucket="1m")
+        compute_metrics(
+            preds, EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="a", bucket="1m"
+        )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=200),
+    st.integers(min_value=0, max_value=2**16),
+    st.sampled_from(["binary", "regression"]),
+)
+def test_any_run_gives_json_without_nan_and_paired_estimates_equal_quality_gaps(n, seed, task):
+    rng = np.random.default_rng(seed)
+    y = (rng.uniform(size=n) < 0.5).astype(float) if task == "binary" else rng.normal(size=n)
+    scores = {s: rng.uniform(size=n) for s in ("a", "b", "c")}
+    preds = make_preds(
+        scores, y, hours=float(rng.integers(1, 500)), regression=task == "regression"
+    )
+    m = compute_metrics(
+        preds, EMPTY_TIMINGS, task=task, strategies=["a", "b", "c"], baseline="a", resamples=50
+    )
+    json.dumps(m, allow_nan=False)
+    for s in ("b", "c"):
+        for metric in m["metric_names"]:
+            d = m["diff_to_baseline"][s][metric]
+            qa, qs = m["quality"]["a"][metric], m["quality"][s][metric]
+            if qa is None or qs is None:
+                assert d["estimate"] is None and d["reason"]
+            else:
+                assert d["estimate"] == pytest.approx(qs - qa, abs=1e-9)
+                if d["low"] is not None:
+                    assert d["low"] <= d["high"]

@@ -368,3 +368,15 @@ def test_regression_run_reads_lower_error_as_a_gain(tmp_path):
     assert fresh.endswith("a significant gain.")  # lower error is better
     assert rep["checks"][0]["status"] == "pass" and rep["exit_code"] == 0
     assert "R²" in render(rep, "markdown")
+
+
+def test_installed_rtml_script_renders_markdown():
+    import shutil as sh
+    import subprocess
+
+    exe = sh.which("rtml")
+    if exe is None:
+        pytest.fail("the rtml console script is not installed (pip install -e .)")
+    r = subprocess.run([exe, "report", str(RUN), "-f", "markdown"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("## rtml report")
