@@ -392,6 +392,8 @@ def build_report(
             f"Best {METRIC_LABEL.get(metric, metric)}: {best} ({fnum(q[best][metric])}); "
             f"baseline {base}: {fnum(q.get(base, {}).get(metric))}."
         )
+    verdict += _freshness_sentences(m, names, kinds)
+    verdict += _latency_sentences(m, names, kinds)
     if capacity:
         lvl = f"{capacity['traffic'][-1]:g}x"
         for s, per in capacity["strategies"].items():
@@ -445,6 +447,48 @@ def _x(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f}x"
 
 
+def _freshness_sentences(
+    m: dict[str, Any], names: Sequence[str], kinds: dict[str, str | None]
+) -> list[str]:
+    """How stale batch serving is, in numbers (the cost the fresh strategies remove)."""
+    out = []
+    for n in names:
+        st = m.get("freshness", {}).get(n, {}).get("staleness_s", {})
+        if kinds.get(n) == "batch" and st.get("mean"):
+            cold = m["freshness"][n].get("cold_start", 0)
+            out.append(
+                f"{n} serves features {fsec(st['mean'])} stale on average (p90 "
+                f"{fsec(st.get('p90'))}, max {fsec(st.get('max'))})"
+                + (f"; {cold} events were cold starts" if cold else "")
+                + "."
+            )
+    return out
+
+
+def _latency_sentences(
+    m: dict[str, Any], names: Sequence[str], kinds: dict[str, str | None]
+) -> list[str]:
+    """Per-event cost of the fresh strategies: one-row predict p99 (and update p99)."""
+    parts = []
+    for n in names:
+        if kinds.get(n) not in PER_EVENT_KINDS:
+            continue
+        comp = m.get("compute", {}).get(n, {})
+        single = comp.get("predict_single_row")
+        if not single:
+            continue
+        text = f"{n} {fms(single['wall_ms'].get('p99'))} ms"
+        upd = (comp.get("kinds") or {}).get("update")
+        if upd:
+            text += f" (+ update p99 {fms(upd['wall_ms'].get('p99'))} ms)"
+        parts.append(text)
+    return [f"One-row predict p99: {', '.join(parts)}."] if parts else []
+
+
+def _fmt_value(metric: str, v: float | None) -> str:
+    return fms(v) if metric.endswith("_ms") else fnum(v)
+
+
 def _compare_runs(a: dict[str, Any], b: dict[str, Any], b_path: str, metric: str) -> dict[str, Any]:
     rows = []
     common = [s for s in a["strategies"] if s in b.get("strategies", [])]
@@ -454,6 +498,13 @@ def _compare_runs(a: dict[str, Any], b: dict[str, Any], b_path: str, metric: str
             va, vb = a["quality"][s].get(n), b["quality"][s].get(n)
             d = None if va is None or vb is None else vb - va
             rows.append({"strategy": s, "metric": n, "a": va, "b": vb, "diff": d})
+        # two models differ in cost too: the per-event latency of each
+        pa = (a.get("compute", {}).get(s, {}).get("predict_single_row") or {}).get("wall_ms", {})
+        pb = (b.get("compute", {}).get(s, {}).get("predict_single_row") or {}).get("wall_ms", {})
+        if pa or pb:
+            va, vb = pa.get("p99"), pb.get("p99")
+            d = None if va is None or vb is None else vb - va
+            rows.append({"strategy": s, "metric": "predict_p99_ms", "a": va, "b": vb, "diff": d})
     verdict = []
     for r in rows:
         if r["metric"] == metric:
@@ -725,9 +776,9 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
             [
                 r["strategy"],
                 METRIC_LABEL.get(r["metric"], r["metric"]),
-                fnum(r["a"]),
-                fnum(r["b"]),
-                fdiff(r["diff"]),
+                _fmt_value(r["metric"], r["a"]),
+                _fmt_value(r["metric"], r["b"]),
+                fms(r["diff"]) if r["metric"].endswith("_ms") else fdiff(r["diff"]),
             ]
             for r in rb["rows"]
         ]

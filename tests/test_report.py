@@ -380,3 +380,26 @@ def test_installed_rtml_script_renders_markdown():
     r = subprocess.run([exe, "report", str(RUN), "-f", "markdown"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("## rtml report")
+
+
+def test_verdict_states_batch_staleness_and_per_event_latency_from_metrics_json(rep):
+    from rtml_cli.report import fms, fsec
+
+    st = METRICS["freshness"]["batch_daily"]["staleness_s"]
+    stale = next(s for s in rep["verdict"] if s.startswith("batch_daily serves features"))
+    assert f"{fsec(st['mean'])} stale on average (p90 {fsec(st['p90'])}" in stale
+    assert f"{METRICS['freshness']['batch_daily']['cold_start']} events were cold starts" in stale
+    lat = next(s for s in rep["verdict"] if s.startswith("One-row predict p99"))
+    p99 = METRICS["compute"]["stream"]["predict_single_row"]["wall_ms"]["p99"]
+    assert f"stream {fms(p99)} ms" in lat
+    assert "batch_daily" not in lat  # batch serves precomputed scores
+
+
+def test_run_b_rows_include_per_event_latency(runner):
+    r = runner.invoke(app, ["report", str(RUN), str(RUN), "-f", "json"])
+    rows = json.loads(r.output)["run_b"]["rows"]
+    lat = next(x for x in rows if x["strategy"] == "stream" and x["metric"] == "predict_p99_ms")
+    assert (
+        lat["a"] == lat["b"] == METRICS["compute"]["stream"]["predict_single_row"]["wall_ms"]["p99"]
+    )
+    assert lat["diff"] == 0
