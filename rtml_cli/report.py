@@ -1,8 +1,8 @@
 """``rtml report``: turn a run directory into a verdict, tables, charts and a CI gate.
 
-A report never reruns the simulation: it reads ``manifest.json``, ``metrics.json`` (computing it
-from the parquet files only if it is missing), ``predictions.parquet`` (event times, for capacity)
-and ``timings.parquet`` (service times). :func:`build_report` gathers everything into one JSON-able
+A report never reruns the simulation: it reads the run with :func:`rtml_cli.runs.read_run`
+(``manifest.json``, ``metrics.json``, ``predictions.parquet`` for the event times that feed
+capacity, ``timings.parquet`` for the service times). :func:`build_report` gathers everything into one JSON-able
 dict (the ``json`` format, schema below); :func:`layout` turns it into format-neutral sections
 (paragraphs, bullet lists, tables, series) that each renderer draws, so the terminal, Markdown and
 HTML outputs always say the same thing.
@@ -15,7 +15,7 @@ JSON format (``schema_version`` 1)::
       "task": "binary" | "regression",
       "baseline": str,
       "strategies": [{"name": str, "kind": str | null}],
-      "primary_metric": "auc" | "accuracy" | "mae" | ...,   # the metric the verdict uses
+      "primary_metric": "auc" | "accuracy" | "mae",   # the metric the verdict uses
       "verdict": [str, ...],                       # plain sentences, most important first
       "findings": [{"label", "strategy", "reference", "metric", "estimate", "low", "high",
                     "significant", "better", "reason"}],     # the pairs behind the verdict
