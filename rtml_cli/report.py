@@ -2,10 +2,10 @@
 
 A report never reruns the simulation: it reads the run with :func:`rtml_cli.runs.read_run`
 (``manifest.json``, ``metrics.json``, ``predictions.parquet`` for the event times that feed
-capacity, ``timings.parquet`` for the service times). :func:`build_report` gathers everything into one JSON-able
-dict (the ``json`` format, schema below); :func:`layout` turns it into format-neutral sections
-(paragraphs, bullet lists, tables, series) that each renderer draws, so the terminal, Markdown and
-HTML outputs always say the same thing.
+capacity, ``timings.parquet`` for the service times). :func:`build_report` gathers everything
+into one JSON-able dict (the ``json`` format, schema below); :func:`layout` turns it into
+format-neutral sections (paragraphs, bullet lists, tables, series) that each renderer draws, so
+the terminal, Markdown and HTML outputs always say the same thing.
 
 JSON format (``schema_version`` 1)::
 
