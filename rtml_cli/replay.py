@@ -19,7 +19,8 @@ Examples
 --------
 >>> from rtml_cli.io import Roles
 >>> opts = ReplayOptions(label_delay_us=60_000_000, limit=100)
->>> summary = replay("sample_data/clickstream.parquet", Roles(), opts, to="out.ndjson")  # doctest: +SKIP
+>>> path = "sample_data/clickstream.parquet"
+>>> summary = replay(path, Roles(), opts, to="o.ndjson")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +61,7 @@ JSON = "rtml_json"
 _KEY = "rtml_sortkey"
 #: Rows read per record batch. Large enough for columnar speed, small enough to bound memory.
 DEFAULT_CHUNK_ROWS = 100_000
+_PACED_CHUNK_ROWS = 5_000
 _ISO = "%Y-%m-%dT%H:%M:%S%.f"
 
 
@@ -125,10 +127,14 @@ def validate_options(opts: ReplayOptions) -> None:
         )
     for name, value in (("speed", opts.speed), ("rate", opts.rate)):
         if value is not None and not (value > 0 and math.isfinite(value)):
-            raise UsageError(f"The '--{name}' option of replay must be a number > 0. Got {value!r} instead.")
+            raise UsageError(
+                f"The '--{name}' option of replay must be a number > 0. Got {value!r} instead."
+            )
     for name, value in (("limit", opts.limit), ("resume-from", opts.start_position)):
         if value is not None and value < 0:
-            raise UsageError(f"The '--{name}' option of replay must be >= 0. Got {value!r} instead.")
+            raise UsageError(
+                f"The '--{name}' option of replay must be >= 0. Got {value!r} instead."
+            )
     if opts.max_gap_us is not None and opts.max_gap_us <= 0:
         raise UsageError("The '--max-gap' option of replay must be a duration > 0, such as '1m'.")
     if opts.disorder_us < 0:
@@ -271,8 +277,12 @@ class ReplaySummary:
             out.append(("lateness", "- (not paced)"))
         if self.skipped:
             out.append(("resumed", f"skipped the first {self.skipped:,} messages"))
-        stats = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in self.sink_stats.items())
-        out.append(("sink", f"{self.sink_name} -> {self.target}" + (f" ({stats})" if stats else "")))
+        stats = ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in self.sink_stats.items()
+        )
+        out.append(
+            ("sink", f"{self.sink_name} -> {self.target}" + (f" ({stats})" if stats else ""))
+        )
         if self.interrupted:
             out.append(
                 (
@@ -287,7 +297,8 @@ class ReplaySummary:
 def _span_text(first: dt.datetime | None, last: dt.datetime | None) -> str:
     if first is None or last is None:
         return "-"
-    return f"{first.isoformat()} -> {last.isoformat()} ({_fmt_us((last - first) / dt.timedelta(microseconds=1))})"
+    span_us = (last - first) / dt.timedelta(microseconds=1)
+    return f"{first.isoformat()} -> {last.isoformat()} ({_fmt_us(span_us)})"
 
 
 def _fmt_us(us: float | None) -> str:
@@ -364,7 +375,11 @@ class Schedule:
     """
 
     def __init__(
-        self, *, speed: float | None = None, rate: float | None = None, max_gap_us: int | None = None
+        self,
+        *,
+        speed: float | None = None,
+        rate: float | None = None,
+        max_gap_us: int | None = None,
     ) -> None:
         self.speed = speed
         self.rate = rate
@@ -403,9 +418,9 @@ def disorder_delays(event_ids: np.ndarray, *, disorder_us: int, seed: int) -> np
     """
     # splitmix64 of (event id + seed * golden ratio): overflow is the point of it.
     with np.errstate(over="ignore"):
-        x = np.asarray(event_ids, dtype=np.uint64) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(
-            0x9E3779B97F4A7C15
-        )
+        x = np.asarray(event_ids, dtype=np.uint64) + np.uint64(
+            seed & 0xFFFFFFFFFFFFFFFF
+        ) * np.uint64(0x9E3779B97F4A7C15)
         x = x + np.uint64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -462,9 +477,13 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
             pl.col(T).filter(bad).first().alias("early_t"),
             pl.col(L).filter(bad).first().alias("early_l"),
         ]
-        if roles.label_time is not None:
-            aggs.append((pl.col(roles.label).is_not_null() & pl.col(L).is_null()).sum().alias("nolt"))
-    stats = _collect(lf.select(aggs), source=source, what="checking the time columns").row(0, named=True)
+        if roles.label_time is not None and roles.label is not None:
+            aggs.append(
+                (pl.col(roles.label).is_not_null() & pl.col(L).is_null()).sum().alias("nolt")
+            )
+    stats = _collect(lf.select(aggs), source=source, what="checking the time columns").row(
+        0, named=True
+    )
     if stats.get("early"):
         raise InputError(
             f"label-time column '{roles.label_time}' of {source} is before the event time in "
@@ -503,14 +522,24 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
         keep.append(roles.label)
     lf = lf.select(keep)
 
-    counts = [pl.len().alias("events"), pl.col(T).min().alias("first"), pl.col(T).max().alias("last")]
+    counts = [
+        pl.len().alias("events"),
+        pl.col(T).min().alias("first"),
+        pl.col(T).max().alias("last"),
+    ]
     counts.append(
-        pl.col(roles.label).is_not_null().sum().alias("labels") if roles.label else pl.lit(0).alias("labels")
+        pl.col(roles.label).is_not_null().sum().alias("labels")
+        if roles.label
+        else pl.lit(0).alias("labels")
     )
     c = _collect(lf.select(counts), source=source, what="counting rows").row(0, named=True)
     if c["events"] == 0:
-        window = f" between --start {opts.start} and --end {opts.end}" if opts.start or opts.end else ""
-        raise InputError(f"no event of {source} lies{window or ' in the selection'}; nothing to replay.")
+        window = (
+            f" between --start {opts.start} and --end {opts.end}" if opts.start or opts.end else ""
+        )
+        raise InputError(
+            f"no event of {source} lies{window or ' in the selection'}; nothing to replay."
+        )
 
     msg_schema = pl.Schema(
         [(KIND, pl.String()), (EVENT_ID, pl.Int64()), (TIME, TIME_DTYPE)]
@@ -554,7 +583,9 @@ def _sort_messages(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(key.alias(_KEY)).sort([_KEY, EVENT_ID]).drop(_KEY)
 
 
-def iter_messages(src: ReplaySource, *, encode: bool = False, narrow: bool = False) -> Iterator[pl.DataFrame]:
+def iter_messages(
+    src: ReplaySource, *, encode: bool = False, narrow: bool = False, chunk_rows: int | None = None
+) -> Iterator[pl.DataFrame]:
     """Yield the message stream as frames in arrival order (schema ``src.schema``).
 
     ``options.start_position`` messages are dropped from the front. Memory holds one record
@@ -570,24 +601,39 @@ def iter_messages(src: ReplaySource, *, encode: bool = False, narrow: bool = Fal
     pending_ev: pl.DataFrame | None = None
     pending_lab: pl.DataFrame | None = None
     to_skip = opts.start_position
-    ev_cols = [pl.lit("event").alias(KIND), pl.col(EVENT_ID), pl.col(T).alias(TIME), *map(pl.col, src.payload)]
+    ev_cols = [
+        pl.lit("event").alias(KIND),
+        pl.col(EVENT_ID),
+        pl.col(T).alias(TIME),
+        *map(pl.col, src.payload),
+    ]
     out_schema = pl.Schema([*src.schema.items(), (JSON, pl.String())]) if encode else src.schema
     if encode and narrow:
         out_schema = pl.Schema([(c, out_schema[c]) for c in (KIND, EVENT_ID, TIME, JSON)])
     tcol = src.roles.time
     # Without disorder an event's rtml_time is its own time: format that instant once.
-    same = {tcol: TIME} if tcol in src.payload and src.schema[tcol] == TIME_DTYPE and not disorder else None
+    same = (
+        {tcol: TIME}
+        if tcol in src.payload and src.schema[tcol] == TIME_DTYPE and not disorder
+        else None
+    )
     ev_json = _json_expr([KIND, EVENT_ID, TIME, *src.payload], src.schema, same=same, kind="event")
-    lab_json = _json_expr([KIND, EVENT_ID, label, TIME], src.schema, kind="label") if label else None
+    lab_json = (
+        _json_expr([KIND, EVENT_ID, label, TIME], src.schema, kind="label") if label else None
+    )
     parts = max(1, pl.thread_pool_size())
 
-    def encoded(ev: pl.DataFrame, lab: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    def encoded(
+        ev: pl.DataFrame, lab: pl.DataFrame | None
+    ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         if not encode:
             return ev, lab
         # Encoding dominates the cost of a fast replay, and one polars expression runs on one
         # core: encode slices of the batch (and the labels) as parallel queries.
         step = -(-ev.height // parts)
-        queries = [ev.slice(i, step).lazy().with_columns(ev_json) for i in range(0, ev.height, step)]
+        queries = [
+            ev.slice(i, step).lazy().with_columns(ev_json) for i in range(0, ev.height, step)
+        ]
         if lab is not None and lab_json is not None:
             queries.append(lab.lazy().with_columns(lab_json))
         done = pl.collect_all(queries)
@@ -614,14 +660,18 @@ def iter_messages(src: ReplaySource, *, encode: bool = False, narrow: bool = Fal
         return out if out.height else None
 
     try:
-        batches = src.frame.collect_batches(chunk_size=opts.chunk_rows, engine="streaming")
+        batches = src.frame.collect_batches(
+            chunk_size=chunk_rows or opts.chunk_rows, engine="streaming"
+        )
         for batch in batches:
             if batch.height == 0:
                 continue
             watermark = batch[T][-1]  # batches are in time order: later events are >= this
             ev = batch.select(ev_cols)
             if disorder:
-                delays = disorder_delays(batch[EVENT_ID].to_numpy(), disorder_us=disorder, seed=opts.seed)
+                delays = disorder_delays(
+                    batch[EVENT_ID].to_numpy(), disorder_us=disorder, seed=opts.seed
+                )
                 ev = ev.with_columns(
                     (pl.col(TIME) + pl.Series(delays).cast(pl.Duration("us"))).alias(TIME)
                 )
@@ -629,12 +679,18 @@ def iter_messages(src: ReplaySource, *, encode: bool = False, narrow: bool = Fal
             if label is not None:
                 # A label never arrives before its event message (disorder may delay the event).
                 arrival = pl.max_horizontal(pl.col(L), pl.col("_arr")) if disorder else pl.col(L)
-                lab = (
+                lab: pl.DataFrame | None = (
                     batch.with_columns(ev[TIME].alias("_arr"))
                     .filter(pl.col(label).is_not_null())
-                    .select(pl.lit("label").alias(KIND), pl.col(EVENT_ID), arrival.alias(TIME), pl.col(label))
+                    .select(
+                        pl.lit("label").alias(KIND),
+                        pl.col(EVENT_ID),
+                        arrival.alias(TIME),
+                        pl.col(label),
+                    )
                 )
                 ev, lab = encoded(ev, lab)
+                assert lab is not None
                 if pending_lab is not None and pending_lab.height:
                     lab = pl.concat([pending_lab, lab])
                 due_mask = lab[TIME] < watermark  # a label at the watermark waits for its events
@@ -702,16 +758,24 @@ def _json_expr(
             flush()
             fmt = _ISO + ("%:z" if d.time_zone else "")
             text = pl.col((same or {}).get(c, c)).dt.to_string(fmt)
-            pieces.append(pl.concat_str([pl.lit(f'{name}:"'), text, pl.lit('"')]).fill_null(pl.lit(f"{name}:null")))
+            pieces.append(
+                pl.concat_str([pl.lit(f'{name}:"'), text, pl.lit('"')]).fill_null(
+                    pl.lit(f"{name}:null")
+                )
+            )
         elif d.is_integer() or d == pl.Boolean:
             flush()
             pieces.append(
-                pl.concat_str([pl.lit(f"{name}:"), pl.col(c).cast(pl.String)]).fill_null(pl.lit(f"{name}:null"))
+                pl.concat_str([pl.lit(f"{name}:"), pl.col(c).cast(pl.String)]).fill_null(
+                    pl.lit(f"{name}:null")
+                )
             )
         else:
             run.append(c)
     flush()
-    return pl.concat_str([pl.lit("{"), pl.concat_str(pieces, separator=","), pl.lit("}")]).alias(JSON)
+    return pl.concat_str([pl.lit("{"), pl.concat_str(pieces, separator=","), pl.lit("}")]).alias(
+        JSON
+    )
 
 
 def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
@@ -784,7 +848,7 @@ class ReplayBatch(MessageBatch):
 _DONE = object()
 
 
-def _prefetch(it: Iterator[pl.DataFrame], depth: int = 2) -> Iterator[pl.DataFrame]:
+def _prefetch(it: Iterator[pl.DataFrame], depth: int = 2) -> Generator[pl.DataFrame, None, None]:
     """Run ``it`` in a background thread, ``depth`` items ahead.
 
     Reading and ordering the next record batch overlaps with sending the current one, so a paced
@@ -832,7 +896,11 @@ def plan_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> ReplayPl
     expected: float | None = None
     last_msg: dt.datetime | None = None
     sent = 0
-    sched = Schedule(speed=opts.speed, rate=opts.rate, max_gap_us=opts.max_gap_us) if opts.paced else None
+    sched = (
+        Schedule(speed=opts.speed, rate=opts.rate, max_gap_us=opts.max_gap_us)
+        if opts.paced
+        else None
+    )
     last_off = 0
     for frame in iter_messages(src):
         sent += frame.height
@@ -874,7 +942,11 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
         planned=src.messages,
         pace=opts.pace_text(),
     )
-    sched = Schedule(speed=opts.speed, rate=opts.rate, max_gap_us=opts.max_gap_us) if opts.paced else None
+    sched = (
+        Schedule(speed=opts.speed, rate=opts.rate, max_gap_us=opts.max_gap_us)
+        if opts.paced
+        else None
+    )
     hist = LatencyHistogram() if sched is not None else None
     summary.lateness = hist
     clock = time.perf_counter_ns
@@ -883,7 +955,17 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     # A sink that only writes JSON lines says so (needs_frame = False): it gets frames of
     # kind, event id and time only, which keeps ordering cheap.
     narrow = not getattr(sink, "needs_frame", True)
-    stream = _prefetch(iter_messages(src, encode=True, narrow=narrow))
+    # Paced: small record batches, so that reading and encoding ahead come in small slices of
+    # CPU that do not delay the sends competing with them for the cores.
+    chunk = min(opts.chunk_rows, _PACED_CHUNK_ROWS) if sched is not None else None
+    stream = _prefetch(iter_messages(src, encode=True, narrow=narrow, chunk_rows=chunk))
+    import sys
+
+    switch = sys.getswitchinterval()
+    if sched is not None:
+        # The reader thread must hand the GIL back to the send loop within ~0.5 ms, not the
+        # default 5 ms, or sends are late by that much whenever it holds it.
+        sys.setswitchinterval(0.0005)
     try:
         sink.open()
         t_start = clock()
@@ -928,6 +1010,7 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
+        sys.setswitchinterval(switch)
         stream.close()
         try:
             sink.close()

@@ -3,7 +3,8 @@
 ``clickstream``: a recommendation impression log. Each row is one item shown to one user; the
 label ``click`` says whether the user clicked it. What makes it a streaming case: each user's
 taste (favourite category) changes every few hours, and a site-wide campaign lifts one category
-for a day, and every category's appeal follows a random walk in 6-hour steps, so a model retrained daily serves stale preferences while an online model follows.
+for a day, and every category's appeal follows a random walk in 6-hour steps, so a model
+retrained daily serves stale preferences while an online model follows.
 
 Label timing: a click is known when it happens (``click_time`` = impression + a few seconds to a
 few minutes); a non-click is known only when the attribution window closes, so for
@@ -76,7 +77,11 @@ def clickstream(
     # Event times: a diurnal intensity (quiet nights, busy evenings), sampled by inverse CDF.
     grid = np.arange(0.0, span_s, 60.0)
     hour = (grid / 3600.0) % 24
-    intensity = 0.25 + np.exp(-0.5 * ((hour - 20.0) / 3.0) ** 2) + 0.6 * np.exp(-0.5 * ((hour - 12.5) / 2.0) ** 2)
+    intensity = (
+        0.25
+        + np.exp(-0.5 * ((hour - 20.0) / 3.0) ** 2)
+        + 0.6 * np.exp(-0.5 * ((hour - 12.5) / 2.0) ** 2)
+    )
     cdf = np.cumsum(intensity)
     cdf /= cdf[-1]
     u = np.sort(rng.random(rows))
@@ -147,7 +152,9 @@ def clickstream(
     # Clicks come a few seconds to a few minutes after the impression (log-normal, capped
     # inside the attribution window); a 0 is known when the window closes.
     delay_s = np.clip(np.exp(rng.normal(np.log(25.0), 1.0, rows)), 2.0, ATTRIBUTION_WINDOW_S - 1.0)
-    label_us = ts_us + np.where(click == 1, np.round(delay_s * 1e6), ATTRIBUTION_WINDOW_S * 1_000_000).astype(np.int64)
+    label_us = ts_us + np.where(
+        click == 1, np.round(delay_s * 1e6), ATTRIBUTION_WINDOW_S * 1_000_000
+    ).astype(np.int64)
 
     # item_popularity: the item's click rate on the previous calendar day (a stale batch
     # feature), smoothed toward the global rate; computed from the clicks generated above.
@@ -184,7 +191,9 @@ GENERATORS: dict[str, Callable[..., pl.DataFrame]] = {"clickstream": clickstream
 DEFAULT_ROWS = {"clickstream": 50_000}
 
 
-def write_sample(name: str, *, rows: int | None = None, seed: int = 0, out: str | Path | None = None) -> Path:
+def write_sample(
+    name: str, *, rows: int | None = None, seed: int = 0, out: str | Path | None = None
+) -> Path:
     """Generate sample table ``name`` and write it (Parquet, CSV, NDJSON or Arrow by suffix).
 
     Returns the path written (default ``<name>.parquet`` in the current folder).

@@ -22,7 +22,9 @@ def test_version(runner) -> None:
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "rtml_cli", "--version"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "rtml_cli", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"rtml {__version__}"
 
@@ -31,14 +33,28 @@ def test_installed_rtml_replays_the_sample(tmp_path: Path) -> None:
     exe = shutil.which("rtml")
     assert exe, "the console script `rtml` is not installed (pip install -e .)"
     r = subprocess.run(
-        [exe, "replay", str(ROOT / "sample_data" / "clickstream.parquet"), "--label-time-col", "click_time", "--limit", "20"],
-        capture_output=True, text=True, timeout=120,
+        [
+            exe,
+            "replay",
+            str(ROOT / "sample_data" / "clickstream.parquet"),
+            "--label-time-col",
+            "click_time",
+            "--limit",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     msgs = [json.loads(x) for x in r.stdout.splitlines()]
     assert sum(m["rtml_kind"] == "event" for m in msgs) == 20
-    assert "replay done" in r.stderr and "messages:" in r.stderr  # summary on stderr, plain when piped
-    r = subprocess.run([exe, "replay", "missing.parquet"], capture_output=True, text=True, timeout=60)
+    assert (
+        "replay done" in r.stderr and "messages:" in r.stderr
+    )  # summary on stderr, plain when piped
+    r = subprocess.run(
+        [exe, "replay", "missing.parquet"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -64,4 +80,6 @@ def test_every_command_has_help(runner, name: str) -> None:
     assert f"rtml {name}" in r.output
     for param in cmd.params:
         if param.param_type_name == "option" and param.name not in ("help",):
-            assert (getattr(param, "help", None) or "").strip(), f"`rtml {name} {param.opts[0]}` has no help"
+            assert (getattr(param, "help", None) or "").strip(), (
+                f"`rtml {name} {param.opts[0]}` has no help"
+            )

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from rtml_cli.errors import ColumnNotFoundError, InputError, UnsortedInputWarning, UsageError
-from rtml_cli.io import EVENT_ID, L, T, Roles, load_events, resolve_roles, scan_table, time_expr
+from rtml_cli.io import EVENT_ID, L, Roles, T, load_events, resolve_roles, scan_table, time_expr
 
 T0 = dt.datetime(2024, 1, 1)
 
@@ -60,7 +60,9 @@ def test_ambiguous_time_column_asks_for_the_flag() -> None:
 
 def test_missing_column_lists_columns_and_closest_name() -> None:
     schema = pl.Schema({"ts": pl.Datetime("us"), "price": pl.Float64})
-    with pytest.raises(ColumnNotFoundError, match=r"Did you mean 'price'\?.*Columns are: ts, price"):
+    with pytest.raises(
+        ColumnNotFoundError, match=r"Did you mean 'price'\?.*Columns are: ts, price"
+    ):
         resolve_roles(schema, Roles(features=["prise"]), source="t")
 
 
@@ -86,7 +88,11 @@ def test_unknown_time_unit_is_refused() -> None:
 
 def test_load_events_sorts_stably_and_numbers_rows_in_time_order(tmp_path: Path) -> None:
     df = pl.DataFrame(
-        {"ts": [T0 + dt.timedelta(hours=h) for h in (1, 0, 1, 0)], "row": [0, 1, 2, 3], "label": [1, 0, 1, 0]}
+        {
+            "ts": [T0 + dt.timedelta(hours=h) for h in (1, 0, 1, 0)],
+            "row": [0, 1, 2, 3],
+            "label": [1, 0, 1, 0],
+        }
     )
     with pytest.warns(UnsortedInputWarning):
         table = load_events(_write(tmp_path, df), Roles(), label_delay_us=60_000_000)

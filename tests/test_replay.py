@@ -81,10 +81,18 @@ def test_tie_rules_time_then_events_before_labels_then_table_order(tmp_path: Pat
     assert got == [("e", 0), ("e", 1), ("e", 2), ("e", 3), ("l", 0), ("l", 1), ("l", 3)]
     # e2's label is null: no label message for it.
     assert msgs[0] == {
-        "rtml_kind": "event", "rtml_event_id": 0, "rtml_time": "2024-01-01T00:00:00",
-        "ts": "2024-01-01T00:00:00", "x": 10,
+        "rtml_kind": "event",
+        "rtml_event_id": 0,
+        "rtml_time": "2024-01-01T00:00:00",
+        "ts": "2024-01-01T00:00:00",
+        "x": 10,
     }
-    assert msgs[4] == {"rtml_kind": "label", "rtml_event_id": 0, "label": 1, "rtml_time": "2024-01-01T00:01:00"}
+    assert msgs[4] == {
+        "rtml_kind": "label",
+        "rtml_event_id": 0,
+        "label": 1,
+        "rtml_time": "2024-01-01T00:01:00",
+    }
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 100])
@@ -100,24 +108,38 @@ def test_label_time_column_orders_labels_and_is_left_out_of_events(tmp_path: Pat
         {
             "ts": [T0, T0 + dt.timedelta(seconds=10), T0 + dt.timedelta(seconds=20)],
             "y": [True, False, True],
-            "y_at": [T0 + dt.timedelta(seconds=30), T0 + dt.timedelta(seconds=15), T0 + dt.timedelta(seconds=20)],
+            "y_at": [
+                T0 + dt.timedelta(seconds=30),
+                T0 + dt.timedelta(seconds=15),
+                T0 + dt.timedelta(seconds=20),
+            ],
         }
     )
     msgs = _run(_table(tmp_path, df), Roles(label_time="y_at"))
     got = [(m["rtml_kind"][0], m["rtml_event_id"], m["rtml_time"][-8:]) for m in msgs]
-    assert got == [("e", 0, "00:00:00"), ("e", 1, "00:00:10"), ("l", 1, "00:00:15"),
-                   ("e", 2, "00:00:20"), ("l", 2, "00:00:20"), ("l", 0, "00:00:30")]
+    assert got == [
+        ("e", 0, "00:00:00"),
+        ("e", 1, "00:00:10"),
+        ("l", 1, "00:00:15"),
+        ("e", 2, "00:00:20"),
+        ("l", 2, "00:00:20"),
+        ("l", 0, "00:00:30"),
+    ]
     assert all("y_at" not in m and "y" not in m for m in msgs if m["rtml_kind"] == "event")
 
 
 def test_no_label_column_gives_events_only_and_nulls_as_null(tmp_path: Path) -> None:
-    df = pl.DataFrame({"when": [T0, T0 + dt.timedelta(hours=1)], "v": [1.5, None], "s": ["a", None]})
+    df = pl.DataFrame(
+        {"when": [T0, T0 + dt.timedelta(hours=1)], "v": [1.5, None], "s": ["a", None]}
+    )
     msgs = _run(_table(tmp_path, df))
     assert [m["rtml_kind"] for m in msgs] == ["event", "event"]
     assert msgs[1]["v"] is None and msgs[1]["s"] is None
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     offsets=st.lists(st.integers(0, 50), min_size=1, max_size=60),
     delays=st.lists(st.one_of(st.none(), st.integers(0, 30)), min_size=60, max_size=60),
@@ -135,7 +157,10 @@ def test_every_row_once_in_order_labels_never_early(
             "ts": [T0 + dt.timedelta(seconds=s) for s in times],
             "row": list(range(n)),
             "y": [None if d is None else 1 for d in delays[:n]],
-            "y_at": [T0 + dt.timedelta(seconds=s + (d or 0)) for s, d in zip(times, delays[:n])],
+            "y_at": [
+                T0 + dt.timedelta(seconds=s + (d or 0))
+                for s, d in zip(times, delays[:n], strict=True)
+            ],
         }
     )
     path = _table(tmp_path, df, f"p{n}_{chunk}_{disorder}.parquet")
@@ -146,7 +171,9 @@ def test_every_row_once_in_order_labels_never_early(
     labels = [m for m in msgs if m["rtml_kind"] == "label"]
     assert sorted(m["rtml_event_id"] for m in events) == list(range(n))
     assert [m["row"] for m in sorted(events, key=lambda m: m["rtml_event_id"])] == list(range(n))
-    assert sorted(m["rtml_event_id"] for m in labels) == [i for i in range(n) if delays[i] is not None]
+    assert sorted(m["rtml_event_id"] for m in labels) == [
+        i for i in range(n) if delays[i] is not None
+    ]
     assert [_key(m) for m in msgs] == sorted(_key(m) for m in msgs)  # arrival order + tie rules
     seen: set[int] = set()
     for m in msgs:
@@ -187,7 +214,12 @@ def test_start_end_limit_keep_event_ids(tmp_path: Path) -> None:
 
 
 def test_resume_from_skips_exactly_the_first_messages(tmp_path: Path) -> None:
-    df = pl.DataFrame({"ts": [T0 + dt.timedelta(minutes=i) for i in range(50)], "label": [i % 2 for i in range(50)]})
+    df = pl.DataFrame(
+        {
+            "ts": [T0 + dt.timedelta(minutes=i) for i in range(50)],
+            "label": [i % 2 for i in range(50)],
+        }
+    )
     path = _table(tmp_path, df)
     full = _run(path, label_delay_us=90_000_000, chunk_rows=7)
     for k in (0, 1, 13, 99, 100, 150):
@@ -262,11 +294,11 @@ class InterruptingSink(CollectSink):
 
 
 def test_ctrl_c_closes_the_sink_and_reports_how_far_it_got(tmp_path: Path) -> None:
-    df = pl.DataFrame({"ts": [T0 + dt.timedelta(seconds=i) for i in range(100)], "label": [1] * 100})
-    sink = InterruptingSink(after=30)
-    summary = replay(
-        _table(tmp_path, df), Roles(), ReplayOptions(chunk_rows=10), to=sink
+    df = pl.DataFrame(
+        {"ts": [T0 + dt.timedelta(seconds=i) for i in range(100)], "label": [1] * 100}
     )
+    sink = InterruptingSink(after=30)
+    summary = replay(_table(tmp_path, df), Roles(), ReplayOptions(chunk_rows=10), to=sink)
     assert summary.interrupted and sink.closed and sink.flushed
     assert summary.messages == len(sink.messages) >= 30
     assert summary.next_position == summary.messages
@@ -276,7 +308,9 @@ def test_ctrl_c_closes_the_sink_and_reports_how_far_it_got(tmp_path: Path) -> No
 def test_unsorted_input_is_sorted_stably_with_a_warning(tmp_path: Path) -> None:
     from rtml_cli.errors import UnsortedInputWarning
 
-    df = pl.DataFrame({"ts": [T0 + dt.timedelta(hours=h) for h in (2, 0, 1, 0)], "row": [0, 1, 2, 3]})
+    df = pl.DataFrame(
+        {"ts": [T0 + dt.timedelta(hours=h) for h in (2, 0, 1, 0)], "row": [0, 1, 2, 3]}
+    )
     with pytest.warns(UnsortedInputWarning, match="not sorted"):
         msgs = _run(_table(tmp_path, df))
     assert [m["row"] for m in msgs] == [1, 3, 2, 0]
@@ -289,18 +323,24 @@ def test_dry_run_plans_without_sending(tmp_path: Path) -> None:
     plan = plan_replay(path, Roles(), ReplayOptions(speed=60.0, label_delay_us=0))
     assert (plan.events, plan.labels, plan.messages) == (61, 61, 122)
     assert plan.expected_wall_s == pytest.approx(60.0)
-    assert plan_replay(path, Roles(), ReplayOptions(rate=10.0)).expected_wall_s == pytest.approx(12.1)
+    assert plan_replay(path, Roles(), ReplayOptions(rate=10.0)).expected_wall_s == pytest.approx(
+        12.1
+    )
     assert plan_replay(path, Roles(), ReplayOptions()).expected_wall_s is None
 
 
 def test_real_table_elec2_counts_and_order() -> None:
     from conftest import shared_table
 
-    src = prepare_replay(shared_table("elec2.parquet"), Roles(), ReplayOptions(label_delay_us=1_800_000_000))
+    src = prepare_replay(
+        shared_table("elec2.parquet"), Roles(), ReplayOptions(label_delay_us=1_800_000_000)
+    )
     assert src.was_sorted  # 1997-05-04 appears twice: ties, not disorder
     assert (src.events, src.labels) == (45_312, 45_312)
     sink = CollectSink()
-    replay(shared_table("elec2.parquet"), Roles(), ReplayOptions(label_delay_us=1_800_000_000), to=sink)
+    replay(
+        shared_table("elec2.parquet"), Roles(), ReplayOptions(label_delay_us=1_800_000_000), to=sink
+    )
     msgs = sink.messages
     assert len(msgs) == 90_624
     assert [_key(m) for m in msgs] == sorted(_key(m) for m in msgs)

@@ -35,7 +35,9 @@ def _lines(text: str) -> list[dict]:
 def _bad(runner, args: list[str], *needles: str, out: Path | None = None) -> str:
     r = runner.invoke(app, ["replay", *args])
     assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert (
+        "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    )
     for needle in needles:
         assert needle in r.output, r.output
     if out is not None:
@@ -48,7 +50,13 @@ def _bad(runner, args: list[str], *needles: str, out: Path | None = None) -> str
 
 def test_missing_file(runner, tmp_path: Path) -> None:
     out = tmp_path / "o.ndjson"
-    _bad(runner, [str(tmp_path / "nope.parquet"), "--to", str(out)], "not found", "nope.parquet", out=out)
+    _bad(
+        runner,
+        [str(tmp_path / "nope.parquet"), "--to", str(out)],
+        "not found",
+        "nope.parquet",
+        out=out,
+    )
 
 
 def test_corrupt_file(runner, tmp_path: Path) -> None:
@@ -74,25 +82,45 @@ def test_empty_table(runner, tmp_path: Path) -> None:
 def test_missing_time_column_suggests_closest(runner, tmp_path: Path) -> None:
     f = tmp_path / "t.parquet"
     _df().write_parquet(f)
-    _bad(runner, [str(f), "--time-col", "tss"], "time column 'tss' not found", "Did you mean 'ts'?", "--time-col")
+    _bad(
+        runner,
+        [str(f), "--time-col", "tss"],
+        "time column 'tss' not found",
+        "Did you mean 'ts'?",
+        "--time-col",
+    )
 
 
 def test_missing_label_column_suggests_closest(runner, tmp_path: Path) -> None:
     f = tmp_path / "t.parquet"
     _df().write_parquet(f)
-    _bad(runner, [str(f), "--label-col", "lable"], "label column 'lable' not found", "Did you mean 'label'?", "Columns are: ts, user, x, label")
+    _bad(
+        runner,
+        [str(f), "--label-col", "lable"],
+        "label column 'lable' not found",
+        "Did you mean 'label'?",
+        "Columns are: ts, user, x, label",
+    )
 
 
 def test_unparseable_time_shows_the_value(runner, tmp_path: Path) -> None:
     f = tmp_path / "t.csv"
     f.write_text("when,v\n2024-01-01 00:00:00,1\nyesterday,2\n")
     out = tmp_path / "o.ndjson"
-    _bad(runner, [str(f), "--time-col", "when", "--to", str(out)], "'yesterday'", "--time-format", out=out)
+    _bad(
+        runner,
+        [str(f), "--time-col", "when", "--to", str(out)],
+        "'yesterday'",
+        "--time-format",
+        out=out,
+    )
 
 
 def test_null_times_are_counted_and_can_be_dropped(runner, tmp_path: Path) -> None:
     f = tmp_path / "t.parquet"
-    pl.DataFrame({"ts": [T0, None, None, T0 + dt.timedelta(minutes=1)], "v": [1, 2, 3, 4]}).write_parquet(f)
+    pl.DataFrame(
+        {"ts": [T0, None, None, T0 + dt.timedelta(minutes=1)], "v": [1, 2, 3, 4]}
+    ).write_parquet(f)
     _bad(runner, [str(f)], "2 null value(s) out of 4", "--drop-null-time")
     r = runner.invoke(app, ["replay", str(f), "--drop-null-time"])
     assert r.exit_code == 0, r.output
@@ -107,7 +135,12 @@ def test_label_time_before_event_time(runner, tmp_path: Path) -> None:
         {"ts": [T0, T0 + dt.timedelta(hours=1)], "label": [1, 0], "label_at": [T0, T0]}
     ).write_parquet(f)
     out = tmp_path / "o.ndjson"
-    _bad(runner, [str(f), "--label-time-col", "label_at", "--to", str(out)], "before the event time in 1 row(s)", out=out)
+    _bad(
+        runner,
+        [str(f), "--label-time-col", "label_at", "--to", str(out)],
+        "before the event time in 1 row(s)",
+        out=out,
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,7 +156,9 @@ def test_label_time_before_event_time(runner, tmp_path: Path) -> None:
         (["--start", "2030-01-01"], "no event"),
     ],
 )
-def test_contradictory_or_invalid_flags(runner, tmp_path: Path, flags: list[str], needle: str) -> None:
+def test_contradictory_or_invalid_flags(
+    runner, tmp_path: Path, flags: list[str], needle: str
+) -> None:
     f = tmp_path / "t.parquet"
     _df().write_parquet(f)
     _bad(runner, [str(f), *flags], needle)
@@ -166,12 +201,22 @@ def test_each_input_format(runner, tmp_path: Path, fmt: str) -> None:
     [
         (pl.Series([dt.date(2024, 1, 2), dt.date(2024, 1, 1)]), [], "2024-01-01T00:00:00"),
         (pl.Series([1_704_153_600, 1_704_067_200]), ["--time-unit", "s"], "2024-01-01T00:00:00"),
-        (pl.Series([1_704_153_600_000, 1_704_067_200_000]), ["--time-unit", "ms"], "2024-01-01T00:00:00"),
-        (pl.Series(["02/01/2024 00:00", "01/01/2024 00:00"]), ["--time-format", "%d/%m/%Y %H:%M"], "2024-01-01T00:00:00"),
+        (
+            pl.Series([1_704_153_600_000, 1_704_067_200_000]),
+            ["--time-unit", "ms"],
+            "2024-01-01T00:00:00",
+        ),
+        (
+            pl.Series(["02/01/2024 00:00", "01/01/2024 00:00"]),
+            ["--time-format", "%d/%m/%Y %H:%M"],
+            "2024-01-01T00:00:00",
+        ),
         (pl.Series(["2024-01-02T00:00:00", "2024-01-01T00:00:00"]), [], "2024-01-01T00:00:00"),
     ],
 )
-def test_time_column_types(runner, tmp_path: Path, column: pl.Series, flags: list[str], first: str) -> None:
+def test_time_column_types(
+    runner, tmp_path: Path, column: pl.Series, flags: list[str], first: str
+) -> None:
     f = tmp_path / "t.parquet"
     pl.DataFrame({"when": column, "v": [2, 1]}).write_parquet(f)
     r = runner.invoke(app, ["replay", str(f), "--time-col", "when", *flags])
@@ -231,7 +276,9 @@ def test_help_says_max_speed_is_the_default(runner) -> None:
     assert "--max-speed" in r.output and "default" in r.output.lower()
 
 
-def test_ctrl_c_exits_130_with_summary_and_a_closed_file(runner, tmp_path: Path, monkeypatch) -> None:
+def test_ctrl_c_exits_130_with_summary_and_a_closed_file(
+    runner, tmp_path: Path, monkeypatch
+) -> None:
     from rtml_cli.sinks import files
 
     f = tmp_path / "t.parquet"
@@ -258,7 +305,10 @@ def test_real_table_elec2_via_cli(runner, tmp_path: Path) -> None:
     from conftest import shared_table
 
     out = tmp_path / "elec.ndjson"
-    r = runner.invoke(app, ["replay", str(shared_table("elec2.parquet")), "--label-delay", "30m", "--to", str(out)])
+    r = runner.invoke(
+        app,
+        ["replay", str(shared_table("elec2.parquet")), "--label-delay", "30m", "--to", str(out)],
+    )
     assert r.exit_code == 0, r.output
     assert "messages: 90,624 (45,312 events, 45,312 labels)" in r.output
     assert "time column: 'timestamp'" in r.output and "label column: 'price_up'" in r.output

@@ -28,8 +28,17 @@ def test_deterministic_under_a_seed() -> None:
 
 def test_schema_sorted_and_plausible(df: pl.DataFrame) -> None:
     assert df.columns == [
-        "ts", "user_id", "item_id", "category", "price", "position", "device", "hour",
-        "item_popularity", "click", "click_time",
+        "ts",
+        "user_id",
+        "item_id",
+        "category",
+        "price",
+        "position",
+        "device",
+        "hour",
+        "item_popularity",
+        "click",
+        "click_time",
     ]
     assert df.height == 20_000 and df["ts"].is_sorted()
     assert df["ts"].max() - df["ts"].min() > dt.timedelta(days=6)
@@ -46,7 +55,9 @@ def test_label_time_rules(df: pl.DataFrame) -> None:
     clicked = df["click"] == 1
     d_click = delay.filter(clicked)
     assert d_click.min() >= 2 and d_click.max() < ATTRIBUTION_WINDOW_S  # seconds to minutes
-    assert (delay.filter(~clicked) == ATTRIBUTION_WINDOW_S).all()  # a 0 is known when the window closes
+    assert (
+        delay.filter(~clicked) == ATTRIBUTION_WINDOW_S
+    ).all()  # a 0 is known when the window closes
 
 
 def test_preferences_drift_within_hours(df: pl.DataFrame) -> None:
@@ -54,9 +65,11 @@ def test_preferences_drift_within_hours(df: pl.DataFrame) -> None:
     top = df["user_id"].value_counts().sort("count", descending=True)["user_id"][0]
     u = df.filter(pl.col("user_id") == top, pl.col("click") == 1)
     fav = (
-        u.group_by(pl.col("ts").dt.truncate("6h"), "category").len()
+        u.group_by(pl.col("ts").dt.truncate("6h"), "category")
+        .len()
         .sort(["ts", "len"], descending=[False, True])
-        .group_by("ts", maintain_order=True).first()["category"]
+        .group_by("ts", maintain_order=True)
+        .first()["category"]
     )
     assert fav.n_unique() >= 3
     # and category click rates move by 6-hour block for everyone (trend drift)
@@ -76,9 +89,16 @@ def test_replays_with_its_label_time(tmp_path: Path) -> None:
 
 
 def test_cli_writes_the_table_in_each_format(runner, tmp_path: Path) -> None:
-    for suffix, read in ((".parquet", pl.read_parquet), (".csv", pl.read_csv), (".arrow", pl.read_ipc), (".ndjson", pl.read_ndjson)):
+    for suffix, read in (
+        (".parquet", pl.read_parquet),
+        (".csv", pl.read_csv),
+        (".arrow", pl.read_ipc),
+        (".ndjson", pl.read_ndjson),
+    ):
         out = tmp_path / f"c{suffix}"
-        r = runner.invoke(app, ["sample", "clickstream", "--rows", "300", "--seed", "3", "-o", str(out)])
+        r = runner.invoke(
+            app, ["sample", "clickstream", "--rows", "300", "--seed", "3", "-o", str(out)]
+        )
         assert r.exit_code == 0, r.output
         assert f"wrote {out}" in r.output
         assert read(out).height == 300
@@ -87,7 +107,9 @@ def test_cli_writes_the_table_in_each_format(runner, tmp_path: Path) -> None:
 def test_cli_bad_input(runner, tmp_path: Path) -> None:
     r = runner.invoke(app, ["sample", "clikstream"])
     assert r.exit_code == 2 and "Did you mean 'clickstream'?" in r.output
-    r = runner.invoke(app, ["sample", "clickstream", "--rows", "0", "-o", str(tmp_path / "x.parquet")])
+    r = runner.invoke(
+        app, ["sample", "clickstream", "--rows", "0", "-o", str(tmp_path / "x.parquet")]
+    )
     assert r.exit_code == 2 and "--rows" in r.output
     r = runner.invoke(app, ["sample", "clickstream", "-o", str(tmp_path / "x.xlsx")])
     assert r.exit_code == 2 and "unknown suffix" in r.output
@@ -97,7 +119,10 @@ def test_shipped_sample_is_the_documented_command() -> None:
     """sample_data/README.md says `--rows 50000 --seed 0`; the shipped file must be exactly that."""
     shipped = ROOT / "sample_data" / "clickstream.parquet"
     assert shipped.stat().st_size < 2_000_000
-    assert "rtml sample clickstream --rows 50000 --seed 0" in (ROOT / "sample_data" / "README.md").read_text()
+    assert (
+        "rtml sample clickstream --rows 50000 --seed 0"
+        in (ROOT / "sample_data" / "README.md").read_text()
+    )
     assert pl.read_parquet(shipped).equals(clickstream(50_000, seed=0))
 
 

@@ -93,7 +93,7 @@ class StdoutSink(Sink):
         self.target = target
         self.messages = 0
         self.closed_by_reader = False
-        self._fh: IO[bytes] | None = None
+        self._fh: Any = None  # sys.stdout.buffer, or a text stdout wrapped as bytes
 
     def open(self) -> None:
         # Resolved at open time, not import time: test runners swap sys.stdout.

@@ -1,0 +1,67 @@
+"""Throughput of `rtml replay --max-speed` to an NDJSON file, against polars writing the same
+rows to NDJSON directly (the bound), measured in the same run.
+
+Both sides run as fresh subprocesses (same interpreter start-up cost) and read the same
+Parquet table from /tmp; repetitions are interleaved and the median is reported, because the
+machine is shared. Two tables: events only (one message per row, the like-for-like ratio) and
+with a label column (one event and one label message per row, twice the lines).
+
+    python benchmarks/replay_throughput.py [--rows 5000000] [--repeat 3]
+
+Goal (issue 2): rows/s of replay >= 0.5 x rows/s of the bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tables import BENCH_DIR, event_table  # noqa: E402
+
+BOUND = "import polars as pl, sys; pl.read_parquet(sys.argv[1]).write_ndjson(sys.argv[2])"
+
+
+def _timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    rtml = shutil.which("rtml") or sys.exit("install rtml first: pip install -e .")
+    out = BENCH_DIR / "throughput_out.ndjson"
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+        f"rows: {args.rows:,}; repeats: {args.repeat} (median)"
+    )
+    for label in (False, True):
+        table = event_table(args.rows, label=label)
+        bound, rep = [], []
+        for _ in range(args.repeat):
+            bound.append(_timed([sys.executable, "-c", BOUND, str(table), str(out)]))
+            rep.append(_timed([rtml, "replay", str(table), "--max-speed", "--to", str(out)]))
+        lines = sum(1 for _ in open(out, "rb"))
+        b, r = statistics.median(bound), statistics.median(rep)
+        kind = "events + labels" if label else "events only"
+        print(
+            f"{kind:16s} bound {b:6.2f}s ({args.rows / b / 1e6:5.2f}M rows/s)   "
+            f"replay {r:6.2f}s ({args.rows / r / 1e6:5.2f}M rows/s, "
+            f"{lines / r / 1e6:5.2f}M messages/s)   "
+            f"ratio {b / r:.2f} (goal >= 0.5)"
+        )
+    out.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
