@@ -390,6 +390,10 @@ def build_config(
             if k not in f:
                 raise ConfigError(f"{fw} is missing '{k}'. Required: name, column, agg, window.")
         _duration(f["window"], f"{fw} window")
+        # agg/key/column/name checks (with "did you mean") live with the computation.
+        from rtml_cli.features import FeatureSpec as _WindowedSpec
+
+        _WindowedSpec.from_config(f, where=fw)
         cfg.features.append(
             FeatureSpec(name=_str(f["name"], f"{fw} name"), key=f.get("key"), column=f["column"],
                         agg=f["agg"], window=str(f["window"]), raw=dict(f))

@@ -662,3 +662,81 @@ def _rolling_extreme(rows: pl.DataFrame, queries: pl.DataFrame, keys: list[str],
         .sort("rtml_fr_probe")["v"]
     )
     return pl.lit(vals)
+
+
+def spec_from(entry: Any, *, default_key: str | Sequence[str] | None = None) -> FeatureSpec:
+    """A :class:`FeatureSpec` from a spec-like object (e.g. ``rtml_cli.config.FeatureSpec``).
+
+    ``entry`` needs ``name``, ``key``, ``column``, ``agg`` and ``window`` (a duration string or
+    ``window_us``). A missing key means the table's entity key ``default_key`` (one global
+    entity when the table has none).
+    """
+    if isinstance(entry, FeatureSpec):
+        return entry
+    if isinstance(entry, Mapping):
+        get = entry.get
+    else:
+        def get(k: str, default: Any = None) -> Any:
+            return getattr(entry, k, default)
+    window = get("window")
+    if window is None and get("window_us") is not None:
+        window = f"{int(get('window_us'))}us"
+    name = get("name")
+    where = f"[[feature]] '{name}'" if name else "[[feature]]"
+    key = get("key")
+    return FeatureSpec.build(
+        key=default_key if key is None else key,
+        column=get("column"),
+        agg=get("agg"),
+        window=window,
+        name=name,
+        where=where,
+    )
+
+
+def derived_columns(
+    frame: pl.DataFrame,
+    specs: Sequence[Any],
+    *,
+    key: str | Sequence[str] | None,
+    every_us: int | None,
+    label: str | None = None,
+) -> pl.DataFrame:
+    """The ``[[feature]]`` columns of one strategy view (the hook ``rtml_cli.strategies`` calls).
+
+    Parameters
+    ----------
+    frame : the event table (:data:`~rtml_cli.io.T`, :data:`~rtml_cli.io.L` and the columns).
+    specs : ``[[feature]]`` entries (``rtml_cli.config.FeatureSpec`` or :class:`FeatureSpec`).
+    key : the table's entity key, used by entries that name none.
+    every_us : ``None`` for the fresh view (as of ``t_i``); the retrain period for the batch
+        view (as of the cutoff ``floor(t_i / R) * R``, the same grid the batch snapshot uses).
+    label : the label column: aggregates over it only see labels arrived before the query
+        time. Must be given whenever the frame has a label (:data:`~rtml_cli.io.L`), since a
+        label aggregated as a plain column would leak labels not yet known.
+
+    Returns
+    -------
+    polars.DataFrame
+        One column per spec, named ``spec.name``, in ``frame`` order, followed by one
+        ``rtml_age_<name>`` column per spec and :data:`FEATURE_AGE`.
+    """
+    if label is None and L in frame.columns and any(
+        getattr(s, "column", None) not in (None, "*") for s in specs
+    ):
+        raise UsageError(
+            "derived_columns needs label= (the label column) when the table has labels, so that "
+            "aggregates over the label respect label arrival."
+        )
+    built = [spec_from(s, default_key=key) for s in specs]
+    for s in built:
+        if s.name in frame.columns:
+            raise ConfigError(
+                f"[[feature]] name '{s.name}' is already a column of the table. Give the feature "
+                "another 'name'."
+            )
+    if every_us is None:
+        out = fresh_features(frame, built, label_col=label)
+    else:
+        out = asof_features(frame, built, cutoff_grid(frame[T], every_us), label_col=label)
+    return out.rename({s.value_col: s.name for s in built})

@@ -76,6 +76,7 @@ def view_frame(
     request_features: Sequence[str] = (),
     every_us: int | None = None,
     feature_specs: Sequence[FeatureSpec] = (),
+    label: str | None = None,
 ) -> pl.DataFrame:
     """The feature columns of one view, one row per event in table order, plus meta columns.
 
@@ -88,6 +89,7 @@ def view_frame(
     every_us : ``None`` for the fresh view; the retrain period R for the batch view.
     feature_specs : ``[[feature]]`` entries (windowed aggregates), computed by
         ``rtml_cli.features`` when that module provides them.
+    label : the label column (aggregates over it respect label arrival).
 
     Returns
     -------
@@ -135,11 +137,12 @@ def view_frame(
             pl.col("rtml_cutoff").alias("rtml_features_time"),
             pl.col("rtml_source_t"),
         )
-    return _add_derived(frame, out, feature_specs, key=key, every_us=every_us)
+    return _add_derived(frame, out, feature_specs, key=key, every_us=every_us, label=label)
 
 
 def _add_derived(
-    frame: pl.DataFrame, out: pl.DataFrame, specs: Sequence[FeatureSpec], *, key: str | None, every_us: int | None
+    frame: pl.DataFrame, out: pl.DataFrame, specs: Sequence[FeatureSpec], *, key: str | None, every_us: int | None,
+    label: str | None = None,
 ) -> pl.DataFrame:
     """Hook for windowed aggregates (``rtml_cli.features``): fresh as of ``t_i`` excluding event
     *i*, batch as of the cutoff. Adds one column per spec, named ``spec.name``."""
@@ -154,7 +157,7 @@ def _add_derived(
     fn = getattr(_features, "derived_columns", None)
     if fn is None:  # pragma: no cover
         raise ModelError("rtml_cli.features has no derived_columns(); [[feature]] is not available yet.")
-    extra = fn(frame, list(specs), key=key, every_us=every_us)
+    extra = fn(frame, list(specs), key=key, every_us=every_us, label=label)
     return out.hstack(extra.select([s.name for s in specs]))
 
 
