@@ -210,6 +210,10 @@ def test_quality_over_time_uses_the_bucket_grid():
     assert qot["strategies"]["a"]["accuracy"][0] == pytest.approx(
         accuracy_score(first["y"], first["pred"])
     )
+    last = preds.slice(360, 120)  # AUC per bucket comes from the diagonal of the block matrix
+    assert qot["strategies"]["a"]["auc"][3] == pytest.approx(
+        roc_auc_score(last["y"], last["score"])
+    )
     assert m["bootstrap"]["blocks"] == 4
 
 
