@@ -102,14 +102,19 @@ def test_server_death_then_resume_sends_only_unconfirmed(http_server, tmp_path, 
     kinds = msgs["rtml_kind"].to_list()
     confirmed = {ids[i] for i in range(start) if kinds[i] == "event"}
     assert confirmed <= {e["rtml_event_id"] for e in http_server.received}
-    assert len(confirmed) == 40  # every confirmed event, nothing beyond the position
+    # Confirmed = the in-order prefix of answered events: all 40 with one connection; with
+    # several, an event answered after an earlier one failed stays unconfirmed.
+    assert 40 - concurrency < len(confirmed) <= 40
+    if concurrency == 1:
+        assert len(confirmed) == 40
 
     http_server.restart()
     _run(HttpSink(http_server.url(), concurrency=concurrency, checkpoint=ck,
                   start_position=start), msgs.slice(start), size=10)
     got = [e["rtml_event_id"] for e in http_server.received]
     assert sorted(set(got)) == list(range(150))  # nothing lost
-    assert len(got) == 150  # the dead server took none unanswered: no duplicates here
+    # At-least-once: only events answered beyond the confirmed position are sent again.
+    assert len(got) - 150 == 40 - len(confirmed)
     assert Checkpoint.read(ck) == msgs.height
 
 

