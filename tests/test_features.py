@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from rtml_cli.errors import ConfigError
 from rtml_cli.features import (
@@ -196,7 +197,8 @@ def test_unsorted_input_keeps_row_order(df: pl.DataFrame, window: int, key: Any,
     stable = [c for c in out.columns if "last" not in c]
     if df[T].n_unique() == df.height:
         stable = out.columns
-    assert out.select(stable).equals(expected.select(stable))
+    # Sums are shifted by the key's first known value, so tie order may move the last bits.
+    assert_frame_equal(out.select(stable), expected.select(stable), check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
