@@ -536,7 +536,19 @@ class Series:
     lines: dict[str, list[float | None]]
 
 
-Block = Any  # str (paragraph) | list[str] (bullets) | Table | Series
+@dataclass
+class Curve:
+    """An x/y chart drawn only in HTML (the terminal and Markdown show the same numbers as a table)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    lines: dict[str, list[tuple[float, float]]]
+    hline: float | None = None
+    logy: bool = False
+
+
+Block = Any  # str (paragraph) | list[str] (bullets) | Table | Series | Curve
 
 
 def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
@@ -739,6 +751,26 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
             )  # fmt: skip
         )
         capb.append(peaks)
+        curves = {
+            f"{s} at {lvl}": [
+                (float(w["workers"]), float(w["latency_ms"]["p99"]))
+                for w in r["by_workers"]
+                if w["latency_ms"].get("p99") is not None
+            ]
+            for s, per in capacity["strategies"].items()
+            for lvl, r in per.items()
+        }
+        if any(len(v) > 1 for v in curves.values()):
+            capb.append(
+                Curve(
+                    "End-to-end p99 latency by number of workers",
+                    "workers",
+                    "p99 latency (ms)",
+                    {k: v for k, v in curves.items() if v},
+                    hline=capacity["slo_ms"],
+                    logy=True,
+                )
+            )
     else:
         capb.append(
             "No per-event strategy with timed single-row predict calls: capacity not computed."
@@ -938,6 +970,32 @@ def _svg_chart(s: Series, ylabel: str) -> str:
     return clean_svg(buf.getvalue())
 
 
+def _svg_curve(c: Curve) -> str:
+    """Inline SVG x/y chart with an optional horizontal reference line (the SLO)."""
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    with rc_context({"svg.hashsalt": "rtml", "svg.fonttype": "none"}):
+        fig = Figure(figsize=(8, 3.2))
+        FigureCanvasSVG(fig)
+        ax = fig.add_subplot()
+        for name, pts in c.lines.items():
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        if c.hline is not None:
+            ax.axhline(c.hline, color="grey", linestyle="--", label=f"SLO {c.hline:g} ms")
+        if c.logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(c.xlabel)
+        ax.set_ylabel(c.ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return clean_svg(buf.getvalue())
+
+
 def clean_svg(svg: str) -> str:
     """Make matplotlib's SVG inline-ready and free of external URLs (namespaces, metadata)."""
     svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
@@ -1008,6 +1066,12 @@ def render_html(rep: dict[str, Any]) -> str:
                         + e("\n".join(f"{n}  {s}  {r}" for n, s, r in lines))
                         + "</pre>"
                     )
+            elif isinstance(b, Curve):
+                try:
+                    parts.append(f"<p>{e(b.title)}</p>")
+                    parts.append(f'<div class="chart">{_svg_curve(b)}</div>')
+                except ImportError:
+                    parts.append("<p>(chart omitted: install the plot extra, rtml[plot])</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

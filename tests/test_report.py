@@ -403,3 +403,11 @@ def test_run_b_rows_include_per_event_latency(runner):
         lat["a"] == lat["b"] == METRICS["compute"]["stream"]["predict_single_row"]["wall_ms"]["p99"]
     )
     assert lat["diff"] == 0
+
+
+def test_html_draws_the_capacity_curve_with_the_slo_line():
+    pytest.importorskip("matplotlib")
+    doc = render_html(build_report(RUN, workers=3, slo="2ms"))
+    root = ET.fromstring(doc.replace("<!DOCTYPE html>", "", 1))
+    assert len(root.findall(".//svg")) == 2  # quality over time + p99 by workers
+    assert "SLO 2 ms" in doc and "http" not in doc.lower()
