@@ -141,9 +141,13 @@ def prepare(
         vf = view_frame(
             frame, columns=features, key=roles.key, request_features=roles.request_features,
             every_us=s.retrain_every_us if s.kind == "batch" else None, feature_specs=cfg.features,
+            label=roles.label,
         )
         cols = features + [f.name for f in cfg.features]
         enc_v = enc if not cfg.features else make_encoding(vf, cols, raw=raw)
+        if cfg.features:
+            # presets pick their columns by position: without this the windowed ones are dropped
+            builder.encoding = enc_v
         views[key] = make_view(frame, vf, encode(vf, enc_v), key)
     return Prepared(ev, cfg, label, features, enc, builder, data, views, notes)
 
@@ -183,7 +187,9 @@ def run_strategies(
         out = []
         tasks = (delayed(_run_one)(s, prep.data, prep.view_for(s), prep.builder, sample, fast) for s in specs)
         for s, r in zip(specs, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
-            advance(s.name)(m)
+            cb = advance(s.name)
+            if cb is not None:
+                cb(m)
             out.append(r)
         return out
 
@@ -327,6 +333,7 @@ def run_compare(
     fast: bool = True,
     progress: bool = False,
     instance: Any = None,
+    echo: Callable[[str], None] | None = None,
 ) -> CompareResult:
     """Simulate every strategy on ``table`` and write a run directory.
 
@@ -348,6 +355,9 @@ def run_compare(
     out_dir = check_out(out if out is not None else default_out(table))
     prep = prepare(table, cfg, seed=seed, instance=instance)
     notes = cfg.notes + prep.notes
+    if echo is not None:
+        for note in notes:
+            echo(f"note: {note}")
     t_prep = time.perf_counter()
     results = run_strategies(prep, jobs=jobs, timing_sample=timing_sample, seed=seed, fast=fast, progress=progress)
     t_sim = time.perf_counter()
@@ -425,3 +435,60 @@ def _manifest(prep: Prepared, results: list[StrategyResult], notes: list[str], w
                     "sklearn_fast": fast,
                     "sklearn_config": {"skip_parameter_validation": fast, "assume_finite": "when the view has no NaN" if fast else False}},
     }
+
+
+def compare_cli(
+    table: str,
+    *,
+    config: str | None,
+    out: str | None,
+    time_col: str | None,
+    label_col: str | None,
+    key_col: str | None,
+    label_time_col: str | None,
+    label_delay: str | None,
+    features: list[str] | None,
+    ignore: list[str],
+    warmup: str | None,
+    model: str | None,
+    strategies: str | None,
+    baseline: str | None,
+    jobs: int,
+    timing_sample: str,
+    seed: int,
+    echo: Callable[[str], None],
+) -> CompareResult:
+    """The ``rtml compare`` command: flags → :func:`run_compare` → notes on stderr, summary on stdout."""
+    if timing_sample.strip().lower() == "all":
+        sample: int | None = None
+    else:
+        try:
+            sample = int(timing_sample)
+        except ValueError:
+            raise UsageError(f"--timing-sample must be a number of events or 'all'. Got {timing_sample!r}.") from None
+    roles = Roles(time=time_col, label=label_col, key=key_col, label_time=label_time_col,
+                  features=features, ignore=ignore)
+    res = run_compare(table, config=config, roles=roles, label_delay=label_delay, warmup=warmup, model=model,
+                      strategies=strategies, baseline=baseline, out=out, jobs=jobs, timing_sample=sample,
+                      seed=seed, progress=True, echo=echo)
+    render_summary(res)
+    return res
+
+
+def render_summary(res: CompareResult) -> None:
+    """The short per-strategy table (main metric, events/s, predict p99) on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    tab = Table(title=f"rtml compare → {res.run_dir}", title_justify="left")
+    for col in ("strategy", "kind", res.main_metric, "events/s", "predict p99 ms", "sim wall s"):
+        tab.add_column(col, justify="left" if col in ("strategy", "kind") else "right")
+    for r in res.summary:
+        tab.add_row(r["strategy"], r["kind"], fmt(r[res.main_metric], ".4f"), fmt(r["events_per_s"], ",.0f"),
+                    fmt(r["predict_p99_ms"], ".3f"), fmt(r["wall_s"], ".2f"))
+    console = Console(soft_wrap=False)
+    console.print(tab)
+    console.print(f"full report: rtml report {res.run_dir}")
