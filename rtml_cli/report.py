@@ -538,7 +538,7 @@ class Series:
 
 @dataclass
 class Curve:
-    """An x/y chart drawn only in HTML (the terminal and Markdown show the same numbers as a table)."""
+    """An x/y chart, drawn in HTML only (terminal and Markdown show the numbers as a table)."""
 
     title: str
     xlabel: str
