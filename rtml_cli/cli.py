@@ -235,6 +235,58 @@ def sample(
         typer.echo(f"wrote {path}")
 
 
+# ---- compare (issue 3) -------------------------------------------------------------------
+
+
+@app.command()
+def compare(
+    table: Annotated[str, typer.Argument(help="Event table: Parquet (file, folder, glob), CSV, NDJSON or Arrow IPC.")],
+    config: Annotated[
+        Optional[str],
+        typer.Option("--config", help="rtml.toml to use. Default: the rtml.toml beside the table, if any (said on stderr)."),
+    ] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run directory to write (default runs/<table>-<UTC time>).")] = None,
+    time_col: Annotated[Optional[str], typer.Option("--time-col", help="Event time column (default: inferred).")] = None,
+    label_col: Annotated[Optional[str], typer.Option("--label-col", help="Label column (default: inferred).")] = None,
+    key_col: Annotated[Optional[str], typer.Option("--key-col", help="Entity column (default: one global entity).")] = None,
+    label_time_col: Annotated[Optional[str], typer.Option("--label-time-col", help="When each label became known.")] = None,
+    label_delay: Annotated[Optional[str], typer.Option("--label-delay", help="Fixed label delay, e.g. '30m' (default 0).")] = None,
+    features: Annotated[Optional[list[str]], typer.Option("--features", help="Feature columns (comma-separated or repeated).")] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Columns never used as features, e.g. leaks.")] = None,
+    warmup: Annotated[Optional[str], typer.Option("--warmup", help="Warm-up: a duration ('7d') or a fraction of events (0.2, the default).")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an import path "
+                     "'sklearn.linear_model:SGDClassifier', or 'model.py:factory'. Default: sgd."),
+    ] = None,
+    strategies: Annotated[
+        Optional[str],
+        typer.Option("--strategies", "-s", help="Compact form: 'batch:1d,stream,online:1'. batch:R[:WINDOW] and stream:R retrain "
+                     "every R (default 1d); online:K updates every K labels (default 1); static. Names: the kind, or "
+                     "kind_param when a kind repeats; 'name=kind:param' names one. Default: batch:1d,stream:1d,online:1."),
+    ] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Strategy the others are compared with (default: the first).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Strategies simulated in parallel processes.")] = 1,
+    timing_sample: Annotated[
+        str, typer.Option("--timing-sample", help="Events per strategy whose latency is measured with a real single-row call, or 'all'.")
+    ] = "2000",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for presets and the timing sample.")] = 0,
+) -> None:
+    """Simulate batch, stream, online and static deployments of one model on a table; write a run directory.
+
+    Zero config works: roles, task and model are inferred and stated on stderr. Render the run with `rtml report RUN_DIR`.
+    """
+    from rtml_cli.compare import compare_cli
+
+    with _edge():
+        compare_cli(
+            table, config=config, out=out, time_col=time_col, label_col=label_col, key_col=key_col,
+            label_time_col=label_time_col, label_delay=label_delay, features=_csv_list(features) or None,
+            ignore=_csv_list(ignore), warmup=warmup, model=model, strategies=strategies, baseline=baseline,
+            jobs=jobs, timing_sample=timing_sample, seed=seed, echo=_err,
+        )
+
+
 # ---- report (issue 5) --------------------------------------------------------------------
 
 
