@@ -117,3 +117,36 @@ def test_ctrl_c_flushes_closes_summarises_and_exits_130(http_server, elec2, tmp_
     confirmed = (resume + 1) // 2
     assert sorted(ids) == list(range(len(ids)))
     assert confirmed <= len(ids) <= confirmed + 1
+
+
+@pytest.mark.parametrize("kind", ["kafka", "redis"])
+def test_interrupt_mid_replay_flushes_what_was_handed_over(kind, redis_server, kafka_broker,
+                                                           elec2, tmp_path, monkeypatch):
+    from rtml_cli.io import Roles
+    from rtml_cli.replay import ReplayOptions, replay
+    from rtml_cli.sinks.kafka import KafkaSink
+    from rtml_cli.sinks.redis import RedisSink
+
+    cls = KafkaSink if kind == "kafka" else RedisSink
+    url = kafka_broker.url("ev") if kind == "kafka" else f"{redis_server.url}/ev"
+    real_write = cls.write
+    calls = []
+
+    def write_then_ctrl_c(self, batch):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_write(self, batch)
+
+    monkeypatch.setattr(cls, "write", write_then_ctrl_c)
+    ck = tmp_path / "ck.json"
+    summary = replay(elec2, Roles(), ReplayOptions(limit=3000, rate=20_000), to=url,
+                     sink_options={"checkpoint": str(ck)})
+    assert summary.interrupted
+    handed = sum(calls[:2])
+    assert summary.sink_stats["delivered"] == handed  # flushed at close, none lost
+    assert json.loads(ck.read_text())["position"] == handed
+    if kind == "kafka":
+        assert len(kafka_broker.consume("ev", expect=handed)) == handed
+    else:
+        assert redis_server.client().xlen("ev") == handed
