@@ -979,6 +979,8 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
                 summary.first_time = frame[TIME][0]
             if sched is None:
                 sink.write(ReplayBatch(frame, label, json=json))
+                if getattr(sink, "closed_by_reader", False):
+                    break
                 n_ev = int(kinds.sum())
                 summary.events += n_ev
                 summary.labels += frame.height - n_ev
@@ -1002,11 +1004,15 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
                 )
                 hist.record(now - due[i:j])
                 sink.write(sub)
+                if getattr(sink, "closed_by_reader", False):
+                    break
                 n_ev = int(kinds[i:j].sum())
                 summary.events += n_ev
                 summary.labels += (j - i) - n_ev
                 summary.last_time = frame[TIME][j - 1]
                 i = j
+        if getattr(sink, "closed_by_reader", False):
+            summary.notes.append("stopped early: the reader closed the output (e.g. `| head`)")
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -83,3 +83,22 @@ def test_every_command_has_help(runner, name: str) -> None:
             assert (getattr(param, "help", None) or "").strip(), (
                 f"`rtml {name} {param.opts[0]}` has no help"
             )
+
+
+def test_reader_closing_the_pipe_stops_quietly() -> None:
+    """`rtml replay t | head -1`: exit 0, no traceback, the summary says it stopped early."""
+    exe = shutil.which("rtml")
+    assert exe
+    table = str(ROOT / "sample_data" / "clickstream.parquet")
+    proc = subprocess.Popen(
+        [exe, "replay", table, "--label-time-col", "click_time"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert json.loads(first)["rtml_kind"] == "event"
+    assert "Traceback" not in err and "stopped early" in err

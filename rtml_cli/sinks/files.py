@@ -7,6 +7,8 @@ replay flushes after every batch, so a reader tailing the file sees messages whe
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -108,16 +110,19 @@ class StdoutSink(Sink):
             self.messages += len(batch)
             if batch.scheduled_ns is not None:
                 self._fh.flush()
-        except BrokenPipeError:
-            # `rtml replay t | head`: the reader has what it wanted; stop quietly.
-            self.closed_by_reader = True  # run_replay sees it and stops
+        except OSError as exc:  # polars reports a closed pipe as a plain OSError
+            if not _is_broken_pipe(exc):
+                raise
+            self._reader_gone()
 
     def flush(self) -> None:
         if self._fh is not None and not self.closed_by_reader:
             try:
                 self._fh.flush()
-            except BrokenPipeError:
-                self.closed_by_reader = True
+            except OSError as exc:
+                if not _is_broken_pipe(exc):
+                    raise
+                self._reader_gone()
 
     def close(self) -> None:
         self.flush()
@@ -125,6 +130,20 @@ class StdoutSink(Sink):
 
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages}
+
+    def _reader_gone(self) -> None:
+        # `rtml replay t | head`: the reader has what it wanted. Stop quietly (run_replay sees
+        # the flag), and point stdout at /dev/null so Python's final flush does not fail too.
+        self.closed_by_reader = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no real file descriptor (tests)
+            pass
+
+
+def _is_broken_pipe(exc: OSError) -> bool:
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "Broken pipe" in str(exc)
 
 
 class _TextAsBytes:
