@@ -317,7 +317,7 @@ def report(
 
     Never reruns the simulation. Exit codes: 0 every check passed (or none), 1 a check failed, 2 bad usage or an incomplete run directory, 3 a metric a check needs could not be computed.
 
-    Checks also come from [report] checks / [checks] in the run's config. Names are strategy.metric (auc, accuracy, log_loss, f1, brier, mae, rmse, r2, auc_diff_low, predict_p99_ms, update_p99_ms, events_per_s, staleness_mean_s, workers_needed, e2e_p99_ms, ...); an unknown name lists the known ones.
+    Checks also come from the run's config (report.checks or checks in rtml.toml). Names are strategy.metric (auc, accuracy, log_loss, f1, brier, mae, rmse, r2, auc_diff_low, predict_p99_ms, update_p99_ms, events_per_s, staleness_mean_s, workers_needed, e2e_p99_ms, ...); an unknown name lists the known ones.
     """
     from rtml_cli.report import run_report
 
