@@ -1,0 +1,140 @@
+"""`rtml compare` end to end: zero config, flags, run directory, bad input (exit 2, no run dir)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from rtml_cli.cli import app
+from rtml_cli.errors import RunDirError
+from rtml_cli.runs import read_run
+from tests.test_compare_engine import small_table
+
+FAST = ["--strategies", "batch:1d,online:8,static", "--timing-sample", "20", "--warmup", "1d"]
+
+
+def _no_run_left(tmp_path: Path) -> None:
+    left = [p.name for p in tmp_path.rglob("*") if p.is_dir()]
+    assert left == [], left
+
+
+def test_compare_writes_a_complete_run(runner, tmp_path):
+    table = small_table(tmp_path)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["compare", str(table), "--out", str(out), "--key-col", "user", "--label-delay", "30m", *FAST])
+    assert r.exit_code == 0, r.output
+    assert "note: task: binary (positive class: True)" in r.output
+    assert "batch" in r.output and "online" in r.output and "full report: rtml report" in r.output
+    run = read_run(out)
+    assert run.manifest["task"] == "binary" and run.manifest["baseline"] == "batch"
+    assert [s["name"] for s in run.manifest["strategies"]] == ["batch", "online", "static"]
+    p = run.predictions
+    assert p.height == 3 * run.manifest["scored_events"]
+    assert set(p.columns) >= {"event_id", "strategy", "t", "label_time", "y", "score", "pred", "model_version",
+                              "model_time", "features_time", "staleness_us", "feature_age_us", "model_age_us", "cold_start"}
+    assert p.schema["model_version"] == pl.Int32 and p.schema["t"] == pl.Datetime("us")
+    tm = run.timings
+    assert set(tm["kind"].unique()) >= {"predict", "update", "retrain", "score_job"}
+    assert tm.filter((pl.col("kind") == "predict") & (pl.col("rows") == 1)).height == 3 * 20
+    assert "quality" in run.metrics and set(run.metrics["quality"]) == {"batch", "online", "static"}
+    assert run.manifest["options"]["timing_sample"] == 20
+
+
+def test_zero_config_infers_and_says_so(runner, tmp_path):
+    table = small_table(tmp_path)
+    r = runner.invoke(app, ["compare", str(table), "--out", str(tmp_path / "z"), "--strategies", "static,online:16",
+                            "--timing-sample", "5"])
+    assert r.exit_code == 0, r.output
+    for text in ("time column: 'ts' (inferred", "label column: 'label' (inferred", "model: preset 'sgd' (default",
+                 "warm-up: 0.2"):
+        assert text in r.output
+
+
+def test_config_file_beside_table_is_used(runner, tmp_path):
+    table = small_table(tmp_path)
+    (tmp_path / "rtml.toml").write_text(
+        '[data]\nkey = "user"\nwarmup = "2d"\n[[strategy]]\nname = "nightly"\nkind = "batch"\n'
+        '[[strategy]]\nname = "live"\nkind = "online"\nupdate_every = 4\n[report]\nbaseline = "nightly"\n'
+    )
+    out = tmp_path / "runs" / "c"
+    r = runner.invoke(app, ["compare", str(table), "--out", str(out), "--timing-sample", "5"])
+    assert r.exit_code == 0, r.output
+    assert "rtml.toml (found beside the table" in r.output
+    assert read_run(out).manifest["baseline"] == "nightly"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--strategies", "batch:1d,streem"], "unknown kind 'streem' in 'streem'. Did you mean 'stream'?"),
+        (["--warmup", "30d"], "warm-up 30d is longer than the data"),
+        (["--model", "missing.py:make"], "model file 'missing.py'"),
+        (["--model", "sklearn.linear_model:SGDClasifier"], "Did you mean 'SGDClassifier'?"),
+        (["--model", "logreg", "--strategies", "online:1"], "has no partial_fit"),
+        (["--model", "nope"], "unknown model preset 'nope'"),
+        (["--baseline", "zzz"], "baseline 'zzz' is not a strategy"),
+        (["--label-col", "lable"], "label column 'lable' not found"),
+        (["--timing-sample", "many"], "--timing-sample must be a number"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_no_run(runner, tmp_path, args, message):
+    table = small_table(tmp_path)
+    runs = tmp_path / "runs"
+    r = runner.invoke(app, ["compare", str(table), "--out", str(runs / "x"), "--timing-sample", "5", *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_factory_without_the_function_and_raising_fit(runner, tmp_path):
+    table = small_table(tmp_path)
+    model = tmp_path / "model.py"
+    model.write_text(
+        "from sklearn.linear_model import SGDClassifier\n"
+        "class Boom(SGDClassifier):\n"
+        "    def fit(self, X, y, **kw):\n"
+        "        raise RuntimeError('boom')\n"
+        "def make_model():\n    return SGDClassifier(loss='log_loss')\n"
+        "def make_boom():\n    return Boom()\n"
+    )
+    runs = tmp_path / "runs"
+    r = runner.invoke(app, ["compare", str(table), "--out", str(runs / "a"), "--model", f"{model}:make_modle"])
+    assert r.exit_code == 2 and "has no callable 'make_modle'. Did you mean 'make_model'?" in r.output, r.output
+    r = runner.invoke(app, ["compare", str(table), "--out", str(runs / "b"), "--model", f"{model}:make_boom",
+                            "--features", "x1", "--strategies", "static"])
+    assert r.exit_code == 2, r.output
+    assert "raised while fitting strategy 'static' at" in r.output and "RuntimeError: boom" in r.output
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_existing_out_is_refused(runner, tmp_path):
+    table = small_table(tmp_path)
+    (tmp_path / "done").mkdir()
+    r = runner.invoke(app, ["compare", str(table), "--out", str(tmp_path / "done")])
+    assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_read_run_rejects_incomplete_dirs(tmp_path):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "predictions.parquet").write_bytes(b"")
+    with pytest.raises(RunDirError, match="missing manifest.json"):
+        read_run(tmp_path / "half")
+    with pytest.raises(RunDirError, match="not found"):
+        read_run(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_installed_console_script(tmp_path):
+    table = small_table(tmp_path, n=200)
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "rtml_cli", "compare", str(table), "--out", str(out),
+                        "--strategies", "static", "--timing-sample", "3", "--warmup", "1d"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((out / "manifest.json").read_text())["complete"] is True
