@@ -37,6 +37,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from rtml_cli.durations import format_duration, parse_duration
@@ -463,13 +464,19 @@ def _features(
         base = base.sort(time_col, maintain_order=True)
     base = base.with_row_index(_R).with_columns(pl.lit(0, pl.Int8).alias(_GLOBAL_KEY))
 
+    t_us = base[time_col].dt.epoch("us").to_numpy()
+    q_us = t_us if cutoffs is None else base[_Q].dt.epoch("us").to_numpy()
+    keys_of: dict[tuple[str, ...], _Keys] = {}
     out: dict[str, pl.Series] = {}
     ages: list[str] = []
     for s in specs:
         if isinstance(s, CalendarSpec):
             out[s.value_col] = calendar_features(base, [s], time_col=time_col)[s.value_col]
             continue
-        value, age = _one(base, s, label=(s.column == label_col), time_col=time_col, arrival_col=label_arrival_col)
+        value, age = _one(
+            base, s, label=(s.column == label_col), time_col=time_col, arrival_col=label_arrival_col,
+            keys_of=keys_of, t_us=t_us, q_us=q_us,
+        )
         out[s.value_col] = value
         out[s.age_col] = age
         ages.append(s.age_col)
@@ -481,187 +488,231 @@ def _features(
     return res
 
 
+@dataclasses.dataclass
+class _Keys:
+    """Dense integer codes of one key tuple over the time-sorted rows (-1 where a key is null)."""
+
+    code: np.ndarray
+    ok: np.ndarray
+    ncodes: int
+    _orders: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def order(self, name: str, times: np.ndarray) -> np.ndarray:
+        """Row positions sorted by (code, times), stable; computed once per key and time column."""
+        if name not in self._orders:
+            (c,) = _composite([(self.code, times)])
+            self._orders[name] = np.argsort(c, kind="stable")
+        return self._orders[name]
+
+
+def _key_codes(base: pl.DataFrame, keys: list[str]) -> _Keys:
+    n = base.height
+    if keys == [_GLOBAL_KEY]:
+        return _Keys(np.zeros(n, np.int64), np.ones(n, bool), 1)
+    ok = base.select(pl.all_horizontal([pl.col(k).is_not_null() for k in keys])).to_series().to_numpy()
+    expr = pl.col(keys[0]) if len(keys) == 1 else pl.struct(keys)
+    code = base.select(expr.rank("dense")).to_series().fill_null(1).cast(pl.Int64).to_numpy() - 1
+    code = np.where(ok, code, -1)
+    return _Keys(code, ok, int(code.max()) + 1 if n else 0)
+
+
+def _composite(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Order-preserving int64 codes of (key code, time) pairs: ``code * span + time``.
+
+    When that could overflow, times are first replaced by their rank among all times given.
+    """
+    times = [t for _, t in pairs if t.size]
+    if not times:
+        return [np.zeros(0, np.int64) for _ in pairs]
+    lo = min(int(t.min()) for t in times)
+    hi = max(int(t.max()) for t in times)
+    ncodes = max((int(c.max()) for c, _ in pairs if c.size), default=0) + 1
+    span = hi - lo + 1
+    if ncodes * span < 2**62:
+        return [c * span + (t - lo) for c, t in pairs]
+    allt = np.unique(np.concatenate(times))
+    span = len(allt)
+    return [c * span + np.searchsorted(allt, t) for c, t in pairs]
+
+
+def _prefix(weights: np.ndarray, order: np.ndarray, dtype: Any) -> np.ndarray:
+    """Cumulative sums of ``weights`` in ``order`` with a leading 0 (``out[k]`` = first k)."""
+    out = np.zeros(len(order) + 1, dtype=dtype)
+    np.cumsum(weights[order], dtype=dtype, out=out[1:])
+    return out
+
+
 def _one(
-    base: pl.DataFrame, spec: FeatureSpec, *, label: bool, time_col: str, arrival_col: str
+    base: pl.DataFrame,
+    spec: FeatureSpec,
+    *,
+    label: bool,
+    time_col: str,
+    arrival_col: str,
+    keys_of: dict[tuple[str, ...], _Keys],
+    t_us: np.ndarray,
+    q_us: np.ndarray,
 ) -> tuple[pl.Series, pl.Series]:
     """Value and age of one windowed feature for every row of ``base`` (time-sorted)."""
     keys = list(spec.key) if spec.key else [_GLOBAL_KEY]
+    kc = keys_of.get(tuple(keys))
+    if kc is None:
+        kc = keys_of[tuple(keys)] = _key_codes(base, keys)
+    n = base.height
     w = spec.window_us
-    t = pl.col(time_col)
-    key_ok = pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
-    if spec.column == "*":
-        x = pl.lit(1.0)
-        present = pl.lit(True)
-    else:
-        dtype = base.schema[spec.column]
-        x = pl.col(spec.column).cast(pl.Float64) if dtype == pl.Boolean else pl.col(spec.column)
-        present = pl.col(spec.column).is_not_null()
-    known = pl.col(arrival_col) if label else t
-    rows = base.select(
-        *keys,
-        pl.col(_R),
-        t.alias("rtml_fr_t"),
-        known.alias(_A),
-        (t + pl.duration(microseconds=w)).alias(_E),
-        x.alias(_X),
-        (key_ok & present).alias("rtml_fr_ok"),
-        pl.lit(1, pl.Int64).alias("rtml_fr_one"),
-    ).filter(pl.col("rtml_fr_ok") & pl.col(_A).is_not_null() & (pl.col(_A) < pl.col(_E)))
-    queries = base.select(*keys, pl.col(_R), pl.col(_Q), t.alias("rtml_fr_t"))
-    qsorted = bool(queries[_Q].is_sorted())
-    if not qsorted:
-        queries = queries.sort(_Q, maintain_order=True)
-
-    rows = rows.sort(_A, maintain_order=True)
-    weights: dict[str, pl.Expr] = {"n": pl.col("rtml_fr_one")}
-    if spec.agg in ("sum", "mean", "std"):
-        # Shift by the key's first known value so that sums of squares do not cancel badly;
-        # that row is known before any query that can see a row of this key.
-        xs = pl.col(_X).cast(pl.Float64)
-        rows = rows.with_columns(xs.first().over(keys).alias("shift"))
-        rows = rows.with_columns((xs - pl.col("shift")).alias("rtml_fr_s"))
-        weights["s"] = pl.col("rtml_fr_s")
-        weights["s2"] = pl.col("rtml_fr_s") ** 2
-    bucket_values: list[Any] = []
-    if label and spec.agg in ("min", "max", "count_distinct"):
-        bucket_values = sorted(rows[_X].unique().drop_nulls().to_list())
-        if len(bucket_values) > MAX_LABEL_VALUES:
-            raise ConfigError(
-                f"feature '{spec.name}': agg '{spec.agg}' over the delayed label '{spec.column}' "
-                f"supports at most {MAX_LABEL_VALUES} distinct label values; it has "
-                f"{len(bucket_values)}. Use mean, sum, std, count or last for a regression label."
-            )
-        for i, v in enumerate(bucket_values):
-            weights[f"b{i}"] = (pl.col(_X) == v).cast(pl.Int64)
-
-    add_w = dict(weights, **({"shift": pl.col("shift")} if "s" in weights else {}))
-    added = _stab(rows, queries, keys, _A, add_w, with_newest=True)
-    removed = _stab(rows.sort(_E, maintain_order=True), queries, keys, _E, weights, with_newest=False)
-    q = queries.with_columns(
-        *(added[c].alias("add_" + c) for c in added.columns),
-        *(removed[c].alias("rem_" + c) for c in removed.columns),
-    )
-    n = (pl.col("add_n").fill_null(0) - pl.col("rem_n").fill_null(0))
-
-    # Newest known row: in the window iff its event time is >= q - window.
-    newest = pl.col("add_newest")
-    t_all = rows.select(_R, "rtml_fr_t", _X)
-    q = q.join(
-        t_all.rename({_R: "add_newest", "rtml_fr_t": "rtml_fr_tn", _X: "rtml_fr_xn"}),
-        on="add_newest",
-        how="left",
-        maintain_order="left",
-    )
-    in_window = newest.is_not_null() & (pl.col("rtml_fr_tn") >= pl.col(_Q) - pl.duration(microseconds=w))
-    age = pl.when(in_window).then((pl.col("rtml_fr_t") - pl.col("rtml_fr_tn")).dt.total_microseconds())
-
     agg = spec.agg
-    if agg == "count":
-        val = n
-    elif agg in ("sum", "mean", "std"):
-        s1 = pl.col("add_s").fill_null(0.0) - pl.col("rem_s").fill_null(0.0)
-        s2 = pl.col("add_s2").fill_null(0.0) - pl.col("rem_s2").fill_null(0.0)
-        shift = pl.col("add_shift")
-        if agg == "sum":
-            val = pl.when(n > 0).then(s1 + n * shift).otherwise(0.0)
-        elif agg == "mean":
-            val = pl.when(n > 0).then(shift + s1 / n)
-        else:
-            var = (s2 - s1 * s1 / n) / (n - 1)
-            val = pl.when(n > 1).then(pl.max_horizontal(var, pl.lit(0.0)).sqrt())
-    elif agg == "last":
-        val = pl.when(in_window).then(pl.col("rtml_fr_xn"))
-    elif bucket_values:
-        counts = [pl.col(f"add_b{i}").fill_null(0) - pl.col(f"rem_b{i}").fill_null(0) for i in range(len(bucket_values))]
-        if agg == "count_distinct":
-            val = pl.sum_horizontal([(c > 0).cast(pl.Int64) for c in counts]) if counts else pl.lit(0, pl.Int64)
-        else:
-            order = list(range(len(bucket_values)))
-            if agg == "max":
-                order.reverse()
-            val = pl.coalesce([pl.when(counts[i] > 0).then(pl.lit(float(bucket_values[i]))) for i in order] + [pl.lit(None, pl.Float64)])
-    elif agg == "count_distinct":
-        val = _count_distinct(base, rows, queries, keys, w)
-    else:  # min / max over a plain column: a contiguous time window
-        val = _rolling_extreme(rows, queries, keys, w, agg)
 
-    result = q.select(pl.col(_R), val.alias("value"), age.alias("age"), *keys)
-    # Rows with a null key belong to no entity: their features are null.
-    result = result.with_columns(
-        pl.when(pl.all_horizontal([pl.col(k).is_not_null() for k in keys])).then(pl.col(c)).alias(c)
-        for c in ("value", "age")
-    ).sort(_R)
-    value = result["value"]
+    if spec.column == "*":
+        src = pl.Series(np.ones(n))
+    else:
+        src = base[spec.column]
+        if src.dtype == pl.Boolean:
+            src = src.cast(pl.Float64)
+    ok = kc.ok & src.is_not_null().to_numpy()
+    if label:
+        arr = base[arrival_col].cast(pl.Datetime("us")).dt.epoch("us")
+        ok &= arr.is_not_null().to_numpy()
+        a_full = arr.fill_null(0).to_numpy()
+    else:
+        a_full = t_us
+    e_full = t_us + w
+    # A label arriving after its window closed never counts anywhere.
+    ok &= a_full < e_full
+    rows = np.flatnonzero(ok)
+    code_r = kc.code[rows]
+    ca, ce, cq = _composite([(code_r, a_full[rows]), (code_r, e_full[rows]), (kc.code, q_us)])
+    # Orders by (key, time) are shared by every feature of the same key: e = t + w sorts like t,
+    # and so does a = t for a plain column; only a delayed label needs its own sort.
+    by_t = kc.order("t", t_us)
+    oe = by_t if rows.size == n else np.searchsorted(rows, by_t[ok[by_t]])
+    oa = np.argsort(ca, kind="stable") if label else oe
+    by_q = by_t if q_us is t_us else kc.order("q", q_us)
+    # Rows of other keys fall on both sides of the subtraction and cancel; within the key this
+    # counts rows known before q (a < q) minus rows whose window ended before q (e < q).
+    ia = np.empty(n, np.int64)
+    ie = np.empty(n, np.int64)
+    ia[by_q] = np.searchsorted(ca[oa], cq[by_q], "left")
+    ie[by_q] = np.searchsorted(ce[oe], cq[by_q], "left")
+    cnt = ia - ie
+
+    # The newest row known before q: per-key running max of the row position, made global by
+    # adding code * n (codes are non-decreasing in this order).
+    code_a = code_r[oa]
+    cm = np.maximum.accumulate(code_a * n + rows[oa]) if rows.size else np.zeros(0, np.int64)
+    j = ia - 1
+    jj = np.clip(j, 0, None)
+    valid = (j >= 0) & (code_a[jj] == kc.code) if rows.size else np.zeros(n, bool)
+    newest = np.where(valid, cm[jj] - kc.code * n if rows.size else 0, 0)
+    in_window = valid & (t_us[newest] >= q_us - w)
+    in_window &= kc.ok
+    age = pl.Series(np.where(in_window, t_us - t_us[newest], 0)).set(pl.Series(~in_window), None)
+
+    x = src.to_numpy()[rows] if agg in ("sum", "mean", "std") else None
+    if agg == "count":
+        value = pl.Series(cnt, dtype=pl.Int64)
+    elif agg in ("sum", "mean", "std"):
+        assert x is not None
+        x = x.astype(np.float64)
+        # Shift by the key's first known value so that sums of squares do not cancel badly.
+        shift_code = np.zeros(max(kc.ncodes, 1))
+        if rows.size:
+            starts = np.flatnonzero(np.r_[True, code_a[1:] != code_a[:-1]])
+            shift_code[code_a[starts]] = x[oa][starts]
+        sx = x - shift_code[code_r]
+        s1 = (_prefix(sx, oa, np.longdouble)[ia] - _prefix(sx, oe, np.longdouble)[ie]).astype(np.float64)
+        shift_q = shift_code[np.clip(kc.code, 0, None)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if agg == "sum":
+                v = np.where(cnt > 0, s1 + cnt * shift_q, 0.0)
+                null = np.zeros(n, bool)
+            elif agg == "mean":
+                v = shift_q + s1 / cnt
+                null = cnt == 0
+            else:
+                sq = sx * sx
+                s2 = (_prefix(sq, oa, np.longdouble)[ia] - _prefix(sq, oe, np.longdouble)[ie]).astype(np.float64)
+                var = (s2 - s1 * s1 / cnt) / (cnt - 1)
+                v = np.sqrt(np.maximum(var, 0.0))
+                null = cnt < 2
+        value = pl.Series(v).set(pl.Series(null), None)
+    elif agg == "last":
+        idx = pl.Series(newest, dtype=pl.UInt32).set(pl.Series(~in_window), None)
+        value = src.gather(idx)
+    elif label and agg in ("min", "max", "count_distinct"):
+        xv = src.to_numpy()[rows]
+        values = np.unique(xv)
+        if len(values) > MAX_LABEL_VALUES:
+            raise ConfigError(
+                f"feature '{spec.name}': agg '{agg}' over the delayed label '{spec.column}' "
+                f"supports at most {MAX_LABEL_VALUES} distinct label values; it has "
+                f"{len(values)}. Use mean, sum, std, count or last for a regression label."
+            )
+        # Per-value counts decompose like count; min/max/distinct follow from which are > 0.
+        present = np.zeros((len(values), n), bool)
+        for i, val in enumerate(values):
+            ind = (xv == val).astype(np.int64)
+            present[i] = (_prefix(ind, oa, np.int64)[ia] - _prefix(ind, oe, np.int64)[ie]) > 0
+        if agg == "count_distinct":
+            value = pl.Series(present.sum(axis=0), dtype=pl.Int64)
+        else:
+            any_ = present.any(axis=0)
+            if len(values):
+                pos = present.argmax(axis=0) if agg == "min" else len(values) - 1 - present[::-1].argmax(axis=0)
+                v = values.astype(np.float64)[pos]
+            else:
+                v = np.zeros(n)
+            value = pl.Series(v).set(pl.Series(~any_), None)
+    elif agg == "count_distinct":
+        value = _count_distinct(src, rows, kc, t_us, q_us, w)
+    else:
+        value = _rolling_extreme(src, rows, kc, t_us, q_us, w, agg, fresh=q_us is t_us)
+
+    value = value.set(pl.Series(~kc.ok), None) if not kc.ok.all() else value
     if agg in ("count", "count_distinct"):
         value = value.cast(pl.Int64)
-    elif agg in ("sum", "mean", "std", "min", "max") or value.dtype == pl.Boolean:
+    elif agg in NUMERIC_AGGS or value.dtype == pl.Boolean:
         value = value.cast(pl.Float64)
-    return value.alias(spec.value_col), result["age"].cast(pl.Int64).alias(spec.age_col)
+    return value.alias(spec.value_col), age.cast(pl.Int64).alias(spec.age_col)
 
 
-def _stab(
-    stream: pl.DataFrame,
-    queries: pl.DataFrame,
-    keys: list[str],
-    on: str,
-    weights: Mapping[str, pl.Expr],
-    *,
-    with_newest: bool,
-) -> pl.DataFrame:
-    """Per query: cumulative weights of the stream rows of its key with ``on < q`` (aligned to ``queries``)."""
-    # "shift" is constant per key: carried, not summed.
-    cums = [
-        (w.cum_sum().over(keys) if name != "shift" else w).alias(name) for name, w in weights.items()
-    ]
-    if with_newest:
-        cums.append(pl.col(_R).cum_max().over(keys).alias("newest"))
-    cum = stream.with_columns(*cums).select(*keys, on, *weights.keys(), *(["newest"] if with_newest else []))
-    # Backward strict as-of: the last stream row (ties: the last one, whose cumulative sums
-    # include all tied rows) whose time is strictly before the query.
-    joined = queries.select(*keys, _Q).join_asof(
-        cum, left_on=_Q, right_on=on, by=keys, strategy="backward", allow_exact_matches=False,
-        check_sortedness=False,
-    )
-    return joined.select(*weights.keys(), *(["newest"] if with_newest else []))
-
-
-def _count_distinct(base: pl.DataFrame, rows: pl.DataFrame, queries: pl.DataFrame, keys: list[str], w: int) -> pl.Expr:
+def _count_distinct(
+    src: pl.Series, rows: np.ndarray, kc: _Keys, t_us: np.ndarray, q_us: np.ndarray, w: int
+) -> pl.Series:
     # Each (key, value, time) is active on (t, min(next time of the value, t + w)]: exactly one
     # occurrence of each distinct value in [q - w, q) is active at q.
     occ = (
-        rows.select(*keys, _X, pl.col("rtml_fr_t"))
+        pl.DataFrame({"c": kc.code[rows], "x": src.gather(pl.Series(rows, dtype=pl.UInt32)), "t": t_us[rows]})
         .unique(maintain_order=True)
-        .with_columns(pl.lit(1, pl.Int64).alias("rtml_fr_one"))
-        .with_columns(pl.col("rtml_fr_t").shift(-1).over([*keys, _X]).alias("rtml_fr_next"))
-        .with_columns(
-            pl.col("rtml_fr_t").alias(_A),
-            pl.min_horizontal(
-                pl.col("rtml_fr_next"), pl.col("rtml_fr_t") + pl.duration(microseconds=w)
-            ).alias(_E),
-        )
+        .with_columns(pl.col("t").shift(-1).over(["c", "x"]).alias("nxt"))
+        .with_columns(pl.min_horizontal(pl.col("nxt"), pl.col("t") + w).alias("e"))
     )
-    ones = {"n": pl.col("rtml_fr_one")}
-    add = _stab(occ.sort(_A, maintain_order=True), queries, keys, _A, ones, with_newest=False)["n"].fill_null(0)
-    rem = _stab(occ.sort(_E, maintain_order=True), queries, keys, _E, ones, with_newest=False)["n"].fill_null(0)
-    return pl.lit(add - rem)
+    c = occ["c"].to_numpy()
+    ca, ce, cq = _composite([(c, occ["t"].to_numpy()), (c, occ["e"].to_numpy()), (kc.code, q_us)])
+    cnt = np.searchsorted(np.sort(ca), cq, "left") - np.searchsorted(np.sort(ce), cq, "left")
+    return pl.Series(cnt, dtype=pl.Int64)
 
 
-def _rolling_extreme(rows: pl.DataFrame, queries: pl.DataFrame, keys: list[str], w: int, agg: str) -> pl.Expr:
-    # Rolling over the data rows plus one null-valued probe row per query: polars' closed="left"
-    # window [q - w, q) of a probe holds exactly the rows of its key before q.
-    data = rows.select(*keys, pl.col("rtml_fr_t").alias("rtml_fr_time"), pl.col(_X).cast(pl.Float64), pl.lit(None, pl.UInt32).alias("rtml_fr_probe"))
-    probes = queries.select(
-        *keys, pl.col(_Q).alias("rtml_fr_time"), pl.lit(None, pl.Float64).alias(_X),
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("rtml_fr_probe"),
+def _rolling_extreme(
+    src: pl.Series, rows: np.ndarray, kc: _Keys, t_us: np.ndarray, q_us: np.ndarray, w: int, agg: str, *, fresh: bool
+) -> pl.Series:
+    # polars' closed="left" window [q - w, q) over the key's rows. As of cutoffs, one
+    # null-valued probe row per query is added at time q.
+    keep = np.zeros(len(t_us), bool)
+    keep[rows] = True
+    data = pl.DataFrame(
+        {"c": kc.code, "t": pl.Series(t_us).cast(pl.Datetime("us")),
+         "x": src.cast(pl.Float64).set(pl.Series(~keep), None)}
     )
-    both = pl.concat([data, probes], how="vertical").sort("rtml_fr_time", maintain_order=True)
-    fn = pl.col(_X).rolling_min_by if agg == "min" else pl.col(_X).rolling_max_by
-    vals = (
-        both.with_columns(fn("rtml_fr_time", window_size=f"{w}us", closed="left").over(keys).alias("v"))
-        .filter(pl.col("rtml_fr_probe").is_not_null())
-        .sort("rtml_fr_probe")["v"]
-    )
-    return pl.lit(vals)
+    fn = pl.col("x").rolling_min_by if agg == "min" else pl.col("x").rolling_max_by
+    roll = fn("t", window_size=f"{w}us", closed="left").over("c").alias("v")
+    if fresh:
+        return data.select(roll)["v"]
+    probes = pl.DataFrame(
+        {"c": kc.code, "t": pl.Series(q_us).cast(pl.Datetime("us")), "x": pl.Series([None] * len(q_us), dtype=pl.Float64)}
+    ).with_row_index("probe")
+    both = pl.concat([data.with_columns(pl.lit(None, pl.UInt32).alias("probe")), probes], how="diagonal")
+    both = both.sort("t", maintain_order=True)
+    return both.with_columns(roll).filter(pl.col("probe").is_not_null()).sort("probe")["v"]
 
 
 def spec_from(entry: Any, *, default_key: str | Sequence[str] | None = None) -> FeatureSpec:
