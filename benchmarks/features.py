@@ -74,10 +74,21 @@ def run_variant(name: str, rows: int, keys: int) -> dict[str, float]:
     t0 = time.perf_counter()
     if name == "bound":
         out = df.select(
-            pl.col("x").is_not_null().cast(pl.Int64).rolling_sum_by("rtml_t", "1h", closed="left").over("key").alias("n_1h"),
+            pl.col("x")
+            .is_not_null()
+            .cast(pl.Int64)
+            .rolling_sum_by("rtml_t", "1h", closed="left")
+            .over("key")
+            .alias("n_1h"),
             pl.col("x").rolling_sum_by("rtml_t", "1h", closed="left").over("key").alias("x_sum_1h"),
-            pl.col("x").rolling_max_by("rtml_t", "10m", closed="left").over("key").alias("x_max_10m"),
-            pl.col("y").rolling_mean_by("rtml_t", "1d", closed="left").over("key").alias("y_mean_1d"),
+            pl.col("x")
+            .rolling_max_by("rtml_t", "10m", closed="left")
+            .over("key")
+            .alias("x_max_10m"),
+            pl.col("y")
+            .rolling_mean_by("rtml_t", "1d", closed="left")
+            .over("key")
+            .alias("y_mean_1d"),
         )
     elif name == "fresh":
         out = fresh_features(df, specs, label_col="y")
@@ -87,11 +98,17 @@ def run_variant(name: str, rows: int, keys: int) -> dict[str, float]:
         raise SystemExit(f"unknown variant {name}")
     wall = time.perf_counter() - t0
     assert out.height == rows
-    return {"wall_s": wall, "peak_growth_mb": _rss_peak_mb() - base_mb, "table_mb": df.estimated_size() / 2**20}
+    return {
+        "wall_s": wall,
+        "peak_growth_mb": _rss_peak_mb() - base_mb,
+        "table_mb": df.estimated_size() / 2**20,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=1, help="runs per variant (best time is kept)")
@@ -104,15 +121,28 @@ def main() -> None:
     for _ in range(a.repeat):
         for name in ("bound", "fresh", "asof"):  # alternated so machine noise hits all alike
             proc = subprocess.run(
-                [sys.executable, __file__, "--variant", name, "--rows", str(a.rows), "--keys", str(a.keys)],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--variant",
+                    name,
+                    "--rows",
+                    str(a.rows),
+                    "--keys",
+                    str(a.keys),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             best = results.get(name)
             if best is None or r["wall_s"] < best["wall_s"]:
                 results[name] = r
     b = results["bound"]
-    print(f"{a.rows:,} events, {a.keys:,} keys, 4 windowed features (table {b['table_mb']:.0f} MB); polars {pl.__version__}")
+    print(
+        f"{a.rows:,} events, {a.keys:,} keys, 4 windowed features (table {b['table_mb']:.0f} MB); polars {pl.__version__}"
+    )
     print(f"{'variant':<8} {'wall s':>8} {'x bound':>8} {'peak +MB':>9} {'x bound':>8}")
     for name, r in results.items():
         print(

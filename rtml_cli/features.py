@@ -99,8 +99,9 @@ class FeatureSpec:
 
     Examples
     --------
-    >>> FeatureSpec.parse("user_id:click:mean:1h")
-    FeatureSpec(name='user_id_click_mean_1h', key=('user_id',), column='click', agg='mean', window_us=3600000000)
+    >>> s = FeatureSpec.parse("user_id:click:mean:1h")
+    >>> s.name, s.key, s.column, s.agg, s.window_us
+    ('user_id_click_mean_1h', ('user_id',), 'click', 'mean', 3600000000)
     """
 
     name: str
@@ -159,10 +160,13 @@ class FeatureSpec:
             raise ConfigError(f"{where}: 'agg' must be one of {', '.join(AGGS)}. Got {agg!r}.")
         agg_norm = agg.strip().lower()
         if agg_norm not in AGGS:
-            hint = f" Did you mean '{_ALIASES[agg_norm]}'?" if agg_norm in _ALIASES else suggest(agg_norm, AGGS)
+            hint = (
+                f" Did you mean '{_ALIASES[agg_norm]}'?"
+                if agg_norm in _ALIASES
+                else suggest(agg_norm, AGGS)
+            )
             raise ConfigError(
-                f"{where}: 'agg' = {agg!r} is not an aggregation.{hint} "
-                f"Allowed: {', '.join(AGGS)}."
+                f"{where}: 'agg' = {agg!r} is not an aggregation.{hint} Allowed: {', '.join(AGGS)}."
             )
         if column == "*" and agg_norm != "count":
             raise ConfigError(
@@ -199,11 +203,14 @@ class FeatureSpec:
 
         Examples
         --------
-        >>> FeatureSpec.from_config({"key": "u", "column": "*", "agg": "count", "window": "5m"}).name
+        >>> entry = {"key": "u", "column": "*", "agg": "count", "window": "5m"}
+        >>> FeatureSpec.from_config(entry).name
         'u_count_5m'
         """
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where} must be a table of keys ({', '.join(_FEATURE_KEYS)}). Got {entry!r}.")
+            raise ConfigError(
+                f"{where} must be a table of keys ({', '.join(_FEATURE_KEYS)}). Got {entry!r}."
+            )
         for k in entry:
             if k not in _FEATURE_KEYS:
                 raise ConfigError(
@@ -250,9 +257,13 @@ class FeatureSpec:
         key_text, column, agg, window = (p.strip() for p in parts[:4])
         keys = [k for k in key_text.split("+") if k] if key_text else None
         name = parts[4].strip() if len(parts) == 5 else None
-        return cls.build(key=keys, column=column, agg=agg, window=window, name=name, where=f"feature {text!r}")
+        return cls.build(
+            key=keys, column=column, agg=agg, window=window, name=name, where=f"feature {text!r}"
+        )
 
-    def check_columns(self, schema: Mapping[str, pl.DataType] | pl.Schema, *, source: str = "the table") -> None:
+    def check_columns(
+        self, schema: Mapping[str, pl.DataType] | pl.Schema, *, source: str = "the table"
+    ) -> None:
         """Raise :class:`ConfigError` if a column is missing or has a type ``agg`` cannot use."""
         cols = list(schema.keys()) if isinstance(schema, Mapping) else list(schema.names())
         needed = [*(self.key or ()), *(() if self.column == "*" else (self.column,))]
@@ -319,7 +330,9 @@ def check_unique_names(specs: Sequence[FeatureSpec | CalendarSpec]) -> None:
     seen: set[str] = set()
     for s in specs:
         if s.name in seen:
-            raise ConfigError(f"two features are named '{s.name}'. Give each [[feature]] its own 'name'.")
+            raise ConfigError(
+                f"two features are named '{s.name}'. Give each [[feature]] its own 'name'."
+            )
         seen.add(s.name)
 
 
@@ -332,7 +345,9 @@ def feature_columns(specs: Sequence[FeatureSpec | CalendarSpec]) -> list[str]:
 # computation
 
 
-def calendar_features(frame: pl.DataFrame, parts: Sequence[CalendarSpec | str], *, time_col: str = T) -> pl.DataFrame:
+def calendar_features(
+    frame: pl.DataFrame, parts: Sequence[CalendarSpec | str], *, time_col: str = T
+) -> pl.DataFrame:
     """Request-time calendar features of each event (``rtml_f_hour``, ``rtml_f_dow``), Int8."""
     exprs = []
     for p in parts:
@@ -388,7 +403,14 @@ def fresh_features(
     >>> fresh_features(df, [FeatureSpec.parse("u:x:sum:2h")])["rtml_f_u_x_sum_2h"].to_list()
     [0.0, 1.0, 1.0, 6.0]
     """
-    return _features(frame, specs, None, label_col=label_col, time_col=time_col, label_arrival_col=label_arrival_col)
+    return _features(
+        frame,
+        specs,
+        None,
+        label_col=label_col,
+        time_col=time_col,
+        label_arrival_col=label_arrival_col,
+    )
 
 
 def asof_features(
@@ -413,14 +435,22 @@ def asof_features(
     """
     if isinstance(cutoffs, str):
         if cutoffs not in frame.columns:
-            raise UsageError(f"cutoff column '{cutoffs}' not found; columns are {', '.join(frame.columns)}.")
+            raise UsageError(
+                f"cutoff column '{cutoffs}' not found; columns are {', '.join(frame.columns)}."
+            )
         cut = frame[cutoffs]
     else:
         cut = cutoffs
     if len(cut) != frame.height:
-        raise UsageError(f"asof_features needs one cutoff per event: got {len(cut)} for {frame.height} events.")
+        raise UsageError(
+            f"asof_features needs one cutoff per event: got {len(cut)} for {frame.height} events."
+        )
     return _features(
-        frame, specs, cut.cast(pl.Datetime("us")), label_col=label_col, time_col=time_col,
+        frame,
+        specs,
+        cut.cast(pl.Datetime("us")),
+        label_col=label_col,
+        time_col=time_col,
         label_arrival_col=label_arrival_col,
     )
 
@@ -451,7 +481,9 @@ def _features(
                 f"label arrival column '{label_arrival_col}'."
             )
     if time_col not in frame.columns:
-        raise UsageError(f"time column '{time_col}' not found; columns are {', '.join(frame.columns)}.")
+        raise UsageError(
+            f"time column '{time_col}' not found; columns are {', '.join(frame.columns)}."
+        )
     base = frame.with_columns(pl.col(time_col).cast(pl.Datetime("us")))
     if cutoffs is not None:
         base = base.with_columns(cutoffs.alias(_Q))
@@ -469,17 +501,23 @@ def _features(
     keys_of: dict[tuple[str, ...], _Keys] = {}
     out: dict[str, pl.Series] = {}
     ages: list[str] = []
-    for s in specs:
-        if isinstance(s, CalendarSpec):
-            out[s.value_col] = calendar_features(base, [s], time_col=time_col)[s.value_col]
+    for spec in specs:
+        if isinstance(spec, CalendarSpec):
+            out[spec.value_col] = calendar_features(base, [spec], time_col=time_col)[spec.value_col]
             continue
         value, age = _one(
-            base, s, label=(s.column == label_col), time_col=time_col, arrival_col=label_arrival_col,
-            keys_of=keys_of, t_us=t_us, q_us=q_us,
+            base,
+            spec,
+            label=(spec.column == label_col),
+            time_col=time_col,
+            arrival_col=label_arrival_col,
+            keys_of=keys_of,
+            t_us=t_us,
+            q_us=q_us,
         )
-        out[s.value_col] = value
-        out[s.age_col] = age
-        ages.append(s.age_col)
+        out[spec.value_col] = value
+        out[spec.age_col] = age
+        ages.append(spec.age_col)
     res = pl.DataFrame(out)
     if ages:
         res = res.with_columns(pl.min_horizontal(ages).alias(FEATURE_AGE))
@@ -509,7 +547,11 @@ def _key_codes(base: pl.DataFrame, keys: list[str]) -> _Keys:
     n = base.height
     if keys == [_GLOBAL_KEY]:
         return _Keys(np.zeros(n, np.int64), np.ones(n, bool), 1)
-    ok = base.select(pl.all_horizontal([pl.col(k).is_not_null() for k in keys])).to_series().to_numpy()
+    ok = (
+        base.select(pl.all_horizontal([pl.col(k).is_not_null() for k in keys]))
+        .to_series()
+        .to_numpy()
+    )
     expr = pl.col(keys[0]) if len(keys) == 1 else pl.struct(keys)
     code = base.select(expr.rank("dense")).to_series().fill_null(1).cast(pl.Int64).to_numpy() - 1
     code = np.where(ok, code, -1)
@@ -619,7 +661,9 @@ def _one(
             starts = np.flatnonzero(np.r_[True, code_a[1:] != code_a[:-1]])
             shift_code[code_a[starts]] = x[oa][starts]
         sx = x - shift_code[code_r]
-        s1 = (_prefix(sx, oa, np.longdouble)[ia] - _prefix(sx, oe, np.longdouble)[ie]).astype(np.float64)
+        s1 = (_prefix(sx, oa, np.longdouble)[ia] - _prefix(sx, oe, np.longdouble)[ie]).astype(
+            np.float64
+        )
         shift_q = shift_code[np.clip(kc.code, 0, None)]
         with np.errstate(divide="ignore", invalid="ignore"):
             if agg == "sum":
@@ -630,7 +674,9 @@ def _one(
                 null = cnt == 0
             else:
                 sq = sx * sx
-                s2 = (_prefix(sq, oa, np.longdouble)[ia] - _prefix(sq, oe, np.longdouble)[ie]).astype(np.float64)
+                s2 = (
+                    _prefix(sq, oa, np.longdouble)[ia] - _prefix(sq, oe, np.longdouble)[ie]
+                ).astype(np.float64)
                 var = (s2 - s1 * s1 / cnt) / (cnt - 1)
                 v = np.sqrt(np.maximum(var, 0.0))
                 null = cnt < 2
@@ -657,7 +703,11 @@ def _one(
         else:
             any_ = present.any(axis=0)
             if len(values):
-                pos = present.argmax(axis=0) if agg == "min" else len(values) - 1 - present[::-1].argmax(axis=0)
+                pos = (
+                    present.argmax(axis=0)
+                    if agg == "min"
+                    else len(values) - 1 - present[::-1].argmax(axis=0)
+                )
                 v = values.astype(np.float64)[pos]
             else:
                 v = np.zeros(n)
@@ -681,7 +731,9 @@ def _count_distinct(
     # Each (key, value, time) is active on (t, min(next time of the value, t + w)]: exactly one
     # occurrence of each distinct value in [q - w, q) is active at q.
     occ = (
-        pl.DataFrame({"c": kc.code[rows], "x": src.gather(pl.Series(rows, dtype=pl.UInt32)), "t": t_us[rows]})
+        pl.DataFrame(
+            {"c": kc.code[rows], "x": src.gather(pl.Series(rows, dtype=pl.UInt32)), "t": t_us[rows]}
+        )
         .unique(maintain_order=True)
         .with_columns(pl.col("t").shift(-1).over(["c", "x"]).alias("nxt"))
         .with_columns(pl.min_horizontal(pl.col("nxt"), pl.col("t") + w).alias("e"))
@@ -693,24 +745,41 @@ def _count_distinct(
 
 
 def _rolling_extreme(
-    src: pl.Series, rows: np.ndarray, kc: _Keys, t_us: np.ndarray, q_us: np.ndarray, w: int, agg: str, *, fresh: bool
+    src: pl.Series,
+    rows: np.ndarray,
+    kc: _Keys,
+    t_us: np.ndarray,
+    q_us: np.ndarray,
+    w: int,
+    agg: str,
+    *,
+    fresh: bool,
 ) -> pl.Series:
     # polars' closed="left" window [q - w, q) over the key's rows. As of cutoffs, one
     # null-valued probe row per query is added at time q.
     keep = np.zeros(len(t_us), bool)
     keep[rows] = True
     data = pl.DataFrame(
-        {"c": kc.code, "t": pl.Series(t_us).cast(pl.Datetime("us")),
-         "x": src.cast(pl.Float64).set(pl.Series(~keep), None)}
+        {
+            "c": kc.code,
+            "t": pl.Series(t_us).cast(pl.Datetime("us")),
+            "x": src.cast(pl.Float64).set(pl.Series(~keep), None),
+        }
     )
     fn = pl.col("x").rolling_min_by if agg == "min" else pl.col("x").rolling_max_by
     roll = fn("t", window_size=f"{w}us", closed="left").over("c").alias("v")
     if fresh:
         return data.select(roll)["v"]
     probes = pl.DataFrame(
-        {"c": kc.code, "t": pl.Series(q_us).cast(pl.Datetime("us")), "x": pl.Series([None] * len(q_us), dtype=pl.Float64)}
+        {
+            "c": kc.code,
+            "t": pl.Series(q_us).cast(pl.Datetime("us")),
+            "x": pl.Series([None] * len(q_us), dtype=pl.Float64),
+        }
     ).with_row_index("probe")
-    both = pl.concat([data.with_columns(pl.lit(None, pl.UInt32).alias("probe")), probes], how="diagonal")
+    both = pl.concat(
+        [data.with_columns(pl.lit(None, pl.UInt32).alias("probe")), probes], how="diagonal"
+    )
     both = both.sort("t", maintain_order=True)
     return both.with_columns(roll).filter(pl.col("probe").is_not_null()).sort("probe")["v"]
 
@@ -724,11 +793,12 @@ def spec_from(entry: Any, *, default_key: str | Sequence[str] | None = None) -> 
     """
     if isinstance(entry, FeatureSpec):
         return entry
-    if isinstance(entry, Mapping):
-        get = entry.get
-    else:
-        def get(k: str, default: Any = None) -> Any:
-            return getattr(entry, k, default)
+
+    def get(k: str, default: Any = None) -> Any:
+        if isinstance(entry, Mapping):
+            return entry.get(k, default)
+        return getattr(entry, k, default)
+
     window = get("window")
     if window is None and get("window_us") is not None:
         window = f"{int(get('window_us'))}us"
@@ -772,8 +842,10 @@ def derived_columns(
         One column per spec, named ``spec.name``, in ``frame`` order, followed by one
         ``rtml_age_<name>`` column per spec and :data:`FEATURE_AGE`.
     """
-    if label is None and L in frame.columns and any(
-        getattr(s, "column", None) not in (None, "*") for s in specs
+    if (
+        label is None
+        and L in frame.columns
+        and any(getattr(s, "column", None) not in (None, "*") for s in specs)
     ):
         raise UsageError(
             "derived_columns needs label= (the label column) when the table has labels, so that "
@@ -789,5 +861,7 @@ def derived_columns(
     if every_us is None:
         out = fresh_features(frame, built, label_col=label)
     else:
-        out = asof_features(frame, built, cutoff_grid(frame[T], every_us), label_col=label)
+        cut = cutoff_grid(frame[T], every_us)
+        assert isinstance(cut, pl.Series)
+        out = asof_features(frame, built, cut, label_col=label)
     return out.rename({s.value_col: s.name for s in built})

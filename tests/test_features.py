@@ -101,11 +101,13 @@ def reference(
 
 def assert_same(got: list[Any], want: list[Any], what: str) -> None:
     assert len(got) == len(want), what
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
         if w is None or g is None:
             assert g is None and w is None, f"{what} row {i}: got {g!r}, want {w!r}"
         elif isinstance(w, float):
-            assert math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-9), f"{what} row {i}: got {g!r}, want {w!r}"
+            assert math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-9), (
+                f"{what} row {i}: got {g!r}, want {w!r}"
+            )
         else:
             assert g == w, f"{what} row {i}: got {g!r}, want {w!r}"
 
@@ -125,20 +127,41 @@ def tables(draw: st.DrawFn) -> pl.DataFrame:
         times.append(at(acc))
     keys = draw(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=n, max_size=n))
     g2 = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
-    x = draw(st.lists(st.one_of(st.none(), st.integers(-3, 3).map(float), st.floats(-1e3, 1e3)), min_size=n, max_size=n))
-    s = draw(st.lists(st.one_of(st.none(), st.sampled_from(["p", "q", "r"])), min_size=n, max_size=n))
+    x = draw(
+        st.lists(
+            st.one_of(st.none(), st.integers(-3, 3).map(float), st.floats(-1e3, 1e3)),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    s = draw(
+        st.lists(st.one_of(st.none(), st.sampled_from(["p", "q", "r"])), min_size=n, max_size=n)
+    )
     y = draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n))
     delay = draw(st.lists(st.sampled_from([0, 0, 1, 3, 10, 60, 500]), min_size=n, max_size=n))
-    lab = [None if yy is None else t + dt.timedelta(minutes=d) for yy, t, d in zip(y, times, delay)]
+    lab = [None if yy is None else t + dt.timedelta(minutes=d) for yy, t, d in zip(y, times, delay, strict=True)]
     return pl.DataFrame(
         {T: times, "k": keys, "g": g2, "x": x, "s": s, "y": y, L: lab},
-        schema={T: pl.Datetime("us"), "k": pl.String, "g": pl.Int64, "x": pl.Float64, "s": pl.String,
-                "y": pl.Boolean, L: pl.Datetime("us")},
+        schema={
+            T: pl.Datetime("us"),
+            "k": pl.String,
+            "g": pl.Int64,
+            "x": pl.Float64,
+            "s": pl.String,
+            "y": pl.Boolean,
+            L: pl.Datetime("us"),
+        },
     )
 
 
 def spec_for(agg: str, column: str, key: Any, window_min: int) -> FeatureSpec:
-    return FeatureSpec.build(key=key, column=column, agg=agg, window=f"{window_min}m", name=f"f_{agg}_{column.strip('*') or 'star'}")
+    return FeatureSpec.build(
+        key=key,
+        column=column,
+        agg=agg,
+        window=f"{window_min}m",
+        name=f"f_{agg}_{column.strip('*') or 'star'}",
+    )
 
 
 def all_specs(window: int, key: Any) -> list[FeatureSpec]:
@@ -151,7 +174,9 @@ def all_specs(window: int, key: Any) -> list[FeatureSpec]:
     return specs
 
 
-def check_against_reference(df: pl.DataFrame, specs: list[FeatureSpec], query: list[dt.datetime] | None) -> None:
+def check_against_reference(
+    df: pl.DataFrame, specs: list[FeatureSpec], query: list[dt.datetime] | None
+) -> None:
     if query is None:
         out = fresh_features(df, specs, label_col="y")
     else:
@@ -163,7 +188,7 @@ def check_against_reference(df: pl.DataFrame, specs: list[FeatureSpec], query: l
         assert_same(out[spec.value_col].to_list(), want_v, f"{spec.name} value")
         assert_same(out[spec.age_col].to_list(), want_a, f"{spec.name} age")
         all_ages.append(want_a)
-    combined = [min((a for a in col if a is not None), default=None) for col in zip(*all_ages)]
+    combined = [min((a for a in col if a is not None), default=None) for col in zip(*all_ages, strict=True)]
     assert out[FEATURE_AGE].to_list() == combined
 
 
@@ -186,7 +211,9 @@ def test_asof_cutoff_matches_reference(df: pl.DataFrame, window: int, key: Any, 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(df=tables(), window=WINDOWS, key=KEYS, data=st.data())
-def test_unsorted_input_keeps_row_order(df: pl.DataFrame, window: int, key: Any, data: st.DataObject) -> None:
+def test_unsorted_input_keeps_row_order(
+    df: pl.DataFrame, window: int, key: Any, data: st.DataObject
+) -> None:
     perm = data.draw(st.permutations(list(range(df.height))))
     specs = all_specs(window, key)
     sorted_out = fresh_features(df, specs, label_col="y").with_row_index("i")
@@ -198,12 +225,16 @@ def test_unsorted_input_keeps_row_order(df: pl.DataFrame, window: int, key: Any,
     if df[T].n_unique() == df.height:
         stable = out.columns
     # Sums are shifted by the key's first known value, so tie order may move the last bits.
-    assert_frame_equal(out.select(stable), expected.select(stable), check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+    assert_frame_equal(
+        out.select(stable), expected.select(stable), check_exact=False, rel_tol=1e-9, abs_tol=1e-9
+    )
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(df=tables(), window=WINDOWS, key=KEYS, data=st.data())
-def test_no_value_depends_on_the_future(df: pl.DataFrame, window: int, key: Any, data: st.DataObject) -> None:
+def test_no_value_depends_on_the_future(
+    df: pl.DataFrame, window: int, key: Any, data: st.DataObject
+) -> None:
     """Perturb every row at or after t_i and every label not arrived by t_i: row i is unchanged."""
     i = data.draw(st.integers(0, df.height - 1))
     ti = df[T][i]
@@ -215,16 +246,27 @@ def test_no_value_depends_on_the_future(df: pl.DataFrame, window: int, key: Any,
     perturbed = df.with_columns(
         pl.when(future).then(pl.col("x") * 7 + 1).otherwise(pl.col("x")).alias("x"),
         pl.when(future).then(pl.lit("zz")).otherwise(pl.col("s")).alias("s"),
-        pl.when(future & (pl.int_range(pl.len()) != i)).then(pl.lit("b")).otherwise(pl.col("k")).alias("k"),
+        pl.when(future & (pl.int_range(pl.len()) != i))
+        .then(pl.lit("b"))
+        .otherwise(pl.col("k"))
+        .alias("k"),
         pl.when(unarrived).then(~pl.col("y")).otherwise(pl.col("y")).alias("y"),
     )
     # Extra future rows of every key, and a late label that only arrives at t_i.
     extra = perturbed.head(1).with_columns(
         pl.lit(ti).alias(T), pl.lit(99.0).alias("x"), pl.lit(True).alias("y"), pl.lit(ti).alias(L)
     )
-    grown = pl.concat([perturbed, extra, extra.with_columns(pl.col(T) + pl.duration(minutes=5), pl.col(L) + pl.duration(minutes=5))])
+    grown = pl.concat(
+        [
+            perturbed,
+            extra,
+            extra.with_columns(
+                pl.col(T) + pl.duration(minutes=5), pl.col(L) + pl.duration(minutes=5)
+            ),
+        ]
+    )
     after = fresh_features(grown, specs, label_col="y").row(i)
-    for name, b, a in zip(base_out.columns, before, after):
+    for name, b, a in zip(base_out.columns, before, after, strict=True):
         if isinstance(b, float):
             assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), name
         else:
@@ -238,8 +280,12 @@ def test_no_value_depends_on_the_future(df: pl.DataFrame, window: int, key: Any,
 def worked_example() -> pl.DataFrame:
     d = lambda day, h, m=0: dt.datetime(2024, 1, 1 + day, h, m)  # noqa: E731
     df = pl.DataFrame(
-        {T: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 6), d(1, 23, 30), d(2, 9)], "u": ["a"] * 6,
-         "x": [1.0, 2, 3, 4, 5, 6], "y": [0, 1, 1, 0, 1, 0]}
+        {
+            T: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 6), d(1, 23, 30), d(2, 9)],
+            "u": ["a"] * 6,
+            "x": [1.0, 2, 3, 4, 5, 6],
+            "y": [0, 1, 1, 0, 1, 0],
+        }
     )
     return df.with_columns((pl.col(T) + pl.duration(hours=1)).alias(L))
 
@@ -262,14 +308,21 @@ def test_worked_example_label_rate_respects_delay() -> None:
     fresh = fresh_features(df, [spec], label_col="y")["rtml_f_ctr"].to_list()
     # e5 at day2 09:00: only e4 (label 1, arrived 00:30) is in [day1 09:00, day2 09:00).
     assert fresh == [None, 0.0, 0.5, 1.0, 0.5, 1.0]
-    batch = asof_features(df, [spec], cutoff_grid(df[T], 86_400_000_000), label_col="y")["rtml_f_ctr"].to_list()
+    batch = asof_features(df, [spec], cutoff_grid(df[T], 86_400_000_000), label_col="y")[
+        "rtml_f_ctr"
+    ].to_list()
     # Snapshot day2 00:00 sees e2, e3 labels in [day1 00:00, day2 00:00); e4's arrives at 00:30.
     assert batch == [None, None, 0.5, 0.5, 0.5, 0.5]
 
 
 def test_batch_cutoff_tiny_cases() -> None:
-    df = pl.DataFrame({T: [at(0), at(59), at(60), at(60), at(61), at(125)], "k": ["a", "a", "a", "b", "a", "a"],
-                       "x": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]})
+    df = pl.DataFrame(
+        {
+            T: [at(0), at(59), at(60), at(60), at(61), at(125)],
+            "k": ["a", "a", "a", "b", "a", "a"],
+            "x": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+        }
+    )
     spec = FeatureSpec.parse("k:x:sum:1h:s")
     cut = cutoff_grid(df[T], 60 * MIN)  # hourly: 0, 0, 60, 60, 60, 120
     assert cut.to_list() == [at(0), at(0), at(60), at(60), at(60), at(120)]
@@ -281,7 +334,9 @@ def test_batch_cutoff_tiny_cases() -> None:
 
 
 def test_global_key_and_calendar() -> None:
-    df = pl.DataFrame({T: [dt.datetime(2024, 1, 6, 23, 30), dt.datetime(2024, 1, 7, 0, 10)], "x": [1.0, 2.0]})
+    df = pl.DataFrame(
+        {T: [dt.datetime(2024, 1, 6, 23, 30), dt.datetime(2024, 1, 7, 0, 10)], "x": [1.0, 2.0]}
+    )
     specs = parse_features([":*:count:1h", "hour", "dow"])
     out = fresh_features(df, specs)
     assert out["rtml_f_all_count_1h"].to_list() == [0, 1]
@@ -296,7 +351,13 @@ def test_global_key_and_calendar() -> None:
 
 def test_compact_form() -> None:
     s = FeatureSpec.parse("user_id:click:mean:1h")
-    assert (s.key, s.column, s.agg, s.window_us, s.name) == (("user_id",), "click", "mean", 3_600_000_000, "user_id_click_mean_1h")
+    assert (s.key, s.column, s.agg, s.window_us, s.name) == (
+        ("user_id",),
+        "click",
+        "mean",
+        3_600_000_000,
+        "user_id_click_mean_1h",
+    )
     s = FeatureSpec.parse("user+item:*:count:5m:views")
     assert (s.key, s.column, s.name) == (("user", "item"), "*", "views")
     assert s.value_col == "rtml_f_views" and s.age_col == "rtml_age_views"
@@ -305,15 +366,30 @@ def test_compact_form() -> None:
 @pytest.mark.parametrize(
     ("entry", "fragment"),
     [
-        ({"key": "u", "column": "x", "agg": "avg", "window": "1h"}, "'agg' = 'avg' is not an aggregation. Did you mean 'mean'?"),
+        (
+            {"key": "u", "column": "x", "agg": "avg", "window": "1h"},
+            "'agg' = 'avg' is not an aggregation. Did you mean 'mean'?",
+        ),
         ({"key": "u", "column": "x", "agg": "summ", "window": "1h"}, "Did you mean 'sum'?"),
-        ({"key": "u", "column": "x", "agg": "sum", "window": "1 hour"}, "must be a duration such as"),
-        ({"key": "u", "column": "x", "agg": "sum", "window": "0"}, "'window' must be a positive duration"),
-        ({"key": "u", "column": "*", "agg": "sum", "window": "1h"}, "column \"*\" counts events"),
+        (
+            {"key": "u", "column": "x", "agg": "sum", "window": "1 hour"},
+            "must be a duration such as",
+        ),
+        (
+            {"key": "u", "column": "x", "agg": "sum", "window": "0"},
+            "'window' must be a positive duration",
+        ),
+        ({"key": "u", "column": "*", "agg": "sum", "window": "1h"}, 'column "*" counts events'),
         ({"key": "u", "column": "x", "agg": "sum"}, "missing 'window'"),
-        ({"key": "u", "column": "x", "agg": "sum", "windw": "1h"}, "unknown key 'windw'. Did you mean 'window'?"),
+        (
+            {"key": "u", "column": "x", "agg": "sum", "windw": "1h"},
+            "unknown key 'windw'. Did you mean 'window'?",
+        ),
         ({"key": 3, "column": "x", "agg": "sum", "window": "1h"}, "'key' must be a column name"),
-        ({"column": "x", "agg": "sum", "window": "1h", "name": "bad name"}, "'name' must start with"),
+        (
+            {"column": "x", "agg": "sum", "window": "1h", "name": "bad name"},
+            "'name' must start with",
+        ),
     ],
 )
 def test_config_errors(entry: dict[str, Any], fragment: str) -> None:
@@ -337,9 +413,14 @@ def test_cli_form_and_column_errors() -> None:
 
 
 def test_label_min_needs_few_label_values() -> None:
-    df = pl.DataFrame({T: [at(i) for i in range(70)], "u": ["a"] * 70, "y": [float(i) for i in range(70)]})
+    df = pl.DataFrame(
+        {T: [at(i) for i in range(70)], "u": ["a"] * 70, "y": [float(i) for i in range(70)]}
+    )
     df = df.with_columns(pl.col(T).alias(L))
     with pytest.raises(ConfigError, match="at most 64 distinct label values; it has 70"):
         fresh_features(df, [FeatureSpec.parse("u:y:max:1h")], label_col="y")
     # Aggregates that decompose work for any label.
-    assert fresh_features(df, [FeatureSpec.parse("u:y:mean:1h:m")], label_col="y")["rtml_f_m"][2] == 0.5
+    assert (
+        fresh_features(df, [FeatureSpec.parse("u:y:mean:1h:m")], label_col="y")["rtml_f_m"][2]
+        == 0.5
+    )

@@ -20,9 +20,12 @@ def example() -> pl.DataFrame:
     """DESIGN §1's worked example (label delay 1h) plus a second user."""
     d = lambda day, h, m=0: dt.datetime(2024, 1, 1 + day, h, m)  # noqa: E731
     df = pl.DataFrame(
-        {T: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 1), d(1, 6), d(1, 23, 30), d(2, 9)],
-         "u": ["a", "a", "a", "b", "a", "a", "a"],
-         "x": [1.0, 2, 3, 100, 4, 5, 6], "y": [0, 1, 1, 1, 0, 1, 0]}
+        {
+            T: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 1), d(1, 6), d(1, 23, 30), d(2, 9)],
+            "u": ["a", "a", "a", "b", "a", "a", "a"],
+            "x": [1.0, 2, 3, 100, 4, 5, 6],
+            "y": [0, 1, 1, 1, 0, 1, 0],
+        }
     )
     return df.with_row_index(EVENT_ID).with_columns((pl.col(T) + pl.duration(hours=1)).alias(L))
 
@@ -33,7 +36,10 @@ def config_with(entries: list[dict]) -> object:
 
 
 def test_config_feature_errors_name_key_value_and_fix() -> None:
-    with pytest.raises(ConfigError, match=r"\[\[feature\]\] #1 'ctr': 'agg' = 'avg' is not an aggregation. Did you mean 'mean'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"\[\[feature\]\] #1 'ctr': 'agg' = 'avg' is not an aggregation. Did you mean 'mean'\?",
+    ):
         config_with([{"name": "ctr", "column": "y", "agg": "avg", "window": "1h"}])
     cfg = config_with([{"name": "ctr", "column": "y", "agg": "mean", "window": "1d"}])
     assert [f.name for f in cfg.features] == ["ctr"]
@@ -41,12 +47,21 @@ def test_config_feature_errors_name_key_value_and_fix() -> None:
 
 def test_views_get_fresh_and_cutoff_features() -> None:
     df = example()
-    cfg = config_with([
-        {"name": "ctr", "column": "y", "agg": "mean", "window": "1d"},  # key defaults to [data] key
-        {"name": "n_all", "key": [], "column": "*", "agg": "count", "window": "1d"},
-    ])
+    cfg = config_with(
+        [
+            {
+                "name": "ctr",
+                "column": "y",
+                "agg": "mean",
+                "window": "1d",
+            },  # key defaults to [data] key
+            {"name": "n_all", "key": [], "column": "*", "agg": "count", "window": "1d"},
+        ]
+    )
     fresh = view_frame(df, columns=["x"], key="u", feature_specs=cfg.features, label="y")
-    batch = view_frame(df, columns=["x"], key="u", every_us=DAY, feature_specs=cfg.features, label="y")
+    batch = view_frame(
+        df, columns=["x"], key="u", every_us=DAY, feature_specs=cfg.features, label="y"
+    )
     # Fresh, user a at day1 06:00: labels of e1 (1) and e2 (1, arrived 01:30) in the last day.
     assert fresh["ctr"].to_list() == [None, 0.0, 0.5, None, 1.0, 0.5, 1.0]
     # Batch: the day1 snapshot sees user a's labels of day0 (0 and 1); day2's sees e2, e3 only.
