@@ -46,7 +46,7 @@ def test_every_event_posted_once_labels_never(http_server, concurrency):
         assert got == expected  # one connection: arrival order kept
     assert all(h["X-Team"] == "ml" for h in http_server.headers_seen)
     s = sink.stats()
-    assert (s["delivered"], s["requests"], s["errors"]) == (200, 200, {})
+    assert (s["delivered"], s["requests"], s["errors"]) == (200, 200, "none")
     assert s["position"] == msgs.height
 
 
@@ -66,8 +66,10 @@ def test_5xx_and_timeouts_are_counted_not_fatal(http_server):
     threes = sum(1 for e in _events(msgs) if e["x"] == 3)
     sink = _run(HttpSink(http_server.url(), timeout_s=0.3), msgs)
     s = sink.stats()
-    assert s["errors"]["503"] == threes - (1 if _events(msgs)[5]["x"] == 3 else 0)
-    assert s["errors"]["timeout"] == 1
+    errors = sink.errors_by_status()
+    assert errors["503"] == threes - (1 if _events(msgs)[5]["x"] == 3 else 0)
+    assert errors["timeout"] == 1
+    assert s["errors"] == f"503: {errors['503']}, timeout: 1"
     assert s["position"] == msgs.height  # answered (even badly) = not sent again on resume
 
 

@@ -409,6 +409,11 @@ class HttpSink(TransportSink):
             self._errors_by_status[key] = self._errors_by_status.get(key, 0) + 1
         return key
 
+    def errors_by_status(self) -> dict[str, int]:
+        """Failed requests by HTTP status (``"503"``) or ``"timeout"``."""
+        with self._lock:
+            return dict(sorted(self._errors_by_status.items()))
+
     def latencies_ns(self) -> np.ndarray:
         """Per-event latency from schedule to response end, in ns (all workers)."""
         arrays = [np.frombuffer(r.latency_ns, dtype=np.int64) for r in self._results]
@@ -420,7 +425,9 @@ class HttpSink(TransportSink):
         out: dict[str, Any] = {
             **super().stats(),
             "requests": self._requests,
-            "errors": dict(sorted(self._errors_by_status.items())),
+            # one line in the summary: "503: 6, timeout: 1"
+            "errors": ", ".join(f"{k}: {v}" for k, v in self.errors_by_status().items())
+            or "none",
         }
         if lat.size:
             p50, p99 = np.percentile(lat, [50, 99]) / 1e6
