@@ -158,7 +158,14 @@ def _add_derived(
     if fn is None:  # pragma: no cover
         raise ModelError("rtml_cli.features has no derived_columns(); [[feature]] is not available yet.")
     extra = fn(frame, list(specs), key=key, every_us=every_us, label=label)
-    return out.hstack(extra.select([s.name for s in specs]))
+    out = out.hstack(extra.select([s.name for s in specs]))
+    age = getattr(_features, "FEATURE_AGE", None)
+    if every_us is not None and age in extra.columns:
+        # feature age = t - the newest information behind the features: the snapshot row or
+        # the newest row inside a windowed aggregate, whichever is newer
+        agg_src = frame[T].dt.epoch("us") - extra[age]
+        out = out.with_columns(pl.max_horizontal(pl.col("rtml_source_t"), agg_src).alias("rtml_source_t"))
+    return out
 
 
 # --------------------------------------------------------------------------- engine

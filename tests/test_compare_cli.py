@@ -138,3 +138,24 @@ def test_installed_console_script(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
+
+
+def test_windowed_features_reach_every_view(runner, tmp_path):
+    table = small_table(tmp_path)
+    cfg = tmp_path / "with_features.toml"
+    cfg.write_text(
+        '[data]\nkey = "user"\nwarmup = "1d"\nlabel_delay = "30m"\n'
+        '[[feature]]\nname = "n_1d"\ncolumn = "*"\nagg = "count"\nwindow = "1d"\n'
+        '[[feature]]\nname = "ctr_1d"\ncolumn = "label"\nagg = "mean"\nwindow = "1d"\n'
+    )
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["compare", str(table), "--config", str(cfg), "--out", str(out),
+                            "--strategies", "batch:1d,stream:1d", "--timing-sample", "5"])
+    assert r.exit_code == 0, r.output
+    from rtml_cli.compare import prepare, resolve_config
+
+    prep = prepare(table, resolve_config(table, config=cfg, strategies="batch:1d,stream:1d"))
+    fresh, batch = prep.views["fresh"], prep.views[f"batch:{86_400_000_000}"]
+    assert fresh.X.shape[1] == batch.X.shape[1] == len(prep.features) + 2
+    # the count over the last day differs between the fresh and the as-of-cutoff view
+    assert not (fresh.X[:, -2] == batch.X[:, -2]).all()
