@@ -126,3 +126,23 @@ def test_timing_sample_is_uniform_and_sized():
     assert m.sum() == 100
     assert uniform_sample(10, None, seed=3).all()
     assert not uniform_sample(10, 0, seed=3).any()
+
+
+def test_regression_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    ts = [dt.datetime(2024, 3, 1) + dt.timedelta(minutes=30 * i) for i in range(n)]
+    x = rng.normal(size=n)
+    df = pl.DataFrame({"ts": ts, "x": x, "cat": rng.choice(["a", "b"], size=n), "target": 3 * x + rng.normal(size=n) * 0.1})
+    path = tmp_path / "reg.parquet"
+    df.write_parquet(path)
+    cfg = resolve_config(path, warmup="1d", strategies="stream:1d,online:1,static", model="sgd")
+    prep = prepare(path, cfg)
+    assert prep.label.task == "regression"
+    res = run_strategies(prep, timing_sample=10)
+    for r in res:
+        assert np.array_equal(r.pred, r.score)
+        y = prep.data.y[prep.data.s0:]
+        assert np.sqrt(np.mean((r.score - y) ** 2)) < 1.0  # learns y ≈ 3x
+    pred = predictions_frame(prep, res)
+    assert pred["y"].null_count() == 0 and pred.height == 3 * (n - prep.data.s0)
