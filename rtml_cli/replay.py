@@ -32,7 +32,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,10 +46,12 @@ from rtml_cli.io import (
     L,
     Roles,
     T,
+    _expand,
     check_time_column,
     label_time_expr,
     resolve_roles,
     scan_table,
+    time_expr,
 )
 from rtml_cli.sinks.base import MessageBatch, Sink, open_sink
 
@@ -62,6 +64,8 @@ _KEY = "rtml_sortkey"
 #: Rows read per record batch. Large enough for columnar speed, small enough to bound memory.
 DEFAULT_CHUNK_ROWS = 100_000
 _PACED_CHUNK_ROWS = 5_000
+#: End-of-stream marker between a reading thread and its consumer.
+_DONE = object()
 _ISO = "%Y-%m-%dT%H:%M:%S%.f"
 
 
@@ -176,6 +180,15 @@ class ReplaySource:
     last_time: dt.datetime | None
     was_sorted: bool
     options: ReplayOptions
+    #: Pull-based reader of ``frame``'s batches (Parquet): ``reader(chunk_rows)``. When None,
+    #: batches come from polars' streaming engine, which may read ahead of a slow consumer.
+    reader: Callable[[int], Iterator[pl.DataFrame]] | None = None
+
+    def batches(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
+        """The rows to replay in record batches, in stable time order."""
+        if self.reader is not None:
+            return self.reader(chunk_rows)
+        return _stream_batches(self.frame, chunk_rows, source=self.source)
 
     @property
     def messages(self) -> int:
@@ -445,6 +458,162 @@ def _collect(lf: pl.LazyFrame, *, source: str, what: str) -> pl.DataFrame:
         ) from None
 
 
+def _stream_batches(
+    lf: pl.LazyFrame, chunk_rows: int, *, source: str
+) -> Generator[pl.DataFrame, None, None]:
+    """Record batches of ``lf`` with back-pressure: memory holds a couple of batches at most.
+
+    ``collect_batches`` runs the query ahead of a slow consumer and buffers what it read, so
+    memory grows with the table. ``sink_batches`` calls us from inside the streaming engine
+    instead: blocking on a small queue there stops the engine until the consumer catches up,
+    and returning True stops it early when the consumer goes away.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def on_batch(df: pl.DataFrame) -> bool | None:
+        return None if put(df) else True
+
+    def work() -> None:
+        try:
+            lf.sink_batches(on_batch, chunk_size=chunk_rows, engine="streaming")
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put(exc)
+
+    thread = threading.Thread(target=work, name="rtml-replay-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, pl.exceptions.PolarsError):
+                first = (str(item).strip().splitlines() or [type(item).__name__])[0]
+                raise InputError(
+                    f"cannot read table '{source}': {first}. The file may be corrupt or not of "
+                    "the format its name says."
+                ) from None
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _parquet_batches(
+    files: list[str],
+    columns: list[str],
+    schema: pl.Schema,
+    plan: Callable[[pl.DataFrame], pl.DataFrame],
+    window: list[pl.Expr],
+    limit: int | None,
+    chunk_rows: int,
+    *,
+    source: str,
+) -> Generator[pl.DataFrame, None, None]:
+    """Record batches of Parquet files, read only when asked for (bounded memory).
+
+    Each raw batch goes through ``plan`` (the same expressions as the lazy query: time, label
+    time, null-time rows dropped), gets its event ids from a running count, then the
+    ``--start/--end`` window and ``--limit`` apply.
+    """
+    import pyarrow.parquet as pq
+
+    next_id = 0
+    left = limit
+    for path in files:
+        try:
+            # pre_buffer (the default) reads whole column chunks ahead: memory would grow with
+            # the file. A small read buffer keeps it flat at a small cost in speed.
+            pfile = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+            raw_batches = pfile.iter_batches(batch_size=chunk_rows, columns=columns)
+            for rb in raw_batches:
+                raw = pl.from_arrow(rb)
+                assert isinstance(raw, pl.DataFrame)
+                raw = raw.cast({c: schema[c] for c in columns if raw.schema[c] != schema[c]})
+                out = plan(raw)
+                out = out.with_row_index(EVENT_ID, offset=next_id).with_columns(
+                    pl.col(EVENT_ID).cast(pl.Int64)
+                )
+                next_id += out.height
+                if window:
+                    out = out.filter(*window)
+                if left is not None:
+                    out = out.head(left)
+                    left -= out.height
+                if out.height:
+                    yield out
+                if left == 0:
+                    return
+        except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(
+                f"cannot read table '{source}' ({path}) while replaying: {first}. "
+                "The file may be corrupt."
+            ) from None
+
+
+def _time_columns(roles: Roles, *, has_label_time: bool) -> list[str]:
+    cols = [T]
+    if has_label_time:
+        cols.append(L)
+        if roles.label_time is not None and roles.label is not None:
+            cols.append(roles.label)
+    return cols
+
+
+def _scan_times(
+    batches: Iterator[pl.DataFrame], roles: Roles, *, has_label_time: bool
+) -> dict[str, Any]:
+    """Sortedness of :data:`T` and label-time sanity, over bounded batches of those columns."""
+    cols = _time_columns(roles, has_label_time=has_label_time)
+    stats: dict[str, Any] = {"rows": 0, "unsorted": 0, "early": 0, "nolt": 0}
+    last = None
+    for batch in batches:
+        if batch.height == 0:
+            continue
+        t = batch[T]
+        stats["rows"] += batch.height
+        if not stats["unsorted"]:
+            if (last is not None and t[0] is not None and t[0] < last) or not t.is_sorted():
+                stats["unsorted"] = 1
+        last = t[-1]
+        if has_label_time:
+            bad = batch.filter(pl.col(L) < pl.col(T))
+            if bad.height:
+                if not stats["early"]:
+                    stats["early_t"], stats["early_l"] = bad[T][0], bad[L][0]
+                stats["early"] += bad.height
+            if len(cols) == 3:
+                stats["nolt"] += int(
+                    (batch[roles.label].is_not_null() & batch[L].is_null()).sum()  # type: ignore[index]
+                )
+    return stats
+
+
+def _count(lf: pl.LazyFrame, roles: Roles, *, source: str) -> dict[str, Any]:
+    """Events, labels and event-time span of the rows to replay (one lazy aggregate)."""
+    counts = [
+        pl.len().alias("events"),
+        pl.col(T).min().alias("first"),
+        pl.col(T).max().alias("last"),
+        pl.col(roles.label).is_not_null().sum().alias("labels")
+        if roles.label
+        else pl.lit(0).alias("labels"),
+    ]
+    return _collect(lf.select(counts), source=source, what="counting rows").row(0, named=True)
+
+
 def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> ReplaySource:
     """Open, validate and plan the replay of a table. Nothing is sent, nothing is written.
 
@@ -468,22 +637,36 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
     if lexpr is not None:
         lf = lf.with_columns(lexpr.alias(L))
 
-    # One streaming pass over the time columns only: sortedness and label-time sanity.
-    aggs = [pl.len().alias("rows"), (pl.col(T).diff() < 0).sum().alias("unsorted")]
-    if lexpr is not None:
-        bad = pl.col(L) < pl.col(T)
-        aggs += [
-            bad.sum().alias("early"),
-            pl.col(T).filter(bad).first().alias("early_t"),
-            pl.col(L).filter(bad).first().alias("early_l"),
-        ]
-        if roles.label_time is not None and roles.label is not None:
-            aggs.append(
-                (pl.col(roles.label).is_not_null() & pl.col(L).is_null()).sum().alias("nolt")
-            )
-    stats = _collect(lf.select(aggs), source=source, what="checking the time columns").row(
-        0, named=True
-    )
+    files, fmt = _expand(source)
+    t_expr = time_expr(schema, roles).alias(T)
+
+    def parquet_reader(
+        out_cols: list[str], window: list[pl.Expr], limit: int | None
+    ) -> Callable[[int], Iterator[pl.DataFrame]]:
+        """Pull-based batches of ``out_cols`` (+ event id) straight from the Parquet files."""
+        raw_cols = {*out_cols, roles.time, roles.label_time, roles.label}
+        needed = [c for c in schema.names() if c in raw_cols]
+
+        def prep(raw: pl.DataFrame) -> pl.DataFrame:
+            # the same steps as the lazy query, on one batch
+            df = raw.with_columns(t_expr)
+            if opts.drop_null_time:
+                df = df.filter(pl.col(T).is_not_null())
+            if lexpr is not None:
+                df = df.with_columns(lexpr.alias(L))
+            return df.select(out_cols)
+
+        return lambda chunk: _parquet_batches(
+            files, needed, schema, prep, window, limit, chunk, source=source
+        )
+
+    # One pass over the time columns only, in bounded batches: sortedness and label times.
+    tcols = _time_columns(roles, has_label_time=lexpr is not None)
+    if fmt == "parquet":
+        time_batches = parquet_reader(tcols, [], None)(DEFAULT_CHUNK_ROWS)
+    else:
+        time_batches = _stream_batches(lf.select(tcols), DEFAULT_CHUNK_ROWS, source=source)
+    stats = _scan_times(time_batches, roles, has_label_time=lexpr is not None)
     if stats.get("early"):
         raise InputError(
             f"label-time column '{roles.label_time}' of {source} is before the event time in "
@@ -508,10 +691,13 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
         lf = _collect(lf, source=source, what="sorting by time").sort(T, maintain_order=True).lazy()
 
     lf = lf.with_row_index(EVENT_ID).with_columns(pl.col(EVENT_ID).cast(pl.Int64))
+    window: list[pl.Expr] = []
     if opts.start is not None:
-        lf = lf.filter(pl.col(T) >= pl.lit(opts.start).cast(TIME_DTYPE))
+        window.append(pl.col(T) >= pl.lit(opts.start).cast(TIME_DTYPE))
     if opts.end is not None:
-        lf = lf.filter(pl.col(T) < pl.lit(opts.end).cast(TIME_DTYPE))
+        window.append(pl.col(T) < pl.lit(opts.end).cast(TIME_DTYPE))
+    if window:
+        lf = lf.filter(*window)
     if opts.limit is not None:
         lf = lf.head(opts.limit)
 
@@ -522,23 +708,24 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
         keep.append(roles.label)
     lf = lf.select(keep)
 
-    counts = [
-        pl.len().alias("events"),
-        pl.col(T).min().alias("first"),
-        pl.col(T).max().alias("last"),
-    ]
-    counts.append(
-        pl.col(roles.label).is_not_null().sum().alias("labels")
-        if roles.label
-        else pl.lit(0).alias("labels")
-    )
-    c = _collect(lf.select(counts), source=source, what="counting rows").row(0, named=True)
+    reader = None
+    if was_sorted and fmt == "parquet":
+        reader = parquet_reader(keep[1:], window, opts.limit)
+        narrow = [T, *([roles.label] if roles.label else [])]
+        c: dict[str, Any] = {"events": 0, "labels": 0, "first": None, "last": None}
+        for b in parquet_reader(narrow, window, opts.limit)(DEFAULT_CHUNK_ROWS):
+            c["events"] += b.height
+            c["labels"] += int(b[roles.label].is_not_null().sum()) if roles.label else 0
+            c["first"] = b[T][0] if c["first"] is None else c["first"]
+            c["last"] = b[T][-1]
+    else:
+        c = _count(lf, roles, source=source)
     if c["events"] == 0:
-        window = (
+        where = (
             f" between --start {opts.start} and --end {opts.end}" if opts.start or opts.end else ""
         )
         raise InputError(
-            f"no event of {source} lies{window or ' in the selection'}; nothing to replay."
+            f"no event of {source} lies{where or ' in the selection'}; nothing to replay."
         )
 
     msg_schema = pl.Schema(
@@ -547,6 +734,7 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
         + ([(roles.label, schema[roles.label])] if roles.label else [])
     )
     return ReplaySource(
+        reader=reader,
         frame=lf,
         roles=roles,
         source=source,
@@ -660,9 +848,7 @@ def iter_messages(
         return out if out.height else None
 
     try:
-        batches = src.frame.collect_batches(
-            chunk_size=chunk_rows or opts.chunk_rows, engine="streaming"
-        )
+        batches = src.batches(chunk_rows or opts.chunk_rows)
         for batch in batches:
             if batch.height == 0:
                 continue
@@ -843,9 +1029,6 @@ class ReplayBatch(MessageBatch):
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
-
-
-_DONE = object()
 
 
 def _prefetch(it: Iterator[pl.DataFrame], depth: int = 2) -> Generator[pl.DataFrame, None, None]:
