@@ -348,3 +348,33 @@ def test_real_table_elec2_counts_and_order() -> None:
     assert [m["rtml_event_id"] for m in events] == list(range(45_312))
     ts = [m["timestamp"] for m in events]
     assert len(ts) - len(set(ts)) == 48  # the 48 tied timestamps survive, in table order
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {},
+        {"start": T0 + dt.timedelta(minutes=7), "end": T0 + dt.timedelta(minutes=40), "limit": 20},
+        {"drop_null_time": True, "label_delay_us": 5_000_000},
+    ],
+)
+def test_parquet_pull_reader_equals_the_lazy_query(tmp_path: Path, opts: dict[str, Any]) -> None:
+    """Parquet is read batch by batch (bounded memory) through the same plan as the lazy query."""
+    times = [T0 + dt.timedelta(minutes=i) for i in range(60)]
+    times[5] = times[33] = None  # type: ignore[call-overload]
+    df = pl.DataFrame({"ts": times, "v": range(60), "label": [i % 3 for i in range(60)]})
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    df.head(25).write_parquet(folder / "a.parquet", row_group_size=7)
+    df.tail(35).write_parquet(folder / "b.parquet", row_group_size=7)
+    opts = {"drop_null_time": True, **opts}
+    from rtml_cli.errors import DroppedRowsWarning
+
+    with pytest.warns(DroppedRowsWarning, match="dropped 2 row"):
+        src = prepare_replay(folder, Roles(), ReplayOptions(**opts))
+    assert src.reader is not None
+    batches = list(src.batches(4))
+    assert all(b.height <= 4 for b in batches)
+    pulled = pl.concat(batches)
+    assert pulled.equals(src.frame.collect())
+    assert pulled.height == src.events
