@@ -772,7 +772,12 @@ def _sort_messages(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def iter_messages(
-    src: ReplaySource, *, encode: bool = False, narrow: bool = False, chunk_rows: int | None = None
+    src: ReplaySource,
+    *,
+    encode: bool = False,
+    narrow: bool = False,
+    chunk_rows: int | None = None,
+    parallel: bool = True,
 ) -> Iterator[pl.DataFrame]:
     """Yield the message stream as frames in arrival order (schema ``src.schema``).
 
@@ -809,7 +814,7 @@ def iter_messages(
     lab_json = (
         _json_expr([KIND, EVENT_ID, label, TIME], src.schema, kind="label") if label else None
     )
-    parts = max(1, pl.thread_pool_size())
+    parts = max(1, pl.thread_pool_size()) if parallel else 1
 
     def encoded(
         ev: pl.DataFrame, lab: pl.DataFrame | None
@@ -1108,6 +1113,15 @@ def plan_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> ReplayPl
     )
 
 
+def _account(summary: ReplaySummary, frame: pl.DataFrame, kinds: np.ndarray, sent: int) -> None:
+    """Count the first ``sent`` messages of ``frame`` as sent."""
+    if sent:
+        n_ev = int(kinds[:sent].sum())
+        summary.events += n_ev
+        summary.labels += sent - n_ev
+        summary.last_time = frame[TIME][sent - 1]
+
+
 def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySummary:
     """Send the stream of ``src`` to ``sink`` (opened here, always closed).
 
@@ -1141,7 +1155,10 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     # Paced: small record batches, so that reading and encoding ahead come in small slices of
     # CPU that do not delay the sends competing with them for the cores.
     chunk = min(opts.chunk_rows, _PACED_CHUNK_ROWS) if sched is not None else None
-    stream = _prefetch(iter_messages(src, encode=True, narrow=narrow, chunk_rows=chunk))
+    # Paced, encoding uses one core and leaves the other to the send loop.
+    stream = _prefetch(
+        iter_messages(src, encode=True, narrow=narrow, chunk_rows=chunk, parallel=sched is None)
+    )
     import sys
 
     switch = sys.getswitchinterval()
@@ -1164,10 +1181,7 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
                 sink.write(ReplayBatch(frame, label, json=json))
                 if getattr(sink, "closed_by_reader", False):
                     break
-                n_ev = int(kinds.sum())
-                summary.events += n_ev
-                summary.labels += frame.height - n_ev
-                summary.last_time = frame[TIME][-1]
+                _account(summary, frame, kinds, frame.height)
                 continue
             assert hist is not None
             times = frame[TIME].cast(pl.Int64).to_numpy()
@@ -1175,25 +1189,36 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
                 start_ns = clock()
             due = start_ns + sched.offsets_ns(times)
             i, n = 0, frame.height
-            while i < n:
-                now = clock()
-                if due[i] > now:
-                    time.sleep((due[i] - now) / 1e9)
+            sent_at = np.empty(n, dtype=np.int64)
+            closed = False
+            try:
+                while i < n:
                     now = clock()
-                # everything due by now goes out as one batch
-                j = max(i + 1, int(np.searchsorted(due, now, side="right")))
-                sub = ReplayBatch(
-                    frame.slice(i, j - i), label, json=json.slice(i, j - i), scheduled_ns=due[i:j]
-                )
-                hist.record(now - due[i:j])
-                sink.write(sub)
-                if getattr(sink, "closed_by_reader", False):
-                    break
-                n_ev = int(kinds[i:j].sum())
-                summary.events += n_ev
-                summary.labels += (j - i) - n_ev
-                summary.last_time = frame[TIME][j - 1]
-                i = j
+                    if due[i] > now:
+                        time.sleep((due[i] - now) / 1e9)
+                        now = clock()
+                    # everything due by now goes out as one batch
+                    j = max(i + 1, int(np.searchsorted(due, now, side="right")))
+                    sink.write(
+                        ReplayBatch(
+                            frame.slice(i, j - i),
+                            label,
+                            json=json.slice(i, j - i),
+                            scheduled_ns=due[i:j],
+                        )
+                    )
+                    if getattr(sink, "closed_by_reader", False):
+                        closed = True
+                        break
+                    sent_at[i:j] = now
+                    i = j
+            finally:
+                # Bookkeeping once per chunk, not per send (also after Ctrl-C): the send loop
+                # does as little as possible between sleeps.
+                _account(summary, frame, kinds, i)
+                hist.record(sent_at[:i] - due[:i])
+            if closed:
+                break
         if getattr(sink, "closed_by_reader", False):
             summary.notes.append("stopped early: the reader closed the output (e.g. `| head`)")
     except KeyboardInterrupt:
