@@ -499,6 +499,8 @@ def _features(
     t_us = base[time_col].dt.epoch("us").to_numpy()
     q_us = t_us if cutoffs is None else base[_Q].dt.epoch("us").to_numpy()
     keys_of: dict[tuple[str, ...], _Keys] = {}
+    wins: dict[tuple[Any, ...], _Win] = {}
+    bounds = _time_bounds(base, windowed, t_us, q_us, label_col, label_arrival_col)
     out: dict[str, pl.Series] = {}
     ages: list[str] = []
     for spec in specs:
@@ -512,6 +514,8 @@ def _features(
             time_col=time_col,
             arrival_col=label_arrival_col,
             keys_of=keys_of,
+            wins=wins,
+            bounds=bounds,
             t_us=t_us,
             q_us=q_us,
         )
@@ -533,7 +537,23 @@ class _Keys:
     code: np.ndarray
     ok: np.ndarray
     ncodes: int
+    #: ``code * span + (time - lo)`` orders (key, time) for every time in [lo, lo + span); None
+    #: when that could overflow int64 (then :func:`_composite` ranks the times instead).
+    span: int | None = None
+    lo: int = 0
     _orders: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    _sorted: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def comp(self, code: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The (key, time) code of each pair (needs ``span``)."""
+        assert self.span is not None
+        return code * self.span + (times - self.lo)
+
+    def sorted_comp(self, name: str, times: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """``comp`` of every row, in ``order``; cached per time column."""
+        if name not in self._sorted:
+            self._sorted[name] = self.comp(self.code[order], times[order])
+        return self._sorted[name]
 
     def order(self, name: str, times: np.ndarray) -> np.ndarray:
         """Row positions sorted by (code, times), stable; computed once per key and time column."""
@@ -543,7 +563,16 @@ class _Keys:
         return self._orders[name]
 
 
-def _key_codes(base: pl.DataFrame, keys: list[str]) -> _Keys:
+def _key_codes(base: pl.DataFrame, keys: list[str], bounds: tuple[int, int]) -> _Keys:
+    kc = _key_codes_only(base, keys)
+    lo, hi = bounds
+    span = hi - lo + 1
+    if kc.ncodes * span < 2**62:
+        kc.span, kc.lo = span, lo
+    return kc
+
+
+def _key_codes_only(base: pl.DataFrame, keys: list[str]) -> _Keys:
     n = base.height
     if keys == [_GLOBAL_KEY]:
         return _Keys(np.zeros(n, np.int64), np.ones(n, bool), 1)
@@ -556,6 +585,27 @@ def _key_codes(base: pl.DataFrame, keys: list[str]) -> _Keys:
     code = base.select(expr.rank("dense")).to_series().fill_null(1).cast(pl.Int64).to_numpy() - 1
     code = np.where(ok, code, -1)
     return _Keys(code, ok, int(code.max()) + 1 if n else 0)
+
+
+def _time_bounds(
+    base: pl.DataFrame,
+    specs: Sequence[FeatureSpec],
+    t_us: np.ndarray,
+    q_us: np.ndarray,
+    label_col: str | None,
+    arrival_col: str,
+) -> tuple[int, int]:
+    """Smallest and largest time any stream or query can hold (for the (key, time) codes)."""
+    if not len(t_us):
+        return 0, 0
+    lo = min(int(t_us.min()), int(q_us.min()))
+    hi = max(int(t_us.max()) + max((s.window_us for s in specs), default=0), int(q_us.max()))
+    if any(s.column == label_col for s in specs):
+        arr = base[arrival_col].cast(pl.Datetime("us")).dt.epoch("us")
+        if arr.null_count() < len(arr):
+            lo = min(lo, int(arr.min()))  # type: ignore[arg-type]
+            hi = max(hi, int(arr.max()))  # type: ignore[arg-type]
+    return lo, hi
 
 
 def _composite(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
@@ -584,6 +634,112 @@ def _prefix(weights: np.ndarray, order: np.ndarray, dtype: Any) -> np.ndarray:
     return out
 
 
+def _window_sum(
+    weights: np.ndarray,
+    oa: np.ndarray,
+    oe: np.ndarray,
+    ia: np.ndarray,
+    ie: np.ndarray,
+    dtype: Any,
+) -> np.ndarray:
+    """Sum of ``weights`` over the rows active at each query: prefix(a < q) - prefix(e < q)."""
+    za = _prefix(weights, oa, dtype)
+    ze = za if oe is oa else _prefix(weights, oe, dtype)
+    return (za[ia] - ze[ie]).astype(np.float64 if dtype is not np.int64 else np.int64)
+
+
+@dataclasses.dataclass
+class _Win:
+    """Where each query falls in the known/expired streams of one (key, rows, window)."""
+
+    rows: np.ndarray  # contributing row positions (time order)
+    code_r: np.ndarray  # their key codes
+    oa: np.ndarray  # rows (as indexes into ``rows``) by (key, known time)
+    oe: np.ndarray  # rows by (key, end of window)
+    code_a: np.ndarray  # code_r in ``oa`` order
+    ia: np.ndarray  # per query: rows of keys before it, or of its key known before q
+    ie: np.ndarray  # per query: same, with the window ended before q
+    cnt: np.ndarray  # ia - ie: rows in the window
+    newest: np.ndarray  # per query: position of the newest known row of its key
+    in_window: np.ndarray  # that row is in the window (else nothing contributes)
+    age: pl.Series  # t - time of that row, null when nothing contributes
+
+
+def _window_index(
+    base: pl.DataFrame,
+    kc: _Keys,
+    src: pl.Series | None,
+    *,
+    label: bool,
+    arrival_col: str,
+    t_us: np.ndarray,
+    q_us: np.ndarray,
+    w: int,
+) -> _Win:
+    n = base.height
+    ok = kc.ok.copy()
+    if src is not None:
+        ok &= src.is_not_null().to_numpy()
+    if label:
+        arr = base[arrival_col].cast(pl.Datetime("us")).dt.epoch("us")
+        ok &= arr.is_not_null().to_numpy()
+        a_full = arr.fill_null(0).to_numpy()
+    else:
+        a_full = t_us
+    e_full = t_us + w
+    # A label arriving after its window closed never counts anywhere.
+    if label:
+        ok &= a_full < e_full
+    rows = np.flatnonzero(ok)
+    every = rows.size == n
+    code_r = kc.code if every else kc.code[rows]
+    # Orders by (key, time) are shared by every feature of the same key: e = t + w sorts like t,
+    # and so does a = t for a plain column; only a delayed label needs its own sort.
+    by_t = kc.order("t", t_us)
+    oe = by_t if every else np.searchsorted(rows, by_t[ok[by_t]])
+    by_q = by_t if q_us is t_us else kc.order("q", q_us)
+    if kc.span is not None:
+        cq_s = kc.sorted_comp("q", q_us, by_q)
+        if not label and every:
+            a_s = kc.sorted_comp("t", t_us, by_t)
+            e_s = a_s + w
+            oa = oe
+        else:
+            ca = kc.comp(code_r, a_full[rows])
+            oa = np.argsort(ca, kind="stable") if label else oe
+            a_s = ca[oa]
+            e_s = kc.comp(code_r, e_full[rows])[oe]
+    else:
+        ca, ce, cq = _composite([(code_r, a_full[rows]), (code_r, e_full[rows]), (kc.code, q_us)])
+        oa = np.argsort(ca, kind="stable") if label else oe
+        a_s, e_s, cq_s = ca[oa], ce[oe], cq[by_q]
+    # Rows of other keys fall on both sides of the subtraction and cancel; within the key this
+    # counts rows known before q (a < q) minus rows whose window ended before q (e < q).
+    ia = np.empty(n, np.int64)
+    ie = np.empty(n, np.int64)
+    ia_s = np.searchsorted(a_s, cq_s, "left")
+    ia[by_q] = ia_s
+    ie[by_q] = np.searchsorted(e_s, cq_s, "left")
+
+    # The newest row known before q: per-key running max of the row position, made global by
+    # adding code * n (codes are non-decreasing in this order). Looked up in query order, where
+    # the positions are monotone (cache-friendly), then scattered back.
+    code_a = code_r[oa]
+    newest = np.zeros(n, np.int64)
+    valid = np.zeros(n, bool)
+    if rows.size:
+        cm = np.maximum.accumulate(code_a * n + rows[oa])
+        j = ia_s - 1
+        jj = np.clip(j, 0, None)
+        code_q = kc.code[by_q]
+        v_s = (j >= 0) & (code_a[jj] == code_q)
+        valid[by_q] = v_s
+        newest[by_q] = np.where(v_s, cm[jj] - code_q * n, 0)
+    in_window = valid & (t_us[newest] >= q_us - w) & kc.ok
+    age = pl.Series(np.where(in_window, t_us - t_us[newest], 0)).set(pl.Series(~in_window), None)
+    return _Win(rows, code_r, oa, oe, code_a, ia, ie, ia - ie, newest, in_window, age)
+
+
 def _one(
     base: pl.DataFrame,
     spec: FeatureSpec,
@@ -592,6 +748,8 @@ def _one(
     time_col: str,
     arrival_col: str,
     keys_of: dict[tuple[str, ...], _Keys],
+    wins: dict[tuple[Any, ...], _Win],
+    bounds: tuple[int, int],
     t_us: np.ndarray,
     q_us: np.ndarray,
 ) -> tuple[pl.Series, pl.Series]:
@@ -599,7 +757,7 @@ def _one(
     keys = list(spec.key) if spec.key else [_GLOBAL_KEY]
     kc = keys_of.get(tuple(keys))
     if kc is None:
-        kc = keys_of[tuple(keys)] = _key_codes(base, keys)
+        kc = keys_of[tuple(keys)] = _key_codes(base, keys, bounds)
     n = base.height
     w = spec.window_us
     agg = spec.agg
@@ -610,44 +768,30 @@ def _one(
         src = base[spec.column]
         if src.dtype == pl.Boolean:
             src = src.cast(pl.Float64)
-    ok = kc.ok & src.is_not_null().to_numpy()
-    if label:
-        arr = base[arrival_col].cast(pl.Datetime("us")).dt.epoch("us")
-        ok &= arr.is_not_null().to_numpy()
-        a_full = arr.fill_null(0).to_numpy()
-    else:
-        a_full = t_us
-    e_full = t_us + w
-    # A label arriving after its window closed never counts anywhere.
-    ok &= a_full < e_full
-    rows = np.flatnonzero(ok)
-    code_r = kc.code[rows]
-    ca, ce, cq = _composite([(code_r, a_full[rows]), (code_r, e_full[rows]), (kc.code, q_us)])
-    # Orders by (key, time) are shared by every feature of the same key: e = t + w sorts like t,
-    # and so does a = t for a plain column; only a delayed label needs its own sort.
-    by_t = kc.order("t", t_us)
-    oe = by_t if rows.size == n else np.searchsorted(rows, by_t[ok[by_t]])
-    oa = np.argsort(ca, kind="stable") if label else oe
-    by_q = by_t if q_us is t_us else kc.order("q", q_us)
-    # Rows of other keys fall on both sides of the subtraction and cancel; within the key this
-    # counts rows known before q (a < q) minus rows whose window ended before q (e < q).
-    ia = np.empty(n, np.int64)
-    ie = np.empty(n, np.int64)
-    ia[by_q] = np.searchsorted(ca[oa], cq[by_q], "left")
-    ie[by_q] = np.searchsorted(ce[oe], cq[by_q], "left")
-    cnt = ia - ie
-
-    # The newest row known before q: per-key running max of the row position, made global by
-    # adding code * n (codes are non-decreasing in this order).
-    code_a = code_r[oa]
-    cm = np.maximum.accumulate(code_a * n + rows[oa]) if rows.size else np.zeros(0, np.int64)
-    j = ia - 1
-    jj = np.clip(j, 0, None)
-    valid = (j >= 0) & (code_a[jj] == kc.code) if rows.size else np.zeros(n, bool)
-    newest = np.where(valid, cm[jj] - kc.code * n if rows.size else 0, 0)
-    in_window = valid & (t_us[newest] >= q_us - w)
-    in_window &= kc.ok
-    age = pl.Series(np.where(in_window, t_us - t_us[newest], 0)).set(pl.Series(~in_window), None)
+    # Features over the same rows, key and window share their index work (a column without
+    # nulls has the same rows as "*").
+    has_nulls = spec.column != "*" and src.null_count() > 0
+    sig = (tuple(keys), spec.column if (label or has_nulls) else "*", label, w)
+    win = wins.get(sig)
+    if win is None:
+        win = wins[sig] = _window_index(
+            base,
+            kc,
+            src if has_nulls else None,
+            label=label,
+            arrival_col=arrival_col,
+            t_us=t_us,
+            q_us=q_us,
+            w=w,
+        )
+    rows, oa, oe, ia, ie, cnt = win.rows, win.oa, win.oe, win.ia, win.ie, win.cnt
+    newest, in_window, age, code_a, code_r = (
+        win.newest,
+        win.in_window,
+        win.age,
+        win.code_a,
+        win.code_r,
+    )
 
     x = src.to_numpy()[rows] if agg in ("sum", "mean", "std") else None
     if agg == "count":
@@ -661,9 +805,9 @@ def _one(
             starts = np.flatnonzero(np.r_[True, code_a[1:] != code_a[:-1]])
             shift_code[code_a[starts]] = x[oa][starts]
         sx = x - shift_code[code_r]
-        s1 = (_prefix(sx, oa, np.longdouble)[ia] - _prefix(sx, oe, np.longdouble)[ie]).astype(
-            np.float64
-        )
+        # std needs the extra digits of long double (it subtracts large sums of squares).
+        prec = np.longdouble if agg == "std" else np.float64
+        s1 = _window_sum(sx, oa, oe, ia, ie, prec)
         shift_q = shift_code[np.clip(kc.code, 0, None)]
         with np.errstate(divide="ignore", invalid="ignore"):
             if agg == "sum":
@@ -674,9 +818,7 @@ def _one(
                 null = cnt == 0
             else:
                 sq = sx * sx
-                s2 = (
-                    _prefix(sq, oa, np.longdouble)[ia] - _prefix(sq, oe, np.longdouble)[ie]
-                ).astype(np.float64)
+                s2 = _window_sum(sq, oa, oe, ia, ie, prec)
                 var = (s2 - s1 * s1 / cnt) / (cnt - 1)
                 v = np.sqrt(np.maximum(var, 0.0))
                 null = cnt < 2
@@ -697,7 +839,7 @@ def _one(
         present = np.zeros((len(values), n), bool)
         for i, val in enumerate(values):
             ind = (xv == val).astype(np.int64)
-            present[i] = (_prefix(ind, oa, np.int64)[ia] - _prefix(ind, oe, np.int64)[ie]) > 0
+            present[i] = _window_sum(ind, oa, oe, ia, ie, np.int64) > 0
         if agg == "count_distinct":
             value = pl.Series(present.sum(axis=0), dtype=pl.Int64)
         else:

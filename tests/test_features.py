@@ -424,3 +424,29 @@ def test_label_min_needs_few_label_values() -> None:
         fresh_features(df, [FeatureSpec.parse("u:y:mean:1h:m")], label_col="y")["rtml_f_m"][2]
         == 0.5
     )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(df=tables(), window=WINDOWS, key=KEYS, every=st.sampled_from([None, 10]))
+def test_overflow_fallback_matches_reference(
+    df: pl.DataFrame, window: int, key: Any, every: int | None
+) -> None:
+    """Keys x time span too large for int64 codes: times are ranked instead; same answers."""
+    import rtml_cli.features as features
+
+    original = features._key_codes
+    features._key_codes = lambda base, keys, bounds: features._key_codes_only(base, keys)
+    try:
+        query = None if every is None else cutoff_grid(df[T], every * MIN).to_list()
+        check_against_reference(df, all_specs(window, key), query)
+    finally:
+        features._key_codes = original
+
+
+def test_huge_time_span_with_many_keys() -> None:
+    times = [dt.datetime(1, 1, 1), dt.datetime(9999, 1, 1)] * 20
+    df = pl.DataFrame({T: times, "k": [f"k{i // 2}" for i in range(40)], "x": [1.0] * 40})
+    df = df.sort(T, maintain_order=True)
+    out = fresh_features(df, [FeatureSpec.parse("k:x:sum:100000d:s")])
+    # Each key: one row in year 1, one in 9999 (outside a 100000-day window of each other).
+    assert out["rtml_f_s"].to_list() == [0.0] * 40
