@@ -549,6 +549,12 @@ class _Keys:
         assert self.span is not None
         return code * self.span + (times - self.lo)
 
+    def sorted_code(self, name: str, order: np.ndarray) -> np.ndarray:
+        """``code`` in ``order`` (by "t" or "q"); cached."""
+        if "code_" + name not in self._sorted:
+            self._sorted["code_" + name] = self.code[order]
+        return self._sorted["code_" + name]
+
     def sorted_comp(self, name: str, times: np.ndarray, order: np.ndarray) -> np.ndarray:
         """``comp`` of every row, in ``order``; cached per time column."""
         if name not in self._sorted:
@@ -724,14 +730,14 @@ def _window_index(
     # The newest row known before q: per-key running max of the row position, made global by
     # adding code * n (codes are non-decreasing in this order). Looked up in query order, where
     # the positions are monotone (cache-friendly), then scattered back.
-    code_a = code_r[oa]
+    code_a = kc.sorted_code("t", by_t) if (every and oa is by_t) else code_r[oa]
     newest = np.zeros(n, np.int64)
     valid = np.zeros(n, bool)
     if rows.size:
-        cm = np.maximum.accumulate(code_a * n + rows[oa])
+        cm = np.maximum.accumulate(code_a * n + (oa if every else rows[oa]))
         j = ia_s - 1
         jj = np.clip(j, 0, None)
-        code_q = kc.code[by_q]
+        code_q = kc.sorted_code("q", by_q)
         v_s = (j >= 0) & (code_a[jj] == code_q)
         valid[by_q] = v_s
         newest[by_q] = np.where(v_s, cm[jj] - code_q * n, 0)
