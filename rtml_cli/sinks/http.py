@@ -52,7 +52,7 @@ import polars as pl
 
 from rtml_cli.errors import RtmlError, SinkError, UsageError
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.retry import TransportSink
+from rtml_cli.sinks.retry import TransportSink, event_time_us
 
 STRATEGY = "deployed"
 
@@ -217,7 +217,7 @@ class HttpSink(TransportSink):
         self._lock = threading.Lock()
         self._results: list[_Results] = []
         self._pending: list[tuple[int, int, int, int, str]] = []
-        self._labels: dict[int, tuple[Any, int]] = {}
+        self._labels: dict[int, tuple[Any, int | None]] = {}
         self._queue: queue.Queue[_Unit | None] | None = None
         self._threads: list[threading.Thread] = []
         self._fatal: RtmlError | None = None
@@ -285,7 +285,7 @@ class HttpSink(TransportSink):
         lines = batch.json_lines()
         kinds = frame["rtml_kind"].to_list()
         ids = frame["rtml_event_id"].to_list()
-        times = frame["rtml_time"].dt.epoch("us").to_list()
+        times = event_time_us(frame)
         sched = batch.scheduled_ns
         labels = self._labels if self.record is not None else None
         label_values = self._label_values(batch) if labels is not None else None

@@ -31,7 +31,7 @@ import polars as pl
 
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.retry import TransportSink
+from rtml_cli.sinks.retry import TransportSink, event_time_us
 
 INSTALL_HINT = "Install the Kafka extra: pip install 'rtml[kafka]'."
 
@@ -190,7 +190,7 @@ class KafkaSink(TransportSink):
         assert producer is not None, "open() first"
         lines = batch.json_lines()
         frame = batch.frame
-        ts_ms = frame["rtml_time"].dt.epoch("ms").fill_null(0).to_list()
+        ts_ms = [0 if t is None else t // 1000 for t in event_time_us(frame)]
         keys = self._batch_keys(frame)
         produce, poll, topic = producer.produce, producer.poll, self.topic
         # One callback object per batch, not one closure per message: the position advances
