@@ -172,3 +172,16 @@ def test_helpers_and_option_errors(http_server):
         HttpSink(http_server.url(), concurrency=0).open()
     with pytest.raises(UsageError, match="not a valid HTTP URL"):
         HttpSink("http://:80/x").open()
+
+
+def test_record_is_not_written_when_the_replay_fails(http_server, tmp_path):
+    run = tmp_path / "run"
+    sink = HttpSink(f"http://{LOOPBACK}:{free_port()}/p", record=run)
+    with pytest.raises(SinkError, match="cannot connect"):
+        sink.open()
+    sink.close()  # the replay loop closes after a failed open
+    http_server.die_after = 5
+    failing = HttpSink(http_server.url(), record=run, retries=1, backoff_s=0.01)
+    with pytest.raises(SinkError, match="No --record run directory is written"):
+        _run(failing, make_messages(30))
+    assert not run.exists() and list(tmp_path.iterdir()) == []

@@ -226,6 +226,7 @@ class HttpSink(TransportSink):
         self._requests = 0
         self._started = time.time()
         self._closed = False
+        self._opened = False
 
     # ----------------------------------------------------------------------------- lifecycle
     def open(self) -> None:
@@ -277,6 +278,7 @@ class HttpSink(TransportSink):
                 t = threading.Thread(target=worker.run, name=f"rtml-http-{i}", daemon=True)
                 t.start()
                 self._threads.append(t)
+        self._opened = True
 
     def write(self, batch: MessageBatch) -> None:
         """Hand every event of ``batch`` to the workers (waiting for its schedule); keep labels."""
@@ -393,11 +395,18 @@ class HttpSink(TransportSink):
             if self._inline is not None:
                 self._inline.close()
             self._save_checkpoint_locked(force=True)
-            if self.record is not None:
+            # A replay that never started or stopped on an error leaves no run directory:
+            # a partial one would look like a finished run to `rtml report`.
+            if self.record is not None and self._opened and self._fatal is None:
                 write_run(self)
         finally:
             self._queue = None
             self._threads = []
+
+    def _gave_up(self, what: str, fix: str = "") -> SinkError:
+        if self.record is not None:
+            fix += f" No --record run directory is written to {self.record} for a failed replay."
+        return super()._gave_up(what, fix)
 
     # ----------------------------------------------------------------------------- results
     def _count(self, status: int, error: str | None) -> str | None:
