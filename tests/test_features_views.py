@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from conftest import ROOT
 
 from rtml_cli.config import build_config
 from rtml_cli.errors import ConfigError
@@ -83,3 +84,51 @@ def test_feature_name_clashing_with_a_column() -> None:
     cfg = config_with([{"name": "x", "column": "x", "agg": "sum", "window": "1d"}])
     with pytest.raises(ConfigError, match="name 'x' is already a column of the table"):
         derived_columns(df, cfg.features, key="u", every_us=None, label="y")
+
+
+def _write_config(path, feature: str) -> None:
+    base = (ROOT / "sample_data" / "rtml.toml").read_text()
+    base = base[: base.index("[[feature]]")] if "[[feature]]" in base else base
+    path.write_text(base + feature)
+
+
+def test_cli_rejects_a_bad_feature_with_exit_2(runner, tmp_path) -> None:
+    from rtml_cli.cli import app
+
+    cfg = tmp_path / "rtml.toml"
+    _write_config(
+        cfg, '\n[[feature]]\nname = "ctr"\ncolumn = "click"\nagg = "avg"\nwindow = "1h"\n'
+    )
+    table = str(ROOT / "sample_data" / "clickstream.parquet")
+    r = runner.invoke(app, ["compare", table, "--config", str(cfg), "-o", str(tmp_path / "run")])
+    assert r.exit_code == 2, r.output
+    assert "'agg' = 'avg' is not an aggregation. Did you mean 'mean'?" in r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_compare_feeds_windowed_features_to_the_model(runner, tmp_path) -> None:
+    """End to end: a label-rate feature changes the stream model's scores, and is point-in-time."""
+    from rtml_cli.cli import app
+
+    table = tmp_path / "clicks.parquet"
+    r = runner.invoke(app, ["sample", "clickstream", "--rows", "3000", "--out", str(table)])
+    assert r.exit_code == 0, r.output
+    runs = {}
+    for name, feature in [
+        ("plain", ""),
+        ("ctr", '\n[[feature]]\nname = "ctr"\ncolumn = "click"\nagg = "mean"\nwindow = "2h"\n'),
+    ]:
+        cfg = tmp_path / f"{name}.toml"
+        _write_config(cfg, feature)
+        out = tmp_path / name
+        r = runner.invoke(
+            app,
+            ["compare", str(table), "--config", str(cfg), "-o", str(out), "--timing-sample", "10"],
+        )
+        assert r.exit_code == 0, r.output
+        runs[name] = pl.read_parquet(out / "predictions.parquet").filter(
+            pl.col("strategy") == "stream"
+        )
+    assert runs["plain"].height == runs["ctr"].height
+    assert not runs["plain"]["score"].equals(runs["ctr"]["score"])
