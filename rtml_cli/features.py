@@ -503,10 +503,17 @@ def _features(
     bounds = _time_bounds(base, windowed, t_us, q_us, label_col, label_arrival_col)
     out: dict[str, pl.Series] = {}
     ages: list[str] = []
+    # Release each shared index after its last feature: they hold several arrays of n each.
+    uses: dict[tuple[Any, ...], int] = {}
+    for wspec in windowed:
+        sig = _signature(base, wspec, wspec.column == label_col)
+        uses[sig] = uses.get(sig, 0) + 1
     for spec in specs:
         if isinstance(spec, CalendarSpec):
             out[spec.value_col] = calendar_features(base, [spec], time_col=time_col)[spec.value_col]
             continue
+        sig = _signature(base, spec, spec.column == label_col)
+        uses[sig] -= 1
         value, age = _one(
             base,
             spec,
@@ -519,6 +526,8 @@ def _features(
             t_us=t_us,
             q_us=q_us,
         )
+        if not uses[sig]:
+            wins.pop(sig, None)
         out[spec.value_col] = value
         out[spec.age_col] = age
         ages.append(spec.age_col)
@@ -746,6 +755,13 @@ def _window_index(
     return _Win(rows, code_r, oa, oe, code_a, ia, ie, ia - ie, newest, in_window, age)
 
 
+def _signature(base: pl.DataFrame, spec: FeatureSpec, label: bool) -> tuple[Any, ...]:
+    """Features with equal signatures have the same rows, key and window (so the same index)."""
+    keys = tuple(spec.key) if spec.key else (_GLOBAL_KEY,)
+    plain = spec.column == "*" or (not label and base[spec.column].null_count() == 0)
+    return (keys, "*" if plain else spec.column, label, spec.window_us)
+
+
 def _one(
     base: pl.DataFrame,
     spec: FeatureSpec,
@@ -777,7 +793,7 @@ def _one(
     # Features over the same rows, key and window share their index work (a column without
     # nulls has the same rows as "*").
     has_nulls = spec.column != "*" and src.null_count() > 0
-    sig = (tuple(keys), spec.column if (label or has_nulls) else "*", label, w)
+    sig = _signature(base, spec, label)
     win = wins.get(sig)
     if win is None:
         win = wins[sig] = _window_index(
