@@ -993,13 +993,6 @@ def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
     return pl.concat([ev_json, lab_json]).gather(idx)
 
 
-def write_ndjson(frame: pl.DataFrame, label: str | None, fh: IO[bytes]) -> None:
-    """Write the messages of ``frame`` as NDJSON lines to a binary file, column-wise."""
-    pl.DataFrame({"j": encode_messages(frame, label)}).write_csv(
-        fh, include_header=False, quote_style="never"
-    )
-
-
 class ReplayBatch(MessageBatch):
     """A :class:`MessageBatch` that carries its messages already encoded (``json``, a Series).
 
