@@ -567,23 +567,30 @@ def _time_columns(roles: Roles, *, has_label_time: bool) -> list[str]:
     cols = [T]
     if has_label_time:
         cols.append(L)
-        if roles.label_time is not None and roles.label is not None:
-            cols.append(roles.label)
+    if roles.label is not None:
+        cols.append(roles.label)  # counted, and checked against a label-time column
     return cols
 
 
 def _scan_times(
     batches: Iterator[pl.DataFrame], roles: Roles, *, has_label_time: bool
 ) -> dict[str, Any]:
-    """Sortedness of :data:`T` and label-time sanity, over bounded batches of those columns."""
-    cols = _time_columns(roles, has_label_time=has_label_time)
-    stats: dict[str, Any] = {"rows": 0, "unsorted": 0, "early": 0, "nolt": 0}
-    last = None
+    """Sortedness of :data:`T` and label-time sanity, over bounded batches of those columns.
+
+    Also counts rows and labels and keeps the first and last time: the counts of the replay
+    when no ``--start/--end/--limit`` narrows it (saves a pass over the table).
+    """
+    stats: dict[str, Any] = {"rows": 0, "unsorted": 0, "early": 0, "nolt": 0, "labels": 0}
+    stats["first"] = last = None
     for batch in batches:
         if batch.height == 0:
             continue
         t = batch[T]
         stats["rows"] += batch.height
+        if stats["first"] is None:
+            stats["first"] = t[0]
+        if roles.label is not None:
+            stats["labels"] += int(batch[roles.label].is_not_null().sum())
         if not stats["unsorted"]:
             if (last is not None and t[0] is not None and t[0] < last) or not t.is_sorted():
                 stats["unsorted"] = 1
@@ -594,10 +601,9 @@ def _scan_times(
                 if not stats["early"]:
                     stats["early_t"], stats["early_l"] = bad[T][0], bad[L][0]
                 stats["early"] += bad.height
-            if len(cols) == 3:
-                stats["nolt"] += int(
-                    (batch[roles.label].is_not_null() & batch[L].is_null()).sum()  # type: ignore[index]
-                )
+            if roles.label_time is not None and roles.label is not None:
+                stats["nolt"] += int((batch[roles.label].is_not_null() & batch[L].is_null()).sum())
+    stats["last"] = last
     return stats
 
 
@@ -709,10 +715,15 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
     lf = lf.select(keep)
 
     reader = None
-    if was_sorted and fmt == "parquet":
+    if was_sorted and fmt == "parquet" and not window and opts.limit is None:
+        # the whole table: the time scan above counted it already
+        reader = parquet_reader(keep[1:], window, opts.limit)
+        c: dict[str, Any] = {k: stats[k] for k in ("labels", "first", "last")}
+        c["events"] = stats["rows"]
+    elif was_sorted and fmt == "parquet":
         reader = parquet_reader(keep[1:], window, opts.limit)
         narrow = [T, *([roles.label] if roles.label else [])]
-        c: dict[str, Any] = {"events": 0, "labels": 0, "first": None, "last": None}
+        c = {"events": 0, "labels": 0, "first": None, "last": None}
         for b in parquet_reader(narrow, window, opts.limit)(DEFAULT_CHUNK_ROWS):
             c["events"] += b.height
             c["labels"] += int(b[roles.label].is_not_null().sum()) if roles.label else 0
