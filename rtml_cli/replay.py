@@ -776,10 +776,10 @@ def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     )
 
 
-def _sort_messages(frame: pl.DataFrame) -> pl.DataFrame:
-    # One int64 key per message: time*2 + (0 event | 1 label), then table order.
+def _sort_key() -> pl.Expr:
+    # One int64 key per message: time * 2 + (0 event | 1 label); ties keep table order.
     key = pl.col(TIME).cast(pl.Int64) * 2 + (pl.col(KIND) == "label").cast(pl.Int64)
-    return frame.with_columns(key.alias(_KEY)).sort([_KEY, EVENT_ID]).drop(_KEY)
+    return key.alias(_KEY)
 
 
 def iter_messages(
@@ -852,11 +852,16 @@ def iter_messages(
         parts = [p for p in (due_ev, due_lab) if p is not None and p.height]
         if not parts:
             return None
-        out = _conform(pl.concat(parts, how="diagonal") if len(parts) > 1 else parts[0], out_schema)
-        # Events alone are in order already (without disorder); labels from a label-time column
-        # may arrive in any order within a batch.
-        if disorder or (due_lab is not None and due_lab.height):
-            out = _sort_messages(out)
+        # Each kind is put in (time, event id) order on its own — events already are unless
+        # disorder moved them; labels are whenever their delay is constant — then the two are
+        # merged in one linear pass on a single key (time * 2 + kind): events before labels.
+        ordered = []
+        for part in parts:
+            if (disorder or part is due_lab) and not part[TIME].is_sorted():
+                part = part.sort([TIME, EVENT_ID])
+            ordered.append(_conform(part, out_schema).with_columns(_sort_key()))
+        out = ordered[0] if len(ordered) == 1 else ordered[0].merge_sorted(ordered[1], _KEY)
+        out = out.drop(_KEY)
         if to_skip:
             n = min(to_skip, out.height)
             to_skip -= n
