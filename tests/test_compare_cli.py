@@ -159,3 +159,16 @@ def test_windowed_features_reach_every_view(runner, tmp_path):
     assert fresh.X.shape[1] == batch.X.shape[1] == len(prep.features) + 2
     # the count over the last day differs between the fresh and the as-of-cutoff view
     assert not (fresh.X[:, -2] == batch.X[:, -2]).all()
+
+
+def test_a_crash_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    import rtml_cli.runs as runs
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runs.os, "rename", boom)
+    with pytest.raises(OSError, match="disk full"):
+        runs.write_run(tmp_path / "r", manifest={}, predictions=pl.DataFrame({"a": [1]}),
+                       timings=pl.DataFrame({"a": [1]}), metrics={})
+    assert list(tmp_path.iterdir()) == []
