@@ -270,6 +270,9 @@ def compare(
     timing_sample: Annotated[
         str, typer.Option("--timing-sample", help="Events per strategy whose latency is measured with a real single-row call, or 'all'.")
     ] = "2000",
+    timing: Annotated[
+        Optional[str], typer.Option("--timing", help="'all': time every event with a real single-row call (= --timing-sample all).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for presets and the timing sample.")] = 0,
 ) -> None:
     """Simulate batch, stream, online and static deployments of one model on a table; write a run directory.
@@ -283,7 +286,7 @@ def compare(
             table, config=config, out=out, time_col=time_col, label_col=label_col, key_col=key_col,
             label_time_col=label_time_col, label_delay=label_delay, features=_csv_list(features) or None,
             ignore=_csv_list(ignore), warmup=warmup, model=model, strategies=strategies, baseline=baseline,
-            jobs=jobs, timing_sample=timing_sample, seed=seed, echo=_err,
+            jobs=jobs, timing_sample=timing or timing_sample, seed=seed, echo=_err,
         )
 
 

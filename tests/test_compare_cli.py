@@ -172,3 +172,13 @@ def test_a_crash_while_writing_leaves_nothing(tmp_path, monkeypatch):
         runs.write_run(tmp_path / "r", manifest={}, predictions=pl.DataFrame({"a": [1]}),
                        timings=pl.DataFrame({"a": [1]}), metrics={})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_timing_all_times_every_scored_event(runner, tmp_path):
+    table = small_table(tmp_path, n=150)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["compare", str(table), "--out", str(out), "--strategies", "static", "--warmup", "1d", "--timing", "all"])
+    assert r.exit_code == 0, r.output
+    run = read_run(out)
+    assert run.timings.filter(pl.col("kind") == "predict").height == run.manifest["scored_events"]
+    assert run.manifest["options"]["timing_sample"] == "all"
