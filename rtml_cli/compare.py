@@ -113,8 +113,8 @@ def prepare(
     internal = {T, L, EVENT_ID}
     features = [c for c in roles.feature_columns(frame.columns) if c not in internal]
     if roles.features is None:
-        # a datetime other than the event time is rarely a feature; say so rather than guess silently
-        notes.append(f"features: {', '.join(features)} (every other column; set [data] features to change)")
+        shown = ", ".join(features[:12]) + (f", … ({len(features)} columns)" if len(features) > 12 else "")
+        notes.append(f"features: {shown} (every other column; set [data] features to change)")
     if not features:
         raise InputError(f"{source} has no feature column left after time/label/key/ignore. Check --features/[data].")
     for rf in roles.request_features:
