@@ -26,10 +26,19 @@ def main() -> None:
     ap.add_argument("--table", default=str(FLIGHTS))
     a = ap.parse_args()
     t0 = time.perf_counter()
-    cfg = build_config({"data": {"time": "timestamp", "label": "dep_delayed_15", "key": "tailnum",
-                                 "ignore": [*LEAKS, "time_hour", "year"], "warmup": "14d"},
-                        "model": {"preset": "sgd"}},
-                       strategies="batch:1d,stream:1d,online:256")
+    cfg = build_config(
+        {
+            "data": {
+                "time": "timestamp",
+                "label": "dep_delayed_15",
+                "key": "tailnum",
+                "ignore": [*LEAKS, "time_hour", "year"],
+                "warmup": "14d",
+            },
+            "model": {"preset": "sgd"},
+        },
+        strategies="batch:1d,stream:1d,online:256",
+    )
     prep = prepare(a.table, cfg)
     t_prep = time.perf_counter() - t0
     scored = len(prep.data.t) - prep.data.s0
@@ -41,7 +50,9 @@ def main() -> None:
     for r in results:
         fits = sum(1 for f in r.fits if f[0] == "retrain")
         ups = sum(1 for f in r.fits if f[0] == "update")
-        print(f"{r.name:8s} wall {r.wall_s:8.2f} s  {scored / r.wall_s:10,.0f} events/s  fits {fits:4d}  updates {ups:5d}")
+        print(
+            f"{r.name:8s} wall {r.wall_s:8.2f} s  {scored / r.wall_s:10,.0f} events/s  fits {fits:4d}  updates {ups:5d}"
+        )
     print(f"all strategies (jobs={a.jobs}): {total:.2f} s")
 
 

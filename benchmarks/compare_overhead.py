@@ -40,9 +40,16 @@ def main() -> None:
     ap.add_argument("--timing-sample", type=int, default=2000)
     ap.add_argument("--table", default=str(ELEC2))
     a = ap.parse_args()
-    cfg = build_config({"model": {"estimator": "sklearn.linear_model:SGDClassifier",
-                                  "params": {"loss": "log_loss", "random_state": 0}}},
-                       warmup="0.2", strategies="online:1")
+    cfg = build_config(
+        {
+            "model": {
+                "estimator": "sklearn.linear_model:SGDClassifier",
+                "params": {"loss": "log_loss", "random_state": 0},
+            }
+        },
+        warmup="0.2",
+        strategies="online:1",
+    )
     prep = prepare(a.table, cfg)
     spec = cfg.strategies[0]
     view, d = prep.view_for(spec), prep.data
@@ -63,13 +70,23 @@ def main() -> None:
     # rtml predicts events that share a timestamp before any of their labels arrive (DESIGN
     # tie rule); the bare loop interleaves, so the two agree exactly up to the first tie only.
     diff = np.flatnonzero(~np.isclose(res.score, bare, rtol=1e-9, atol=1e-12))
-    first_tie = s0 + int(np.flatnonzero(np.diff(d.t[s0:]) == 0)[0]) if (np.diff(d.t[s0:]) == 0).any() else n
-    same = f"identical before the first tied timestamp: {len(diff) == 0 or s0 + diff[0] >= first_tie}"
+    first_tie = (
+        s0 + int(np.flatnonzero(np.diff(d.t[s0:]) == 0)[0]) if (np.diff(d.t[s0:]) == 0).any() else n
+    )
+    same = (
+        f"identical before the first tied timestamp: {len(diff) == 0 or s0 + diff[0] >= first_tie}"
+    )
     ev = n - s0
-    print(f"elec2 online update_every=1, SGDClassifier(log_loss): {ev} scored events, {ev} partial_fit calls")
+    print(
+        f"elec2 online update_every=1, SGDClassifier(log_loss): {ev} scored events, {ev} partial_fit calls"
+    )
     print(f"bare loop : {best_bare:7.2f} s  {ev / best_bare:9,.0f} events/s")
-    print(f"rtml      : {best_rtml:7.2f} s  {ev / best_rtml:9,.0f} events/s  (timing sample {a.timing_sample}, every partial_fit timed)")
-    print(f"ratio rtml/bare: {best_rtml / best_bare:.3f}  (goal <= 1.10)   same predictions: {same}")
+    print(
+        f"rtml      : {best_rtml:7.2f} s  {ev / best_rtml:9,.0f} events/s  (timing sample {a.timing_sample}, every partial_fit timed)"
+    )
+    print(
+        f"ratio rtml/bare: {best_rtml / best_bare:.3f}  (goal <= 1.10)   same predictions: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def river_run(path: Path, s0: int) -> tuple[float, float, int]:
     acc = metrics.Accuracy()
     t0 = time.perf_counter()
     # progressive validation by hand so accuracy covers only the events rtml scores
-    for i, (x, yi) in enumerate(stream.iter_array(np.array([list(r.values()) for r in X]), np.array(y), feature_names=feats)):
+    for i, (x, yi) in enumerate(
+        stream.iter_array(np.array([list(r.values()) for r in X]), np.array(y), feature_names=feats)
+    ):
         p = model.predict_one(x)
         if i >= s0:
             acc.update(yi, p)
@@ -48,7 +50,9 @@ def river_progressive(path: Path) -> tuple[float, float]:
 
     df = pl.read_parquet(path)
     feats = [c for c in df.columns if c not in ("timestamp", "price_up")]
-    ds = stream.iter_array(df.select(feats).to_numpy(), df["price_up"].to_numpy(), feature_names=feats)
+    ds = stream.iter_array(
+        df.select(feats).to_numpy(), df["price_up"].to_numpy(), feature_names=feats
+    )
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
     t0 = time.perf_counter()
     m = evaluate.progressive_val_score(ds, model, metrics.Accuracy())
@@ -56,7 +60,9 @@ def river_progressive(path: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    cfg = build_config({"model": {"preset": "sgd"}}, warmup="0.2", strategies="online:1,online:32,online:256")
+    cfg = build_config(
+        {"model": {"preset": "sgd"}}, warmup="0.2", strategies="online:1,online:32,online:256"
+    )
     prep = prepare(ELEC2, cfg)
     s0, n = prep.data.s0, len(prep.data.t)
     scored = n - s0

@@ -34,10 +34,29 @@ from rtml_cli import __version__
 from rtml_cli.config import CompareConfig, StrategySpec, build_config, find_config, load_toml
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
-from rtml_cli.io import EVENT_ID, L, T, EventTable, Roles, load_events
-from rtml_cli.models import Encoding, LabelInfo, ModelBuilder, check_online, encode, infer_task, make_encoding, resolve_model
+from rtml_cli.io import EVENT_ID, EventTable, L, Roles, T, load_events
+from rtml_cli.models import (
+    Encoding,
+    LabelInfo,
+    ModelBuilder,
+    check_online,
+    encode,
+    infer_task,
+    make_encoding,
+    resolve_model,
+)
 from rtml_cli.runs import check_out, default_out, write_run
-from rtml_cli.strategies import NO_AGE, NO_LABEL, SimData, StrategyResult, View, make_view, simulate, uniform_sample, view_frame
+from rtml_cli.strategies import (
+    NO_AGE,
+    NO_LABEL,
+    SimData,
+    StrategyResult,
+    View,
+    make_view,
+    simulate,
+    uniform_sample,
+    view_frame,
+)
 from rtml_cli.timing import NO_TIME, percentiles
 
 DEFAULT_TIMING_SAMPLE = 2000
@@ -73,7 +92,9 @@ def warmup_end(t: np.ndarray, warmup: str | float, *, source: str) -> int:
     if isinstance(warmup, float):
         idx = int(math.ceil(warmup * n))
         if idx >= n:
-            raise InputError(f"warm-up fraction {warmup} of {source} leaves no event to score ({n} events). Use a smaller --warmup.")
+            raise InputError(
+                f"warm-up fraction {warmup} of {source} leaves no event to score ({n} events). Use a smaller --warmup."
+            )
         return int(t[idx])
     d = parse_duration(warmup, what="warm-up")
     W = int(t[0]) + d
@@ -108,22 +129,29 @@ def prepare(
     assert roles.label is not None
     label = infer_task(frame[roles.label], name=roles.label, source=source)
     notes.append(
-        f"task: {label.task}" + (f" (positive class: {label.positive_class!r})" if label.task == "binary" else "")
+        f"task: {label.task}"
+        + (f" (positive class: {label.positive_class!r})" if label.task == "binary" else "")
     )
     internal = {T, L, EVENT_ID}
     features = [c for c in roles.feature_columns(frame.columns) if c not in internal]
     if roles.features is None:
-        shown = ", ".join(features[:12]) + (f", … ({len(features)} columns)" if len(features) > 12 else "")
+        shown = ", ".join(features[:12]) + (
+            f", … ({len(features)} columns)" if len(features) > 12 else ""
+        )
         notes.append(f"features: {shown} (every other column; set [data] features to change)")
     if not features:
-        raise InputError(f"{source} has no feature column left after time/label/key/ignore. Check --features/[data].")
+        raise InputError(
+            f"{source} has no feature column left after time/label/key/ignore. Check --features/[data]."
+        )
     for rf in roles.request_features:
         if rf not in features:
-            raise UsageError(f"request feature '{rf}' is not among the features ({', '.join(features)}). Add it to [data] features.")
+            raise UsageError(
+                f"request feature '{rf}' is not among the features ({', '.join(features)}). Add it to [data] features."
+            )
     t = frame[T].dt.epoch("us").to_numpy().astype(np.int64)
     W = warmup_end(t, cfg.warmup, source=source)
     notes.append(f"warm-up: {cfg.warmup} → scoring events from {_iso(W)}")
-    l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)
+    l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in DESIGN)
     data = SimData(t=t, l=l, y=label.y, W=W, task=label.task)
     raw = bool(cfg.model.estimator or cfg.model.factory or instance is not None)
     enc = make_encoding(frame, features, raw=raw)
@@ -139,8 +167,12 @@ def prepare(
         if key in views:
             continue
         vf = view_frame(
-            frame, columns=features, key=roles.key, request_features=roles.request_features,
-            every_us=s.retrain_every_us if s.kind == "batch" else None, feature_specs=cfg.features,
+            frame,
+            columns=features,
+            key=roles.key,
+            request_features=roles.request_features,
+            every_us=s.retrain_every_us if s.kind == "batch" else None,
+            feature_specs=cfg.features,
             label=roles.label,
         )
         cols = features + [f.name for f in cfg.features]
@@ -156,7 +188,14 @@ def _iso(us: int) -> str:
     return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))).isoformat()
 
 
-def _run_one(spec: StrategySpec, data: SimData, view: View, builder: ModelBuilder, sample: np.ndarray, fast: bool) -> StrategyResult:
+def _run_one(
+    spec: StrategySpec,
+    data: SimData,
+    view: View,
+    builder: ModelBuilder,
+    sample: np.ndarray,
+    fast: bool,
+) -> StrategyResult:
     """Worker entry point (top level so joblib can pickle it)."""
     return simulate(spec, data, view, builder, sample=sample, fast=fast)
 
@@ -177,16 +216,26 @@ def run_strategies(
     if jobs <= 1 or len(specs) == 1:
         with _progress(progress, specs, m) as advance:
             return [
-                simulate(s, prep.data, prep.view_for(s), prep.builder, sample=sample, fast=fast,
-                         progress=advance(s.name))
+                simulate(
+                    s,
+                    prep.data,
+                    prep.view_for(s),
+                    prep.builder,
+                    sample=sample,
+                    fast=fast,
+                    progress=advance(s.name),
+                )
                 for s in specs
             ]
     from joblib import Parallel, delayed
 
     with _progress(progress, specs, m) as advance:
         out = []
-        tasks = (delayed(_run_one)(s, prep.data, prep.view_for(s), prep.builder, sample, fast) for s in specs)
-        for s, r in zip(specs, Parallel(n_jobs=jobs, return_as="generator")(tasks)):
+        tasks = (
+            delayed(_run_one)(s, prep.data, prep.view_for(s), prep.builder, sample, fast)
+            for s in specs
+        )
+        for s, r in zip(specs, Parallel(n_jobs=jobs, return_as="generator")(tasks), strict=True):
             cb = advance(s.name)
             if cb is not None:
                 cb(m)
@@ -205,13 +254,25 @@ class _progress:
         if not self.enabled:
             return lambda name: None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        self.bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.bar = Progress(
+            TextColumn("{task.description:>14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.ids = {s.name: self.bar.add_task(s.name, total=self.total) for s in self.specs}
         self.bar.start()
-        return lambda name: (lambda done: self.bar.update(self.ids[name], completed=done))
+        return lambda name: lambda done: self.bar.update(self.ids[name], completed=done)
 
     def __exit__(self, *exc: Any) -> None:
         if self.enabled:
@@ -228,26 +289,37 @@ def predictions_frame(prep: Prepared, results: list[StrategyResult]) -> pl.DataF
     parts = []
     for r in results:
         age = r.feature_age
-        parts.append(pl.DataFrame({
-            "event_id": ev_ids,
-            "strategy": [r.name] * len(t),
-            "t": pl.Series(t).cast(pl.Datetime("us")),
-            "label_time": pl.Series(np.where(lt == NO_LABEL, 0, lt)).cast(pl.Datetime("us")),
-            "label_null": lt == NO_LABEL,
-            "y": d.y[s0:],
-            "score": r.score,
-            "pred": r.pred,
-            "model_version": r.model_version.astype(np.int32),
-            "model_time": pl.Series(r.model_time).cast(pl.Datetime("us")),
-            "features_time": pl.Series(r.features_time).cast(pl.Datetime("us")),
-            "staleness_us": t - r.features_time,
-            "feature_age_us": pl.Series(age).set(pl.Series(age == NO_AGE), None) if (age == NO_AGE).any() else age,
-            "model_age_us": t - r.model_time,
-            "cold_start": r.cold_start,
-        }))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "event_id": ev_ids,
+                    "strategy": [r.name] * len(t),
+                    "t": pl.Series(t).cast(pl.Datetime("us")),
+                    "label_time": pl.Series(np.where(lt == NO_LABEL, 0, lt)).cast(
+                        pl.Datetime("us")
+                    ),
+                    "label_null": lt == NO_LABEL,
+                    "y": d.y[s0:],
+                    "score": r.score,
+                    "pred": r.pred,
+                    "model_version": r.model_version.astype(np.int32),
+                    "model_time": pl.Series(r.model_time).cast(pl.Datetime("us")),
+                    "features_time": pl.Series(r.features_time).cast(pl.Datetime("us")),
+                    "staleness_us": t - r.features_time,
+                    "feature_age_us": pl.Series(age).set(pl.Series(age == NO_AGE), None)
+                    if (age == NO_AGE).any()
+                    else age,
+                    "model_age_us": t - r.model_time,
+                    "cold_start": r.cold_start,
+                }
+            )
+        )
     df = pl.concat(parts, how="vertical_relaxed")
     return df.with_columns(
-        pl.when(pl.col("label_null")).then(None).otherwise(pl.col("label_time")).alias("label_time"),
+        pl.when(pl.col("label_null"))
+        .then(None)
+        .otherwise(pl.col("label_time"))
+        .alias("label_time"),
         pl.col("y").fill_nan(None),
         pl.col("feature_age_us").cast(pl.Int64),
         pl.col("strategy").cast(pl.String),
@@ -260,25 +332,43 @@ def timings_frame(results: list[StrategyResult]) -> pl.DataFrame:
     for r in results:
         c = r.calls
         tt = c["t"]
-        parts.append(pl.DataFrame({
-            "strategy": [r.name] * len(tt),
-            "kind": c["kind"],
-            "wall_ns": c["wall_ns"],
-            "cpu_ns": c["cpu_ns"],
-            "rows": c["rows"],
-            "t": pl.Series(np.where(tt == NO_TIME, 0, tt)).cast(pl.Datetime("us")),
-            "t_null": tt == NO_TIME,
-        }, schema_overrides={"kind": pl.String, "strategy": pl.String}))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "strategy": [r.name] * len(tt),
+                    "kind": c["kind"],
+                    "wall_ns": c["wall_ns"],
+                    "cpu_ns": c["cpu_ns"],
+                    "rows": c["rows"],
+                    "t": pl.Series(np.where(tt == NO_TIME, 0, tt)).cast(pl.Datetime("us")),
+                    "t_null": tt == NO_TIME,
+                },
+                schema_overrides={"kind": pl.String, "strategy": pl.String},
+            )
+        )
     df = pl.concat(parts) if parts else pl.DataFrame()
-    return df.with_columns(pl.when(pl.col("t_null")).then(None).otherwise(pl.col("t")).alias("t")).drop("t_null")
+    return df.with_columns(
+        pl.when(pl.col("t_null")).then(None).otherwise(pl.col("t")).alias("t")
+    ).drop("t_null")
 
 
-def _metrics(pred: pl.DataFrame, tim: pl.DataFrame, *, task: str, names: list[str], baseline: str, bucket: str | None, seed: int) -> dict[str, Any]:
+def _metrics(
+    pred: pl.DataFrame,
+    tim: pl.DataFrame,
+    *,
+    task: str,
+    names: list[str],
+    baseline: str,
+    bucket: str | None,
+    seed: int,
+) -> dict[str, Any]:
     try:
         from rtml_cli.metrics import compute_metrics
     except ImportError:  # pragma: no cover - metrics lands in its own issue
         return {"schema_version": 0, "note": "rtml_cli.metrics not available in this build"}
-    return compute_metrics(pred, tim, task=task, strategies=names, baseline=baseline, bucket=bucket, seed=seed)
+    return compute_metrics(
+        pred, tim, task=task, strategies=names, baseline=baseline, bucket=bucket, seed=seed
+    )
 
 
 @dataclasses.dataclass
@@ -312,7 +402,9 @@ def resolve_config(
             raw, source = load_toml(found), str(found)
     cfg = build_config(raw, source=source, roles=roles, **overrides)
     if found is not None:
-        cfg.notes.insert(0, f"config: {found} (found beside the table; pass --config to use another)")
+        cfg.notes.insert(
+            0, f"config: {found} (found beside the table; pass --config to use another)"
+        )
     return cfg
 
 
@@ -350,8 +442,16 @@ def run_compare(
         raise UsageError(f"--jobs must be >= 1. Got {jobs}.")
     if timing_sample is not None and timing_sample < 0:
         raise UsageError(f"--timing-sample must be >= 0 or 'all'. Got {timing_sample}.")
-    cfg = resolve_config(table, config=config, roles=roles, label_delay=label_delay, warmup=warmup,
-                         model=model, strategies=strategies, baseline=baseline)
+    cfg = resolve_config(
+        table,
+        config=config,
+        roles=roles,
+        label_delay=label_delay,
+        warmup=warmup,
+        model=model,
+        strategies=strategies,
+        baseline=baseline,
+    )
     out_dir = check_out(out if out is not None else default_out(table))
     prep = prepare(table, cfg, seed=seed, instance=instance)
     notes = cfg.notes + prep.notes
@@ -359,7 +459,9 @@ def run_compare(
         for note in notes:
             echo(f"note: {note}")
     t_prep = time.perf_counter()
-    results = run_strategies(prep, jobs=jobs, timing_sample=timing_sample, seed=seed, fast=fast, progress=progress)
+    results = run_strategies(
+        prep, jobs=jobs, timing_sample=timing_sample, seed=seed, fast=fast, progress=progress
+    )
     t_sim = time.perf_counter()
     warn_list = [w for r in results for w in r.warnings]
     for w in warn_list:
@@ -368,28 +470,65 @@ def run_compare(
     pred = predictions_frame(prep, results)
     tim = timings_frame(results)
     assert cfg.baseline is not None
-    metrics = _metrics(pred, tim, task=prep.label.task, names=names, baseline=cfg.baseline, bucket=cfg.bucket, seed=seed)
+    metrics = _metrics(
+        pred,
+        tim,
+        task=prep.label.task,
+        names=names,
+        baseline=cfg.baseline,
+        bucket=cfg.bucket,
+        seed=seed,
+    )
     t_met = time.perf_counter()
-    manifest = _manifest(prep, results, notes, warn_list, jobs=jobs, timing_sample=timing_sample, fast=fast,
-                         timings={"prepare_s": t_prep - t_start, "simulate_s": t_sim - t_prep, "metrics_s": t_met - t_sim})
+    manifest = _manifest(
+        prep,
+        results,
+        notes,
+        warn_list,
+        jobs=jobs,
+        timing_sample=timing_sample,
+        fast=fast,
+        timings={
+            "prepare_s": t_prep - t_start,
+            "simulate_s": t_sim - t_prep,
+            "metrics_s": t_met - t_sim,
+        },
+    )
     run_dir = write_run(out_dir, manifest=manifest, predictions=pred, timings=tim, metrics=metrics)
     main = "auc" if prep.label.task == "binary" else "rmse"
-    return CompareResult(run_dir, notes, _summary(results, metrics, main, len(prep.data.t) - prep.data.s0), main, warn_list, metrics)
+    return CompareResult(
+        run_dir,
+        notes,
+        _summary(results, metrics, main, len(prep.data.t) - prep.data.s0),
+        main,
+        warn_list,
+        metrics,
+    )
 
 
-def _summary(results: list[StrategyResult], metrics: dict[str, Any], main: str, scored: int) -> list[dict[str, Any]]:
+def _summary(
+    results: list[StrategyResult], metrics: dict[str, Any], main: str, scored: int
+) -> list[dict[str, Any]]:
     rows = []
     for r in results:
         q = metrics.get("quality", {}).get(r.name, {})
         c = r.calls
-        single = c["wall_ns"][(np.array(c["kind"]) == "predict") & (c["rows"] == 1)] if len(c["kind"]) else np.array([])
+        single = (
+            c["wall_ns"][(np.array(c["kind"]) == "predict") & (c["rows"] == 1)]
+            if len(c["kind"])
+            else np.array([])
+        )
         p99 = percentiles(single)["p99"]
-        rows.append({
-            "strategy": r.name, "kind": r.kind, main: q.get(main),
-            "events_per_s": scored / r.wall_s if r.wall_s > 0 else None,
-            "predict_p99_ms": None if p99 is None else p99 / 1e6,
-            "wall_s": r.wall_s,
-        })
+        rows.append(
+            {
+                "strategy": r.name,
+                "kind": r.kind,
+                main: q.get(main),
+                "events_per_s": scored / r.wall_s if r.wall_s > 0 else None,
+                "predict_p99_ms": None if p99 is None else p99 / 1e6,
+                "wall_s": r.wall_s,
+            }
+        )
     return rows
 
 
@@ -401,8 +540,17 @@ def _fingerprint(frame: pl.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def _manifest(prep: Prepared, results: list[StrategyResult], notes: list[str], warn_list: list[str], *,
-              jobs: int, timing_sample: int | None, fast: bool, timings: dict[str, float]) -> dict[str, Any]:
+def _manifest(
+    prep: Prepared,
+    results: list[StrategyResult],
+    notes: list[str],
+    warn_list: list[str],
+    *,
+    jobs: int,
+    timing_sample: int | None,
+    fast: bool,
+    timings: dict[str, float],
+) -> dict[str, Any]:
     import sklearn
 
     cfg, ev = prep.config, prep.table
@@ -410,7 +558,11 @@ def _manifest(prep: Prepared, results: list[StrategyResult], notes: list[str], w
     return {
         "rtml_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "table": {"source": ev.source, "rows": ev.frame.height, "fingerprint": _fingerprint(ev.frame)},
+        "table": {
+            "source": ev.source,
+            "rows": ev.frame.height,
+            "fingerprint": _fingerprint(ev.frame),
+        },
         "roles": dataclasses.asdict(ev.roles),
         "features": prep.features,
         "inferred": notes,
@@ -418,22 +570,38 @@ def _manifest(prep: Prepared, results: list[StrategyResult], notes: list[str], w
         "positive_class": prep.label.positive_class,
         "config": cfg.to_json(),
         "strategies": [
-            {**s.params(), "wall_s": r.wall_s, "cpu_s": r.cpu_s, "fits": sum(1 for f in r.fits if f[0] == "retrain"),
-             "updates": sum(1 for f in r.fits if f[0] == "update")}
-            for s, r in zip(cfg.strategies, results)
+            {
+                **s.params(),
+                "wall_s": r.wall_s,
+                "cpu_s": r.cpu_s,
+                "fits": sum(1 for f in r.fits if f[0] == "retrain"),
+                "updates": sum(1 for f in r.fits if f[0] == "update"),
+            }
+            for s, r in zip(cfg.strategies, results, strict=True)
         ],
         "baseline": cfg.baseline,
         "model": {"spec": dataclasses.asdict(cfg.model), "repr": prep.builder.describe()},
         "warmup_end": _iso(prep.data.W),
         "scored_events": int(len(prep.data.t) - prep.data.s0),
-        "versions": {"python": platform.python_version(), "rtml": __version__, "sklearn": sklearn.__version__,
-                     "polars": pl.__version__, "numpy": np.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "rtml": __version__,
+            "sklearn": sklearn.__version__,
+            "polars": pl.__version__,
+            "numpy": np.__version__,
+        },
         "timings": timings,
         "peak_memory_mb": peak_kb / 1024,
         "warnings": warn_list,
-        "options": {"timing_sample": "all" if timing_sample is None else timing_sample, "jobs": jobs,
-                    "sklearn_fast": fast,
-                    "sklearn_config": {"skip_parameter_validation": fast, "assume_finite": "when the view has no NaN" if fast else False}},
+        "options": {
+            "timing_sample": "all" if timing_sample is None else timing_sample,
+            "jobs": jobs,
+            "sklearn_fast": fast,
+            "sklearn_config": {
+                "skip_parameter_validation": fast,
+                "assume_finite": "when the view has no NaN" if fast else False,
+            },
+        },
     }
 
 
@@ -465,12 +633,33 @@ def compare_cli(
         try:
             sample = int(timing_sample)
         except ValueError:
-            raise UsageError(f"--timing-sample must be a number of events or 'all'. Got {timing_sample!r}.") from None
-    roles = Roles(time=time_col, label=label_col, key=key_col, label_time=label_time_col,
-                  features=features, ignore=ignore)
-    res = run_compare(table, config=config, roles=roles, label_delay=label_delay, warmup=warmup, model=model,
-                      strategies=strategies, baseline=baseline, out=out, jobs=jobs, timing_sample=sample,
-                      seed=seed, progress=True, echo=echo)
+            raise UsageError(
+                f"--timing-sample must be a number of events or 'all'. Got {timing_sample!r}."
+            ) from None
+    roles = Roles(
+        time=time_col,
+        label=label_col,
+        key=key_col,
+        label_time=label_time_col,
+        features=features,
+        ignore=ignore,
+    )
+    res = run_compare(
+        table,
+        config=config,
+        roles=roles,
+        label_delay=label_delay,
+        warmup=warmup,
+        model=model,
+        strategies=strategies,
+        baseline=baseline,
+        out=out,
+        jobs=jobs,
+        timing_sample=sample,
+        seed=seed,
+        progress=True,
+        echo=echo,
+    )
     render_summary(res)
     return res
 
@@ -487,8 +676,14 @@ def render_summary(res: CompareResult) -> None:
     for col in ("strategy", "kind", res.main_metric, "events/s", "predict p99 ms", "sim wall s"):
         tab.add_column(col, justify="left" if col in ("strategy", "kind") else "right")
     for r in res.summary:
-        tab.add_row(r["strategy"], r["kind"], fmt(r[res.main_metric], ".4f"), fmt(r["events_per_s"], ",.0f"),
-                    fmt(r["predict_p99_ms"], ".3f"), fmt(r["wall_s"], ".2f"))
+        tab.add_row(
+            r["strategy"],
+            r["kind"],
+            fmt(r[res.main_metric], ".4f"),
+            fmt(r["events_per_s"], ",.0f"),
+            fmt(r["predict_p99_ms"], ".3f"),
+            fmt(r["wall_s"], ".2f"),
+        )
     console = Console(soft_wrap=False)
     console.print(tab)
     console.print(f"full report: rtml report {res.run_dir}")

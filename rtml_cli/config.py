@@ -34,8 +34,17 @@ DEFAULT_WARMUP = 0.2
 DAY_US = 86_400_000_000
 
 _DATA_KEYS = {
-    "time", "label", "key", "label_time", "label_delay", "features", "request_features",
-    "ignore", "warmup", "time_unit", "time_format",
+    "time",
+    "label",
+    "key",
+    "label_time",
+    "label_delay",
+    "features",
+    "request_features",
+    "ignore",
+    "warmup",
+    "time_unit",
+    "time_format",
 }
 _MODEL_KEYS = {"preset", "estimator", "params", "factory"}
 _STRATEGY_KEYS = {"name", "kind", "retrain_every", "train_window", "update_every"}
@@ -150,7 +159,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         with p.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}. Fix the syntax.") from None
+        raise ConfigError(
+            f"config file '{path}' is not valid TOML: {exc}. Fix the syntax."
+        ) from None
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -187,7 +198,9 @@ def _duration(value: Any, where: str) -> int:
 def parse_warmup(value: Any, where: str = "[data] warmup") -> str | float:
     """Validate a warm-up: a duration (``"7d"``) or a fraction in (0, 1)."""
     if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a duration such as '7d' or a fraction such as 0.1. Got {value!r}.")
+        raise ConfigError(
+            f"{where} must be a duration such as '7d' or a fraction such as 0.1. Got {value!r}."
+        )
     if isinstance(value, (int, float)) or (isinstance(value, str) and _is_number(value)):
         f = float(value)
         if not 0.0 < f < 1.0:
@@ -222,11 +235,17 @@ def _strategy(entry: Any, i: int) -> StrategySpec:
     name = _str(entry.get("name", kind), f"{where} name")
     spec = StrategySpec(name=name, kind=kind)
     if kind in ("batch", "stream"):
-        spec.retrain_every_us = _duration(entry.get("retrain_every", "1d"), f"{where} retrain_every")
+        spec.retrain_every_us = _duration(
+            entry.get("retrain_every", "1d"), f"{where} retrain_every"
+        )
         if spec.retrain_every_us <= 0:
-            raise ConfigError(f"{where} retrain_every must be > 0. Got {entry.get('retrain_every')!r}.")
+            raise ConfigError(
+                f"{where} retrain_every must be > 0. Got {entry.get('retrain_every')!r}."
+            )
     elif "retrain_every" in entry:
-        raise ConfigError(f"{where}: retrain_every applies to batch and stream only, not {kind}. Remove it.")
+        raise ConfigError(
+            f"{where}: retrain_every applies to batch and stream only, not {kind}. Remove it."
+        )
     tw = entry.get("train_window", "all")
     if tw != "all":
         spec.train_window_us = _duration(tw, f"{where} train_window")
@@ -234,7 +253,9 @@ def _strategy(entry: Any, i: int) -> StrategySpec:
             raise ConfigError(f"{where} train_window must be 'all' or a duration > 0. Got {tw!r}.")
     if "update_every" in entry:
         if kind != "online":
-            raise ConfigError(f"{where}: update_every applies to online only, not {kind}. Remove it.")
+            raise ConfigError(
+                f"{where}: update_every applies to online only, not {kind}. Remove it."
+            )
         ue = entry["update_every"]
         if isinstance(ue, bool) or not isinstance(ue, int) or ue < 1:
             raise ConfigError(f"{where} update_every must be an integer >= 1. Got {ue!r}.")
@@ -282,7 +303,9 @@ def parse_strategies(text: str) -> list[StrategySpec]:
                     f"--strategies: online:{params[0]} — update_every must be an integer >= 1."
                 ) from None
         elif params:
-            raise ConfigError(f"--strategies: {kind} takes no parameter. Got {':'.join([kind, *params])!r}.")
+            raise ConfigError(
+                f"--strategies: {kind} takes no parameter. Got {':'.join([kind, *params])!r}."
+            )
         if name is None:
             name = kind if kinds.count(kind) == 1 else f"{kind}_{params[0] if params else i}"
         entry["name"] = name
@@ -352,7 +375,9 @@ def build_config(
         raise ConfigError(f"[model]{where} must be a table.")
     _check_keys(m, _MODEL_KEYS, f"[model]{where}")
     ms = ModelSpec(
-        preset=m.get("preset"), estimator=m.get("estimator"), factory=m.get("factory"),
+        preset=m.get("preset"),
+        estimator=m.get("estimator"),
+        factory=m.get("factory"),
         params=dict(m.get("params", {})),
     )
     if model is not None:
@@ -379,7 +404,9 @@ def build_config(
     names = [s.name for s in cfg.strategies]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise ConfigError(f"strategy names must be unique; repeated: {', '.join(sorted(dup))}. Rename them.")
+        raise ConfigError(
+            f"strategy names must be unique; repeated: {', '.join(sorted(dup))}. Rename them."
+        )
 
     for i, f in enumerate(raw.get("feature", []) or []):
         fw = f"[[feature]] #{i + 1}"
@@ -395,8 +422,14 @@ def build_config(
 
         _WindowedSpec.from_config(f, where=fw)
         cfg.features.append(
-            FeatureSpec(name=_str(f["name"], f"{fw} name"), key=f.get("key"), column=f["column"],
-                        agg=f["agg"], window=str(f["window"]), raw=dict(f))
+            FeatureSpec(
+                name=_str(f["name"], f"{fw} name"),
+                key=f.get("key"),
+                column=f["column"],
+                agg=f["agg"],
+                window=str(f["window"]),
+                raw=dict(f),
+            )
         )
 
     rep = raw.get("report", {})

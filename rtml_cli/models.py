@@ -75,7 +75,9 @@ def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
     values = label.drop_nulls().unique().sort()
     n = len(values)
     if n == 0:
-        raise InputError(f"label column '{name}' of {source} has no non-null value; nothing to learn.")
+        raise InputError(
+            f"label column '{name}' of {source} has no non-null value; nothing to learn."
+        )
     if label.dtype == pl.Boolean or n == 2:
         if n == 1:
             raise InputError(
@@ -86,7 +88,9 @@ def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
         y = label.cast(pl.Float64) if label.dtype == pl.Boolean else (label == pos).cast(pl.Float64)
         return LabelInfo("binary", pos, neg, y.fill_null(np.nan).to_numpy().astype(np.float64))
     if label.dtype.is_float():
-        return LabelInfo("regression", None, None, label.cast(pl.Float64).fill_null(np.nan).to_numpy())
+        return LabelInfo(
+            "regression", None, None, label.cast(pl.Float64).fill_null(np.nan).to_numpy()
+        )
     raise InputError(
         f"label column '{name}' of {source} has {n} distinct values ({label.dtype}): multiclass "
         "is not supported yet. Use a binary label (two values) or a float label (regression), "
@@ -146,7 +150,9 @@ def encode(frame: pl.DataFrame, enc: Encoding) -> np.ndarray:
             codes = enc.categories[c]
             exprs.append(
                 col.cast(pl.String)
-                .replace_strict(codes, list(range(len(codes))), default=None, return_dtype=pl.Float64)
+                .replace_strict(
+                    codes, list(range(len(codes))), default=None, return_dtype=pl.Float64
+                )
                 .alias(c)
             )
     out = frame.select(exprs)
@@ -173,7 +179,9 @@ def _preset(name: str, task: str, enc: Encoding, seed: int) -> Any:
         imp = SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True)
         if linear:
             coder: Any = OneHotEncoder(
-                handle_unknown="infrequent_if_exist", max_categories=_MAX_ONEHOT, sparse_output=False
+                handle_unknown="infrequent_if_exist",
+                max_categories=_MAX_ONEHOT,
+                sparse_output=False,
             )
         else:
             coder = OrdinalEncoder(
@@ -190,7 +198,9 @@ def _preset(name: str, task: str, enc: Encoding, seed: int) -> Any:
             "logreg": lambda: LogisticRegression(max_iter=1000),
             "sgd": lambda: SGDClassifier(loss="log_loss", alpha=1e-4, random_state=seed),
             "hgb": lambda: HistGradientBoostingClassifier(random_state=seed),
-            "rf": lambda: RandomForestClassifier(n_estimators=100, min_samples_leaf=2, n_jobs=1, random_state=seed),
+            "rf": lambda: RandomForestClassifier(
+                n_estimators=100, min_samples_leaf=2, n_jobs=1, random_state=seed
+            ),
             "nb": lambda: GaussianNB(),
         }[name]()
     else:
@@ -202,7 +212,9 @@ def _preset(name: str, task: str, enc: Encoding, seed: int) -> Any:
             "linear": lambda: LinearRegression(),
             "sgd": lambda: SGDRegressor(random_state=seed),
             "hgb": lambda: HistGradientBoostingRegressor(random_state=seed),
-            "rf": lambda: RandomForestRegressor(n_estimators=100, min_samples_leaf=2, n_jobs=1, random_state=seed),
+            "rf": lambda: RandomForestRegressor(
+                n_estimators=100, min_samples_leaf=2, n_jobs=1, random_state=seed
+            ),
         }[name]()
     return Pipeline([("pre", pre), ("model", est)])
 
@@ -232,7 +244,9 @@ def _load_factory(text: str) -> Any:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's file: any error is theirs to fix
-        raise ModelError(f"model file '{path}' raised while importing: {type(exc).__name__}: {exc}") from None
+        raise ModelError(
+            f"model file '{path}' raised while importing: {type(exc).__name__}: {exc}"
+        ) from None
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
         names = [n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))]
@@ -249,11 +263,15 @@ def _load_class(text: str) -> Any:
     try:
         module = importlib.import_module(mod)
     except ImportError as exc:
-        raise ModelError(f"model estimator {text!r}: cannot import module '{mod}' ({exc}). Check the spelling and that it is installed.") from None
+        raise ModelError(
+            f"model estimator {text!r}: cannot import module '{mod}' ({exc}). Check the spelling and that it is installed."
+        ) from None
     cls = getattr(module, attr, None)
     if cls is None:
         names = [n for n in dir(module) if not n.startswith("_")]
-        raise ModelError(f"module '{mod}' has no '{attr}'.{suggest(attr, names)} Check the estimator name.")
+        raise ModelError(
+            f"module '{mod}' has no '{attr}'.{suggest(attr, names)} Check the estimator name."
+        )
     return cls
 
 
@@ -293,12 +311,16 @@ class ModelBuilder:
             try:
                 return cls(**self.spec.params)
             except TypeError as exc:
-                raise ModelError(f"model estimator {self.spec.estimator!r} rejects params {self.spec.params!r}: {exc}. Check the parameter names.") from None
+                raise ModelError(
+                    f"model estimator {self.spec.estimator!r} rejects params {self.spec.params!r}: {exc}. Check the parameter names."
+                ) from None
         fn = _load_factory(self.spec.factory or "")
         try:
             est = fn()
         except Exception as exc:
-            raise ModelError(f"model factory {self.spec.factory!r} raised: {type(exc).__name__}: {exc}") from None
+            raise ModelError(
+                f"model factory {self.spec.factory!r} raised: {type(exc).__name__}: {exc}"
+            ) from None
         return est
 
     def describe(self) -> str:
@@ -308,7 +330,9 @@ class ModelBuilder:
         return self.spec.describe() if self.kind != "instance" else repr(self.instance)
 
 
-def resolve_model(spec: ModelSpec, *, task: str, encoding: Encoding, seed: int = 0, instance: Any = None) -> ModelBuilder:
+def resolve_model(
+    spec: ModelSpec, *, task: str, encoding: Encoding, seed: int = 0, instance: Any = None
+) -> ModelBuilder:
     """Validate a :class:`ModelSpec` and return its builder (the model is built once to check)."""
     if instance is not None:
         b = ModelBuilder(spec, task, encoding, seed, kind="instance", instance=instance)
@@ -321,7 +345,11 @@ def resolve_model(spec: ModelSpec, *, task: str, encoding: Encoding, seed: int =
         allowed = CLASSIFIER_PRESETS if task == "binary" else REGRESSOR_PRESETS
         if name not in allowed:
             other = REGRESSOR_PRESETS if task == "binary" else CLASSIFIER_PRESETS
-            hint = f" ('{name}' is a preset for the other task.)" if name in other else suggest(name, allowed)
+            hint = (
+                f" ('{name}' is a preset for the other task.)"
+                if name in other
+                else suggest(name, allowed)
+            )
             raise ModelError(
                 f"unknown model preset '{name}' for a {task} task.{hint} Presets: {', '.join(allowed)}; "
                 "or pass an import path such as sklearn.linear_model:SGDClassifier."
@@ -329,7 +357,9 @@ def resolve_model(spec: ModelSpec, *, task: str, encoding: Encoding, seed: int =
         b = ModelBuilder(spec, task, encoding, seed, kind="preset", name=name)
     est = b.make()
     if not hasattr(est, "fit"):
-        raise ModelError(f"model {b.describe()} is not an estimator (no fit method): got {type(est).__name__}.")
+        raise ModelError(
+            f"model {b.describe()} is not an estimator (no fit method): got {type(est).__name__}."
+        )
     if b.kind != "preset" and encoding.categorical and b.kind == "estimator":
         cols = [encoding.columns[i] for i in encoding.categorical]
         raise ModelError(

@@ -118,7 +118,9 @@ def read_run(path: str | Path) -> Run:
     """
     p = Path(path)
     if not p.is_dir():
-        raise RunDirError(f"run directory '{path}' not found. Pass the --out of an `rtml compare` run.")
+        raise RunDirError(
+            f"run directory '{path}' not found. Pass the --out of an `rtml compare` run."
+        )
     missing = [f for f in FILES if not (p / f).is_file()]
     if missing:
         raise RunDirError(
@@ -129,9 +131,13 @@ def read_run(path: str | Path) -> Run:
         manifest = json.loads((p / "manifest.json").read_text())
         metrics = json.loads((p / "metrics.json").read_text())
     except (OSError, ValueError) as exc:
-        raise RunDirError(f"run directory '{path}' has an unreadable JSON file: {exc}. Re-run `rtml compare`.") from None
+        raise RunDirError(
+            f"run directory '{path}' has an unreadable JSON file: {exc}. Re-run `rtml compare`."
+        ) from None
     if not isinstance(manifest, dict) or not manifest.get("complete"):
-        raise RunDirError(f"run directory '{path}' is incomplete (manifest not marked complete). Re-run `rtml compare`.")
+        raise RunDirError(
+            f"run directory '{path}' is incomplete (manifest not marked complete). Re-run `rtml compare`."
+        )
     if int(manifest.get("format", 0)) > RUN_FORMAT:
         raise RunDirError(
             f"run directory '{path}' has format {manifest.get('format')}, newer than this rtml "
@@ -141,5 +147,7 @@ def read_run(path: str | Path) -> Run:
         predictions = pl.read_parquet(p / "predictions.parquet")
         timings = pl.read_parquet(p / "timings.parquet")
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise RunDirError(f"run directory '{path}' has an unreadable Parquet file: {exc}. Re-run `rtml compare`.") from None
+        raise RunDirError(
+            f"run directory '{path}' has an unreadable Parquet file: {exc}. Re-run `rtml compare`."
+        ) from None
     return Run(p, manifest, metrics, predictions, timings)

@@ -115,13 +115,12 @@ def view_frame(
             ((t_us // every_us) * every_us).alias("rtml_cutoff"),
         )
         # Several events of one entity at one instant: the last in table order is the latest.
-        right = (
-            frame.select(*[pl.col(c) for c in by], t_us.alias("rtml_source_t"), *[pl.col(c) for c in snap])
-            .unique(subset=[*by, "rtml_source_t"], keep="last", maintain_order=True)
-        )
+        right = frame.select(
+            *[pl.col(c) for c in by], t_us.alias("rtml_source_t"), *[pl.col(c) for c in snap]
+        ).unique(subset=[*by, "rtml_source_t"], keep="last", maintain_order=True)
         if by:
             # as-of join with `by` needs no null keys on the right; null-key events stay cold.
-            right = right.filter(pl.col(key).is_not_null())
+            right = right.filter(pl.col(by[0]).is_not_null())
         joined = left.join_asof(
             right,
             left_on="rtml_cutoff",
@@ -141,7 +140,12 @@ def view_frame(
 
 
 def _add_derived(
-    frame: pl.DataFrame, out: pl.DataFrame, specs: Sequence[FeatureSpec], *, key: str | None, every_us: int | None,
+    frame: pl.DataFrame,
+    out: pl.DataFrame,
+    specs: Sequence[FeatureSpec],
+    *,
+    key: str | None,
+    every_us: int | None,
     label: str | None = None,
 ) -> pl.DataFrame:
     """Hook for windowed aggregates (``rtml_cli.features``): fresh as of ``t_i`` excluding event
@@ -156,7 +160,9 @@ def _add_derived(
         ) from None
     fn = getattr(_features, "derived_columns", None)
     if fn is None:  # pragma: no cover
-        raise ModelError("rtml_cli.features has no derived_columns(); [[feature]] is not available yet.")
+        raise ModelError(
+            "rtml_cli.features has no derived_columns(); [[feature]] is not available yet."
+        )
     extra = fn(frame, list(specs), key=key, every_us=every_us, label=label)
     out = out.hstack(extra.select([s.name for s in specs]))
     age = getattr(_features, "FEATURE_AGE", None)
@@ -164,7 +170,9 @@ def _add_derived(
         # feature age = t - the newest information behind the features: the snapshot row or
         # the newest row inside a windowed aggregate, whichever is newer
         agg_src = frame[T].dt.epoch("us") - extra[age]
-        out = out.with_columns(pl.max_horizontal(pl.col("rtml_source_t"), agg_src).alias("rtml_source_t"))
+        out = out.with_columns(
+            pl.max_horizontal(pl.col("rtml_source_t"), agg_src).alias("rtml_source_t")
+        )
     return out
 
 
@@ -183,7 +191,7 @@ class SimData:
     """
 
     t: np.ndarray
-    l: np.ndarray
+    l: np.ndarray  # noqa: E741 (l_i as in DESIGN)
     y: np.ndarray
     W: int
     task: str
@@ -237,7 +245,10 @@ class _Scorer:
             if hasattr(model, "predict_proba"):
                 self.fn: Callable[[Any], np.ndarray] = lambda X: model.predict_proba(X)[:, self.pos]
             else:  # e.g. hinge-loss SGD: squash the margin to (0, 1); 0.5 stays the boundary
-                self.fn = lambda X: 1.0 / (1.0 + np.exp(-np.asarray(model.decision_function(X), dtype=float).ravel()))
+                self.fn = lambda X: (
+                    1.0
+                    / (1.0 + np.exp(-np.asarray(model.decision_function(X), dtype=float).ravel()))
+                )
         else:
             self.fn = lambda X: np.asarray(model.predict(X), dtype=float).ravel()
 
@@ -254,8 +265,16 @@ class _Scorer:
 class _Sim:
     """State shared by the strategy loops: outputs, call log, warnings, progress."""
 
-    def __init__(self, spec: StrategySpec, data: SimData, view: View, builder: ModelBuilder,
-                 sample: np.ndarray, vectorize: bool, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        spec: StrategySpec,
+        data: SimData,
+        view: View,
+        builder: ModelBuilder,
+        sample: np.ndarray,
+        vectorize: bool,
+        progress: Callable[[int], None] | None,
+    ) -> None:
         self.spec, self.data, self.view, self.builder = spec, data, view, builder
         self.s0 = data.s0
         m = len(data.t) - self.s0
@@ -274,7 +293,9 @@ class _Sim:
         d, spec = self.data, self.spec
         rows = _train_rows(d, c, spec.train_window_us)
         window = (
-            f"[{_iso(c - spec.train_window_us)}, {_iso(c)})" if spec.train_window_us else f"before {_iso(c)}"
+            f"[{_iso(c - spec.train_window_us)}, {_iso(c)})"
+            if spec.train_window_us
+            else f"before {_iso(c)}"
         )
         problem = None
         if len(rows) == 0:
@@ -307,7 +328,9 @@ class _Sim:
         self.fits.append(("retrain", c, len(rows)))
         return model
 
-    def predict_span(self, scorer: _Scorer, Z: np.ndarray, a: int, b: int, at: int, *, job: bool) -> None:
+    def predict_span(
+        self, scorer: _Scorer, Z: np.ndarray, a: int, b: int, at: int, *, job: bool
+    ) -> None:
         """Predict events ``a:b`` (table indexes) with one call (or one per event)."""
         s0 = self.s0
         if self.vectorize:
@@ -335,10 +358,17 @@ class _Sim:
         task = self.data.task
         pred = (self.score > 0.5).astype(np.float64) if task == "binary" else self.score.copy()
         return StrategyResult(
-            name=self.spec.name, kind=self.spec.kind, score=self.score, pred=pred,
-            model_version=self.version, model_time=self.mtime,
-            features_time=v.features_time[s0:], feature_age=v.feature_age[s0:],
-            cold_start=v.cold_start[s0:], calls=self.log.columns(), warnings=self.warnings,
+            name=self.spec.name,
+            kind=self.spec.kind,
+            score=self.score,
+            pred=pred,
+            model_version=self.version,
+            model_time=self.mtime,
+            features_time=v.features_time[s0:],
+            feature_age=v.feature_age[s0:],
+            cold_start=v.cold_start[s0:],
+            calls=self.log.columns(),
+            warnings=self.warnings,
             fits=self.fits,
         )
 
@@ -378,7 +408,7 @@ def _scheduled(sim: _Sim) -> None:
 def _online(sim: _Sim) -> None:
     """``online``: the warm-up model, then ``partial_fit`` per ``update_every`` arrived labels."""
     spec, d = sim.spec, sim.data
-    t, l, y, n, s0, W = d.t, d.l, d.y, len(d.t), sim.s0, d.W
+    t, l, y, n, s0, W = d.t, d.l, d.y, len(d.t), sim.s0, d.W  # noqa: E741 (l_i as in DESIGN)
     k = spec.update_every
     model = sim.fit(W, first=True)
     prefix, final = split_online(model, what=spec.name)
@@ -501,7 +531,15 @@ def simulate(
     import sklearn
 
     m = len(data.t) - data.s0
-    sim = _Sim(spec, data, view, builder, np.zeros(m, bool) if sample is None else sample, vectorize, progress)
+    sim = _Sim(
+        spec,
+        data,
+        view,
+        builder,
+        np.zeros(m, bool) if sample is None else sample,
+        vectorize,
+        progress,
+    )
     ctx = (
         sklearn.config_context(skip_parameter_validation=True, assume_finite=view.finite)
         if fast
@@ -526,4 +564,11 @@ def make_view(frame: pl.DataFrame, vf: pl.DataFrame, X: np.ndarray, name: str) -
     cold = src.is_null().to_numpy()
     age = np.where(cold, NO_AGE, t - src.fill_null(0).to_numpy())
     finite = X.dtype == np.float64 and bool(np.isfinite(X).all())
-    return View(name, X, vf["rtml_features_time"].to_numpy().astype(np.int64), age.astype(np.int64), cold, finite)
+    return View(
+        name,
+        X,
+        vf["rtml_features_time"].to_numpy().astype(np.int64),
+        age.astype(np.int64),
+        cold,
+        finite,
+    )

@@ -42,7 +42,9 @@ class CallLog:
         self._a[self.n] = (_KIND_CODE[kind], wall, cpu, rows, NO_TIME if t is None else t)
         self.n += 1
 
-    def extend(self, kind: str, wall: np.ndarray, cpu: np.ndarray, rows: np.ndarray, t: np.ndarray) -> None:
+    def extend(
+        self, kind: str, wall: np.ndarray, cpu: np.ndarray, rows: np.ndarray, t: np.ndarray
+    ) -> None:
         """Record many calls at once (arrays of equal length)."""
         m = len(wall)
         block = np.empty((m, 5), dtype=np.int64)
@@ -78,5 +80,11 @@ def percentiles(values: np.ndarray) -> dict[str, float | None]:
         return dict.fromkeys(keys)
     v = np.asarray(values, dtype=np.float64)
     q = np.percentile(v, [50, 90, 99, 99.9])
-    return {"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2]), "p99.9": float(q[3]),
-            "max": float(v.max()), "mean": float(v.mean())}
+    return {
+        "p50": float(q[0]),
+        "p90": float(q[1]),
+        "p99": float(q[2]),
+        "p99.9": float(q[3]),
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+    }

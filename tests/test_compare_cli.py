@@ -26,7 +26,20 @@ def _no_run_left(tmp_path: Path) -> None:
 def test_compare_writes_a_complete_run(runner, tmp_path):
     table = small_table(tmp_path)
     out = tmp_path / "run"
-    r = runner.invoke(app, ["compare", str(table), "--out", str(out), "--key-col", "user", "--label-delay", "30m", *FAST])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--out",
+            str(out),
+            "--key-col",
+            "user",
+            "--label-delay",
+            "30m",
+            *FAST,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "note: task: binary (positive class: True)" in r.output
     assert "batch" in r.output and "online" in r.output and "full report: rtml report" in r.output
@@ -35,8 +48,22 @@ def test_compare_writes_a_complete_run(runner, tmp_path):
     assert [s["name"] for s in run.manifest["strategies"]] == ["batch", "online", "static"]
     p = run.predictions
     assert p.height == 3 * run.manifest["scored_events"]
-    assert set(p.columns) >= {"event_id", "strategy", "t", "label_time", "y", "score", "pred", "model_version",
-                              "model_time", "features_time", "staleness_us", "feature_age_us", "model_age_us", "cold_start"}
+    assert set(p.columns) >= {
+        "event_id",
+        "strategy",
+        "t",
+        "label_time",
+        "y",
+        "score",
+        "pred",
+        "model_version",
+        "model_time",
+        "features_time",
+        "staleness_us",
+        "feature_age_us",
+        "model_age_us",
+        "cold_start",
+    }
     assert p.schema["model_version"] == pl.Int32 and p.schema["t"] == pl.Datetime("us")
     tm = run.timings
     assert set(tm["kind"].unique()) >= {"predict", "update", "retrain", "score_job"}
@@ -47,11 +74,26 @@ def test_compare_writes_a_complete_run(runner, tmp_path):
 
 def test_zero_config_infers_and_says_so(runner, tmp_path):
     table = small_table(tmp_path)
-    r = runner.invoke(app, ["compare", str(table), "--out", str(tmp_path / "z"), "--strategies", "static,online:16",
-                            "--timing-sample", "5"])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--out",
+            str(tmp_path / "z"),
+            "--strategies",
+            "static,online:16",
+            "--timing-sample",
+            "5",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    for text in ("time column: 'ts' (inferred", "label column: 'label' (inferred", "model: preset 'sgd' (default",
-                 "warm-up: 0.2"):
+    for text in (
+        "time column: 'ts' (inferred",
+        "label column: 'label' (inferred",
+        "model: preset 'sgd' (default",
+        "warm-up: 0.2",
+    ):
         assert text in r.output
 
 
@@ -71,7 +113,10 @@ def test_config_file_beside_table_is_used(runner, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--strategies", "batch:1d,streem"], "unknown kind 'streem' in 'streem'. Did you mean 'stream'?"),
+        (
+            ["--strategies", "batch:1d,streem"],
+            "unknown kind 'streem' in 'streem'. Did you mean 'stream'?",
+        ),
         (["--warmup", "30d"], "warm-up 30d is longer than the data"),
         (["--model", "missing.py:make"], "model file 'missing.py'"),
         (["--model", "sklearn.linear_model:SGDClasifier"], "Did you mean 'SGDClassifier'?"),
@@ -85,7 +130,9 @@ def test_config_file_beside_table_is_used(runner, tmp_path):
 def test_bad_input_exits_2_and_leaves_no_run(runner, tmp_path, args, message):
     table = small_table(tmp_path)
     runs = tmp_path / "runs"
-    r = runner.invoke(app, ["compare", str(table), "--out", str(runs / "x"), "--timing-sample", "5", *args])
+    r = runner.invoke(
+        app, ["compare", str(table), "--out", str(runs / "x"), "--timing-sample", "5", *args]
+    )
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert "Traceback" not in r.output
@@ -104,12 +151,31 @@ def test_factory_without_the_function_and_raising_fit(runner, tmp_path):
         "def make_boom():\n    return Boom()\n"
     )
     runs = tmp_path / "runs"
-    r = runner.invoke(app, ["compare", str(table), "--out", str(runs / "a"), "--model", f"{model}:make_modle"])
-    assert r.exit_code == 2 and "has no callable 'make_modle'. Did you mean 'make_model'?" in r.output, r.output
-    r = runner.invoke(app, ["compare", str(table), "--out", str(runs / "b"), "--model", f"{model}:make_boom",
-                            "--features", "x1", "--strategies", "static"])
+    r = runner.invoke(
+        app, ["compare", str(table), "--out", str(runs / "a"), "--model", f"{model}:make_modle"]
+    )
+    assert (
+        r.exit_code == 2 and "has no callable 'make_modle'. Did you mean 'make_model'?" in r.output
+    ), r.output
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--out",
+            str(runs / "b"),
+            "--model",
+            f"{model}:make_boom",
+            "--features",
+            "x1",
+            "--strategies",
+            "static",
+        ],
+    )
     assert r.exit_code == 2, r.output
-    assert "raised while fitting strategy 'static' at" in r.output and "RuntimeError: boom" in r.output
+    assert (
+        "raised while fitting strategy 'static' at" in r.output and "RuntimeError: boom" in r.output
+    )
     assert not runs.exists() or not any(runs.iterdir())
 
 
@@ -133,9 +199,26 @@ def test_read_run_rejects_incomplete_dirs(tmp_path):
 def test_installed_console_script(tmp_path):
     table = small_table(tmp_path, n=200)
     out = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-m", "rtml_cli", "compare", str(table), "--out", str(out),
-                        "--strategies", "static", "--timing-sample", "3", "--warmup", "1d"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtml_cli",
+            "compare",
+            str(table),
+            "--out",
+            str(out),
+            "--strategies",
+            "static",
+            "--timing-sample",
+            "3",
+            "--warmup",
+            "1d",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
 
@@ -149,8 +232,21 @@ def test_windowed_features_reach_every_view(runner, tmp_path):
         '[[feature]]\nname = "ctr_1d"\ncolumn = "label"\nagg = "mean"\nwindow = "1d"\n'
     )
     out = tmp_path / "run"
-    r = runner.invoke(app, ["compare", str(table), "--config", str(cfg), "--out", str(out),
-                            "--strategies", "batch:1d,stream:1d", "--timing-sample", "5"])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--strategies",
+            "batch:1d,stream:1d",
+            "--timing-sample",
+            "5",
+        ],
+    )
     assert r.exit_code == 0, r.output
     from rtml_cli.compare import prepare, resolve_config
 
@@ -169,15 +265,34 @@ def test_a_crash_while_writing_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runs.os, "rename", boom)
     with pytest.raises(OSError, match="disk full"):
-        runs.write_run(tmp_path / "r", manifest={}, predictions=pl.DataFrame({"a": [1]}),
-                       timings=pl.DataFrame({"a": [1]}), metrics={})
+        runs.write_run(
+            tmp_path / "r",
+            manifest={},
+            predictions=pl.DataFrame({"a": [1]}),
+            timings=pl.DataFrame({"a": [1]}),
+            metrics={},
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_timing_all_times_every_scored_event(runner, tmp_path):
     table = small_table(tmp_path, n=150)
     out = tmp_path / "run"
-    r = runner.invoke(app, ["compare", str(table), "--out", str(out), "--strategies", "static", "--warmup", "1d", "--timing", "all"])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--out",
+            str(out),
+            "--strategies",
+            "static",
+            "--warmup",
+            "1d",
+            "--timing",
+            "all",
+        ],
+    )
     assert r.exit_code == 0, r.output
     run = read_run(out)
     assert run.timings.filter(pl.col("kind") == "predict").height == run.manifest["scored_events"]

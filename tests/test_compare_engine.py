@@ -17,7 +17,9 @@ from rtml_cli.strategies import simulate, uniform_sample
 H = 3_600_000_000
 
 
-def small_table(tmp_path: Path, n: int = 400, seed: int = 1, *, one_class_day: int | None = None) -> Path:
+def small_table(
+    tmp_path: Path, n: int = 400, seed: int = 1, *, one_class_day: int | None = None
+) -> Path:
     """Events every ~25 min over ~7 days, 5 users, a string and a null-bearing column."""
     rng = np.random.default_rng(seed)
     t0 = dt.datetime(2024, 3, 1)
@@ -30,28 +32,57 @@ def small_table(tmp_path: Path, n: int = 400, seed: int = 1, *, one_class_day: i
     if one_class_day is not None:
         day = np.array([(t - t0).days for t in ts])
         y[day == one_class_day] = False
-    df = pl.DataFrame({
-        "ts": ts, "user": rng.integers(0, 5, size=n), "x1": x1, "device": dev,
-        "x2": pl.Series(x2).fill_nan(None), "label": y,
-    })
+    df = pl.DataFrame(
+        {
+            "ts": ts,
+            "user": rng.integers(0, 5, size=n),
+            "x1": x1,
+            "device": dev,
+            "x2": pl.Series(x2).fill_nan(None),
+            "label": y,
+        }
+    )
     path = tmp_path / "small.parquet"
     df.write_parquet(path)
     return path
 
 
 def _sim(path, strategies, *, model="sgd", vectorize=True, sample=None, **kw):
-    cfg = resolve_config(path, roles=Roles(key="user"), label_delay="30m", warmup="1d", strategies=strategies,
-                         model=model, **kw)
+    cfg = resolve_config(
+        path,
+        roles=Roles(key="user"),
+        label_delay="30m",
+        warmup="1d",
+        strategies=strategies,
+        model=model,
+        **kw,
+    )
     prep = prepare(path, cfg)
     out = []
     for spec in cfg.strategies:
-        out.append(simulate(spec, prep.data, prep.view_for(spec), prep.builder, vectorize=vectorize, sample=sample))
+        out.append(
+            simulate(
+                spec,
+                prep.data,
+                prep.view_for(spec),
+                prep.builder,
+                vectorize=vectorize,
+                sample=sample,
+            )
+        )
     return prep, out
 
 
 @pytest.mark.parametrize(
     "strategy,model",
-    [("batch:1d", "sgd"), ("stream:12h", "logreg"), ("online:1", "sgd"), ("online:7", "nb"), pytest.param("static", "hgb", marks=pytest.mark.slow), pytest.param("batch:6h", "rf", marks=pytest.mark.slow)],
+    [
+        ("batch:1d", "sgd"),
+        ("stream:12h", "logreg"),
+        ("online:1", "sgd"),
+        ("online:7", "nb"),
+        pytest.param("static", "hgb", marks=pytest.mark.slow),
+        pytest.param("batch:6h", "rf", marks=pytest.mark.slow),
+    ],
 )
 def test_vectorized_equals_per_event(tmp_path, strategy, model):
     path = small_table(tmp_path)
@@ -84,13 +115,18 @@ def test_batch_view_is_point_in_time_by_key(tmp_path):
     # request features are not declared here, so the string column is snapshotted too
     pred = predictions_frame(prep, [res])
     assert (pred["staleness_us"] >= 0).all() and (pred["staleness_us"] < day).all()
-    assert pred.filter(pl.col("cold_start"))["feature_age_us"].null_count() == pred["cold_start"].sum()
+    assert (
+        pred.filter(pl.col("cold_start"))["feature_age_us"].null_count() == pred["cold_start"].sum()
+    )
 
 
 def test_one_class_retrain_window_is_skipped_with_a_warning(tmp_path):
     path = small_table(tmp_path, one_class_day=3)
     _, (res,) = _sim(path, "batch:1d:1d")
-    assert any("retrain at 2024-03-05T00:00:00 skipped" in w and "one class only" in w for w in res.warnings), res.warnings
+    assert any(
+        "retrain at 2024-03-05T00:00:00 skipped" in w and "one class only" in w
+        for w in res.warnings
+    ), res.warnings
     # the previous model kept serving: the version does not move across the skipped cutoff
     fits = [f for f in res.fits if f[0] == "retrain"]
     assert res.model_version.max() == len(fits) - 1
@@ -111,11 +147,13 @@ def test_online_without_partial_fit_names_alternatives(tmp_path):
 
 def test_parallel_jobs_give_the_same_predictions(tmp_path):
     path = small_table(tmp_path)
-    cfg = resolve_config(path, roles=Roles(key="user"), warmup="1d", strategies="batch:1d,online:4", model="sgd")
+    cfg = resolve_config(
+        path, roles=Roles(key="user"), warmup="1d", strategies="batch:1d,online:4", model="sgd"
+    )
     prep = prepare(path, cfg)
     one = run_strategies(prep, jobs=1, timing_sample=50)
     two = run_strategies(prep, jobs=2, timing_sample=50)
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         assert a.name == b.name
         np.testing.assert_array_equal(a.score, b.score)
         assert sum(k == "predict" for k in b.calls["kind"]) == 50
@@ -133,7 +171,14 @@ def test_regression_end_to_end(tmp_path):
     n = 300
     ts = [dt.datetime(2024, 3, 1) + dt.timedelta(minutes=30 * i) for i in range(n)]
     x = rng.normal(size=n)
-    df = pl.DataFrame({"ts": ts, "x": x, "cat": rng.choice(["a", "b"], size=n), "target": 3 * x + rng.normal(size=n) * 0.1})
+    df = pl.DataFrame(
+        {
+            "ts": ts,
+            "x": x,
+            "cat": rng.choice(["a", "b"], size=n),
+            "target": 3 * x + rng.normal(size=n) * 0.1,
+        }
+    )
     path = tmp_path / "reg.parquet"
     df.write_parquet(path)
     cfg = resolve_config(path, warmup="1d", strategies="stream:1d,online:1,static", model="sgd")
@@ -142,7 +187,7 @@ def test_regression_end_to_end(tmp_path):
     res = run_strategies(prep, timing_sample=10)
     for r in res:
         assert np.array_equal(r.pred, r.score)
-        y = prep.data.y[prep.data.s0:]
+        y = prep.data.y[prep.data.s0 :]
         assert np.sqrt(np.mean((r.score - y) ** 2)) < 1.0  # learns y ≈ 3x
     pred = predictions_frame(prep, res)
     assert pred["y"].null_count() == 0 and pred.height == 3 * (n - prep.data.s0)

@@ -78,7 +78,11 @@ def _predicted(calls) -> list[tuple[int, int, list[float]]]:
 
 
 def _fits(calls):
-    return [(c[0], [float(v) for v in c[1][:, 0]], [float(v) for v in c[2]]) for c in calls if c[0] != "predict"]
+    return [
+        (c[0], [float(v) for v in c[1][:, 0]], [float(v) for v in c[2]])
+        for c in calls
+        if c[0] != "predict"
+    ]
 
 
 def _nan(v):
@@ -88,7 +92,11 @@ def _nan(v):
 @pytest.mark.parametrize("vectorize", [True, False])
 def test_worked_example_batch(tmp_path, vectorize):
     prep, res, calls = _run(_example(tmp_path), "batch:1d", vectorize=vectorize)
-    assert prep.data.W == int((DAY0 + dt.timedelta(days=1, hours=2) - dt.datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+    assert (
+        prep.data.W
+        == int((DAY0 + dt.timedelta(days=1, hours=2) - dt.datetime(1970, 1, 1)).total_seconds())
+        * 1_000_000
+    )
     fits = _fits(calls)
     # B0 at W on (∅,0),(∅,1),(2,1); B1 at day2 00:00 on (∅,0),(∅,1),(2,1),(2,0)
     assert [(k, _nan(x), y) for k, x, y in fits] == [
@@ -104,7 +112,11 @@ def test_worked_example_batch(tmp_path, vectorize):
     assert pred["event_id"].to_list() == [3, 4, 5]
     # e5: snapshot day2 00:00 holds e4 (day1 23:30): staleness 9h, feature age 9.5h, model age 9h
     e5 = pred.row(2, named=True)
-    assert (e5["staleness_us"], e5["feature_age_us"], e5["model_age_us"]) == (9 * H, 9 * H + H // 2, 9 * H)
+    assert (e5["staleness_us"], e5["feature_age_us"], e5["model_age_us"]) == (
+        9 * H,
+        9 * H + H // 2,
+        9 * H,
+    )
 
 
 @pytest.mark.parametrize("vectorize", [True, False])
@@ -156,17 +168,26 @@ def tables(draw):
     # the first rows hold both classes so the warm-up can always fit
     ys[0], ys[1] = 0.0, 1.0
     delays[0] = delays[1] = 0
-    return pl.DataFrame({
-        "ts": pl.Series(t).cast(pl.Datetime("us")),
-        "k": keys,
-        "rid": np.arange(n, dtype=float),
-        "y": pl.Series(ys, dtype=pl.Float64).cast(pl.Boolean),
-        "lt": pl.Series(t + np.array(delays)).cast(pl.Datetime("us")),
-    })
+    return pl.DataFrame(
+        {
+            "ts": pl.Series(t).cast(pl.Datetime("us")),
+            "k": keys,
+            "rid": np.arange(n, dtype=float),
+            "y": pl.Series(ys, dtype=pl.Float64).cast(pl.Boolean),
+            "lt": pl.Series(t + np.array(delays)).cast(pl.Datetime("us")),
+        }
+    )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(df=tables(), strategy=st.sampled_from(["batch:6h", "stream:6h", "online:1", "online:3", "static", "batch:1d:12h"]))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    df=tables(),
+    strategy=st.sampled_from(
+        ["batch:6h", "stream:6h", "online:1", "online:3", "static", "batch:1d:12h"]
+    ),
+)
 def test_no_model_ever_sees_the_future(tmp_path_factory, df, strategy):
     """Every fit/update saw only rows with t < fit time and labels with l < fit time; every
     predicted event's model only saw labels that arrived strictly before the event."""
@@ -175,17 +196,27 @@ def test_no_model_ever_sees_the_future(tmp_path_factory, df, strategy):
     from rtml_cli.io import Roles
 
     Recorder.CALLS.clear()
-    cfg = resolve_config(path, roles=Roles(time="ts", label="y", key="k", label_time="lt",
-                                           features=["rid"], request_features=["rid"]),
-                         warmup="0.3", strategies=strategy)
+    cfg = resolve_config(
+        path,
+        roles=Roles(
+            time="ts",
+            label="y",
+            key="k",
+            label_time="lt",
+            features=["rid"],
+            request_features=["rid"],
+        ),
+        warmup="0.3",
+        strategies=strategy,
+    )
     prep = prepare(path, cfg, instance=Recorder())
     spec = cfg.strategies[0]
     res = simulate(spec, prep.data, prep.view_for(spec), prep.builder)
-    t, l = prep.data.t, prep.data.l
+    t, l = prep.data.t, prep.data.l  # noqa: E741 (l_i as in DESIGN)
     calls = list(Recorder.CALLS)
     trained = [c for c in calls if c[0] != "predict"]
     assert len(trained) == len(res.fits)
-    for (kind, X, _y), (_k, at, _rows) in zip(trained, res.fits):
+    for (kind, X, _y), (_k, at, _rows) in zip(trained, res.fits, strict=True):
         rids = X[:, 0].astype(int)
         if kind == "fit":  # a job at c sees labels that arrived strictly before c
             assert (l[rids] < at).all(), (kind, rids, at)

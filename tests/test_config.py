@@ -10,15 +10,30 @@ from rtml_cli.io import Roles
 
 
 def test_full_config_resolves():
-    cfg = build_config({
-        "data": {"time": "ts", "label": "click", "key": "u", "label_delay": "30m", "warmup": "7d",
-                 "request_features": ["hour"]},
-        "model": {"estimator": "sklearn.linear_model:SGDClassifier", "params": {"loss": "log_loss"}},
-        "strategy": [{"name": "b", "kind": "batch", "retrain_every": "1h", "train_window": "7d"},
-                     {"name": "o", "kind": "online", "update_every": 32}],
-        "feature": [{"name": "c1h", "key": "u", "column": "click", "agg": "sum", "window": "1h"}],
-        "report": {"baseline": "o", "checks": ["o.auc - b.auc >= 0"]},
-    })
+    cfg = build_config(
+        {
+            "data": {
+                "time": "ts",
+                "label": "click",
+                "key": "u",
+                "label_delay": "30m",
+                "warmup": "7d",
+                "request_features": ["hour"],
+            },
+            "model": {
+                "estimator": "sklearn.linear_model:SGDClassifier",
+                "params": {"loss": "log_loss"},
+            },
+            "strategy": [
+                {"name": "b", "kind": "batch", "retrain_every": "1h", "train_window": "7d"},
+                {"name": "o", "kind": "online", "update_every": 32},
+            ],
+            "feature": [
+                {"name": "c1h", "key": "u", "column": "click", "agg": "sum", "window": "1h"}
+            ],
+            "report": {"baseline": "o", "checks": ["o.auc - b.auc >= 0"]},
+        }
+    )
     assert cfg.label_delay_us == 30 * 60 * 1_000_000 and cfg.warmup == "7d"
     assert cfg.strategies[0].retrain_every_us == 3_600_000_000
     assert cfg.strategies[0].train_window_us == 7 * 86_400_000_000
@@ -28,8 +43,13 @@ def test_full_config_resolves():
 
 
 def test_flags_override_the_file():
-    cfg = build_config({"data": {"time": "ts", "warmup": "7d"}, "model": {"preset": "sgd"}},
-                       roles=Roles(time="when"), warmup="0.1", model="hgb", strategies="static")
+    cfg = build_config(
+        {"data": {"time": "ts", "warmup": "7d"}, "model": {"preset": "sgd"}},
+        roles=Roles(time="when"),
+        warmup="0.1",
+        model="hgb",
+        strategies="static",
+    )
     assert cfg.roles.time == "when" and cfg.warmup == 0.1 and cfg.model.preset == "hgb"
     assert [s.kind for s in cfg.strategies] == ["static"] and cfg.baseline == "static"
 
@@ -39,12 +59,21 @@ def test_flags_override_the_file():
     [
         ({"data": {"lable": "y"}}, "unknown key 'lable' in [data]. Did you mean 'label'?"),
         ({"strategy": [{"kind": "bach"}]}, "unknown kind 'bach'. Did you mean 'batch'?"),
-        ({"strategy": [{"kind": "online", "update_every": 0}]}, "update_every must be an integer >= 1. Got 0"),
+        (
+            {"strategy": [{"kind": "online", "update_every": 0}]},
+            "update_every must be an integer >= 1. Got 0",
+        ),
         ({"strategy": [{"kind": "batch", "retrain_every": "soon"}]}, "Got 'soon' instead"),
-        ({"strategy": [{"kind": "static", "update_every": 2}]}, "update_every applies to online only"),
+        (
+            {"strategy": [{"kind": "static", "update_every": 2}]},
+            "update_every applies to online only",
+        ),
         ({"strategy": [{"kind": "batch"}, {"kind": "batch"}]}, "repeated: batch"),
         ({"data": {"warmup": 1.5}}, "must be in (0, 1). Got 1.5"),
-        ({"model": {"preset": "sgd", "factory": "m.py:f"}}, "give exactly one of preset, estimator or factory"),
+        (
+            {"model": {"preset": "sgd", "factory": "m.py:f"}},
+            "give exactly one of preset, estimator or factory",
+        ),
         ({"report": {"baseline": "x"}}, "baseline 'x' is not a strategy"),
         ({"feature": [{"name": "f", "column": "c", "agg": "sum"}]}, "missing 'window'"),
         ({"modle": {}}, "Did you mean 'model'?"),
@@ -58,15 +87,27 @@ def test_errors_name_key_value_and_choices(raw, message):
 
 def test_compact_strategies_names_and_params():
     specs = parse_strategies("batch:1d,batch:1h:7d,stream,online:32,live=online:1,static")
-    assert [s.name for s in specs] == ["batch_1d", "batch_1h", "stream", "online_32", "live", "static"]
-    assert specs[1].train_window_us == 7 * 86_400_000_000 and specs[2].retrain_every_us == 86_400_000_000
+    assert [s.name for s in specs] == [
+        "batch_1d",
+        "batch_1h",
+        "stream",
+        "online_32",
+        "live",
+        "static",
+    ]
+    assert (
+        specs[1].train_window_us == 7 * 86_400_000_000
+        and specs[2].retrain_every_us == 86_400_000_000
+    )
     with pytest.raises(ConfigError, match="online:x"):
         parse_strategies("online:x")
 
 
 def test_model_text_forms():
     assert model_spec_from_text("rf").preset == "rf"
-    assert model_spec_from_text("sklearn.linear_model:Ridge").estimator == "sklearn.linear_model:Ridge"
+    assert (
+        model_spec_from_text("sklearn.linear_model:Ridge").estimator == "sklearn.linear_model:Ridge"
+    )
     assert model_spec_from_text("models/m.py:make").factory == "models/m.py:make"
 
 

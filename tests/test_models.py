@@ -12,8 +12,13 @@ from rtml_cli.models import encode, infer_task, make_encoding, resolve_model, sp
 
 
 def _frame():
-    return pl.DataFrame({"a": [1.0, None, 3.0, 4.0, 0.5, 2.0], "s": ["x", "y", None, "x", "z", "y"],
-                         "b": [True, False, True, True, False, False]})
+    return pl.DataFrame(
+        {
+            "a": [1.0, None, 3.0, 4.0, 0.5, 2.0],
+            "s": ["x", "y", None, "x", "z", "y"],
+            "b": [True, False, True, True, False, False],
+        }
+    )
 
 
 def test_task_inference():
@@ -54,13 +59,22 @@ def test_regression_presets(preset):
 def test_import_path_is_used_as_given():
     df = _frame().select("a", "b")
     enc = make_encoding(df, ["a", "b"], raw=True)
-    b = resolve_model(ModelSpec(estimator="sklearn.linear_model:SGDClassifier", params={"loss": "log_loss", "alpha": 0.01}),
-                      task="binary", encoding=enc)
+    b = resolve_model(
+        ModelSpec(
+            estimator="sklearn.linear_model:SGDClassifier",
+            params={"loss": "log_loss", "alpha": 0.01},
+        ),
+        task="binary",
+        encoding=enc,
+    )
     m = b.make()
     assert type(m).__name__ == "SGDClassifier" and m.alpha == 0.01  # no pipeline around it
     with pytest.raises(ModelError, match="rejects params"):
-        resolve_model(ModelSpec(estimator="sklearn.linear_model:SGDClassifier", params={"nope": 1}),
-                      task="binary", encoding=enc)
+        resolve_model(
+            ModelSpec(estimator="sklearn.linear_model:SGDClassifier", params={"nope": 1}),
+            task="binary",
+            encoding=enc,
+        )
     with pytest.raises(ModelError, match="cannot import module"):
         resolve_model(ModelSpec(estimator="no_such_pkg:Thing"), task="binary", encoding=enc)
 
@@ -69,7 +83,9 @@ def test_import_path_with_string_features_is_refused():
     df = _frame()
     enc = make_encoding(df, ["a", "s"], raw=True)
     with pytest.raises(ModelError, match="not numeric"):
-        resolve_model(ModelSpec(estimator="sklearn.linear_model:SGDClassifier"), task="binary", encoding=enc)
+        resolve_model(
+            ModelSpec(estimator="sklearn.linear_model:SGDClassifier"), task="binary", encoding=enc
+        )
 
 
 def test_online_adapter_freezes_preprocessing():
@@ -84,4 +100,6 @@ def test_online_adapter_freezes_preprocessing():
     # the pipeline predicts with the updated final step through the frozen prefix
     np.testing.assert_allclose(model.predict_proba(X)[:, 1], final.predict_proba(Z)[:, 1])
     with pytest.raises(ModelError, match="has no partial_fit"):
-        split_online(resolve_model(ModelSpec(preset="rf"), task="binary", encoding=enc).make(), what="o")
+        split_online(
+            resolve_model(ModelSpec(preset="rf"), task="binary", encoding=enc).make(), what="o"
+        )
