@@ -554,7 +554,11 @@ def _manifest(
     import sklearn
 
     cfg, ev = prep.config, prep.table
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # with --jobs > 1 the strategies ran in worker processes: report the larger peak
+    peak_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     return {
         "rtml_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(),
