@@ -253,6 +253,10 @@ def compare(
     label_delay: Annotated[Optional[str], typer.Option("--label-delay", help="Fixed label delay, e.g. '30m' (default 0).")] = None,
     features: Annotated[Optional[list[str]], typer.Option("--features", help="Feature columns (comma-separated or repeated).")] = None,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Columns never used as features, e.g. leaks.")] = None,
+    request_features: Annotated[
+        Optional[list[str]],
+        typer.Option("--request-features", help="Features known at request time: batch takes them from the event itself."),
+    ] = None,
     warmup: Annotated[Optional[str], typer.Option("--warmup", help="Warm-up: a duration ('7d') or a fraction of events (0.2, the default).")] = None,
     model: Annotated[
         Optional[str],
@@ -285,7 +289,7 @@ def compare(
         compare_cli(
             table, config=config, out=out, time_col=time_col, label_col=label_col, key_col=key_col,
             label_time_col=label_time_col, label_delay=label_delay, features=_csv_list(features) or None,
-            ignore=_csv_list(ignore), warmup=warmup, model=model, strategies=strategies, baseline=baseline,
+            ignore=_csv_list(ignore), request_features=_csv_list(request_features), warmup=warmup, model=model, strategies=strategies, baseline=baseline,
             jobs=jobs, timing_sample=timing or timing_sample, seed=seed, echo=_err,
         )
 

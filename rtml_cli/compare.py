@@ -622,6 +622,7 @@ def compare_cli(
     features: list[str] | None,
     ignore: list[str],
     warmup: str | None,
+    request_features: list[str] | None = None,
     model: str | None,
     strategies: str | None,
     baseline: str | None,
@@ -647,6 +648,7 @@ def compare_cli(
         label_time=label_time_col,
         features=features,
         ignore=ignore,
+        request_features=list(request_features or []),
     )
     res = run_compare(
         table,

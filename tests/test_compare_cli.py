@@ -297,3 +297,43 @@ def test_timing_all_times_every_scored_event(runner, tmp_path):
     run = read_run(out)
     assert run.timings.filter(pl.col("kind") == "predict").height == run.manifest["scored_events"]
     assert run.manifest["options"]["timing_sample"] == "all"
+
+
+def test_request_features_come_from_the_event_in_batch(runner, tmp_path):
+    table = small_table(tmp_path)
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--out",
+            str(out),
+            "--key-col",
+            "user",
+            "--warmup",
+            "1d",
+            "--strategies",
+            "batch:1d",
+            "--request-features",
+            "device",
+            "--timing-sample",
+            "3",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert read_run(out).manifest["roles"]["request_features"] == ["device"]
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--out",
+            str(tmp_path / "r2"),
+            "--features",
+            "x1",
+            "--request-features",
+            "device",
+        ],
+    )
+    assert r.exit_code == 2 and "request feature 'device' is not among the features" in r.output

@@ -191,3 +191,19 @@ def test_regression_end_to_end(tmp_path):
         assert np.sqrt(np.mean((r.score - y) ** 2)) < 1.0  # learns y ≈ 3x
     pred = predictions_frame(prep, res)
     assert pred["y"].null_count() == 0 and pred.height == 3 * (n - prep.data.s0)
+
+
+def test_request_features_are_the_events_own_in_the_batch_view(tmp_path):
+    path = small_table(tmp_path)
+    cfg = resolve_config(
+        path, roles=Roles(key="user", request_features=["x1"]), warmup="1d", strategies="batch:1d"
+    )
+    prep = prepare(path, cfg)
+    X = prep.view_for(cfg.strategies[0]).X
+    np.testing.assert_array_equal(
+        X[:, prep.features.index("x1")], prep.table.frame["x1"].to_numpy()
+    )
+    # x2 is still snapshotted: it differs from the event's own value somewhere
+    own = prep.table.frame["x2"].fill_null(np.nan).to_numpy()
+    col = X[:, prep.features.index("x2")]
+    assert not np.allclose(col, own, equal_nan=True)
