@@ -337,3 +337,28 @@ def test_request_features_come_from_the_event_in_batch(runner, tmp_path):
         ],
     )
     assert r.exit_code == 2 and "request feature 'device' is not among the features" in r.output
+
+
+def test_default_out_and_one_class_warning_on_stderr(runner, tmp_path, monkeypatch):
+    table = small_table(tmp_path, one_class_day=3)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--strategies",
+            "batch:1d:1d",
+            "--warmup",
+            "1d",
+            "--key-col",
+            "user",
+            "--timing-sample",
+            "3",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "warning: strategy 'batch': retrain at 2024-03-05T00:00:00 skipped" in r.output
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("small-")
+    assert any("one class only" in w for w in read_run(runs[0]).manifest["warnings"])
