@@ -141,7 +141,12 @@ def encode(frame: pl.DataFrame, enc: Encoding) -> np.ndarray:
         col = pl.col(c)
         dt = frame.schema[c]
         if i in enc.numeric:
-            if dt.is_temporal():
+            # temporal columns become seconds (since the epoch, midnight, or as a span)
+            if dt == pl.Duration or isinstance(dt, pl.Duration):
+                col = col.dt.total_microseconds().cast(pl.Float64) / 1e6
+            elif dt == pl.Time:
+                col = col.cast(pl.Int64).cast(pl.Float64) / 1e9
+            elif dt.is_temporal():
                 col = col.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
             exprs.append(col.cast(pl.Float64).alias(c))
         elif enc.raw:

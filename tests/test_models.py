@@ -103,3 +103,17 @@ def test_online_adapter_freezes_preprocessing():
         split_online(
             resolve_model(ModelSpec(preset="rf"), task="binary", encoding=enc).make(), what="o"
         )
+
+
+def test_temporal_feature_columns_become_seconds():
+    import datetime as dt
+
+    df = pl.DataFrame(
+        {
+            "d": [dt.timedelta(seconds=90), None],
+            "t": [dt.time(1, 0), dt.time(0, 0, 30)],
+            "w": [dt.datetime(1970, 1, 1, 0, 1), dt.datetime(1970, 1, 2)],
+        }
+    )
+    X = encode(df, make_encoding(df, df.columns, raw=False))
+    np.testing.assert_array_equal(X, [[90.0, 3600.0, 60.0], [np.nan, 30.0, 86400.0]])
