@@ -116,4 +116,4 @@ def test_temporal_feature_columns_become_seconds():
         }
     )
     X = encode(df, make_encoding(df, df.columns, raw=False))
-    np.testing.assert_array_equal(X, [[90.0, 3600.0, 60.0], [np.nan, 30.0, 86400.0]])
+    np.testing.assert_allclose(X, [[90.0, 3600.0, 60.0], [np.nan, 30.0, 86400.0]], rtol=1e-12)
