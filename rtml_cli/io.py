@@ -88,7 +88,9 @@ def _expand(path: str) -> tuple[list[str], str]:
     if any(ch in path for ch in "*?["):
         files = sorted(_glob.glob(path, recursive=True))
         if not files:
-            raise InputError(f"no file matches the glob '{path}'. Check the pattern and the folder.")
+            raise InputError(
+                f"no file matches the glob '{path}'. Check the pattern and the folder."
+            )
     elif p.is_dir():
         files = sorted(str(f) for f in p.rglob("*") if f.is_file() and _format_of(str(f)))
         if not files:
@@ -140,7 +142,10 @@ def scan_table(path: str | Path) -> pl.LazyFrame:
         elif fmt == "csv":
             sep = "\t" if files[0].lower().endswith(".tsv") else ","
             lf = pl.concat(
-                [pl.scan_csv(f, separator=sep, try_parse_dates=True, infer_schema_length=10_000) for f in files]
+                [
+                    pl.scan_csv(f, separator=sep, try_parse_dates=True, infer_schema_length=10_000)
+                    for f in files
+                ]
             )
         elif fmt == "ndjson":
             lf = pl.scan_ndjson(files, infer_schema_length=10_000)
@@ -281,7 +286,9 @@ def time_expr(schema: pl.Schema, roles: Roles, *, column: str | None = None) -> 
         return (col.cast(pl.Float64) * factor).round(0).cast(pl.Int64).cast(TIME_DTYPE)
     if dtype == pl.String:
         if roles.time_format:
-            return col.str.to_datetime(roles.time_format, time_unit="us", strict=False).cast(TIME_DTYPE)
+            return col.str.to_datetime(roles.time_format, time_unit="us", strict=False).cast(
+                TIME_DTYPE
+            )
         return (
             col.str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
             .dt.replace_time_zone(None)
@@ -307,7 +314,10 @@ def check_time_column(
         lf.select(
             pl.col(roles.time).is_null().sum().alias("raw_null"),
             (pl.col(T).is_null() & pl.col(roles.time).is_not_null()).sum().alias("bad"),
-            pl.col(roles.time).filter(pl.col(T).is_null() & pl.col(roles.time).is_not_null()).first().alias("bad_value"),
+            pl.col(roles.time)
+            .filter(pl.col(T).is_null() & pl.col(roles.time).is_not_null())
+            .first()
+            .alias("bad_value"),
             pl.len().alias("rows"),
         ),
         source=source,
@@ -436,7 +446,14 @@ def load_events(
     roles, notes = resolve_roles(schema, roles, source=source, need_label=need_label)
     lf, dropped = check_time_column(lf, schema, roles, source=source, drop_null_time=drop_null_time)
     if columns is not None:
-        keep = list(dict.fromkeys([*columns, *(c for c in (roles.time, roles.label, roles.key, roles.label_time) if c)]))
+        keep = list(
+            dict.fromkeys(
+                [
+                    *columns,
+                    *(c for c in (roles.time, roles.label, roles.key, roles.label_time) if c),
+                ]
+            )
+        )
         lf = lf.select([*keep, T])
     lf = lf.with_row_index("rtml_row")
     df = collect(lf, source=source)
@@ -455,5 +472,10 @@ def load_events(
         df = df.with_columns(lexpr.alias(L))
         check_label_times(df, roles, source=source)
     return EventTable(
-        frame=df, roles=roles, source=source, notes=notes, was_sorted=was_sorted, dropped_null_time=dropped
+        frame=df,
+        roles=roles,
+        source=source,
+        notes=notes,
+        was_sorted=was_sorted,
+        dropped_null_time=dropped,
     )

@@ -75,9 +75,25 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                self.exe, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.dir),
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+                self.exe,
+                "--bind",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--protected-mode",
+                "yes",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -136,8 +152,16 @@ class KafkaBroker:
         addr = f"tcp://{LOOPBACK}:{self.port}"
         env = {**os.environ, "RUST_LOG": "error"}
         self.proc = subprocess.Popen(
-            [self.exe, "broker", "--listener-url", addr, "--advertised-listener-url", addr,
-             "--storage-engine", "memory://tansu/"],
+            [
+                self.exe,
+                "broker",
+                "--listener-url",
+                addr,
+                "--advertised-listener-url",
+                addr,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -154,11 +178,15 @@ class KafkaBroker:
         Tansu's high watermarks are unreliable)."""
         from confluent_kafka import Consumer, TopicPartition
 
-        c = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": f"t-{time.time_ns()}",
-            "enable.auto.commit": False, "session.timeout.ms": 6000,
-            "auto.offset.reset": "earliest",
-        })
+        c = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"t-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "auto.offset.reset": "earliest",
+            }
+        )
         try:
             md = c.list_topics(topic, timeout=10)
             parts = list(md.topics[topic].partitions)
@@ -269,8 +297,9 @@ class ModelServer:
 
         self.dead.clear()
         self._server = Server((LOOPBACK, self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     def _die(self) -> None:
@@ -278,8 +307,9 @@ class ModelServer:
         if self._server is not None and not self.dead.is_set():
             self.dead.set()
             srv = self._server
-            threading.Thread(target=lambda: (srv.shutdown(), srv.server_close()),
-                             daemon=True).start()
+            threading.Thread(
+                target=lambda: (srv.shutdown(), srv.server_close()), daemon=True
+            ).start()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -315,8 +345,9 @@ def http_server() -> Iterator[ModelServer]:
 
 
 # ------------------------------------------------------------------------------------ stream
-def make_messages(n_events: int, *, n_keys: int = 5, label_lag: int = 3, seed: int = 0
-                  ) -> pl.DataFrame:
+def make_messages(
+    n_events: int, *, n_keys: int = 5, label_lag: int = 3, seed: int = 0
+) -> pl.DataFrame:
     """A replay message stream in arrival order, like ``rtml replay`` produces.
 
     Events ``x`` in 0..9, key ``user`` in ``u0..u{n_keys-1}``, label ``y`` = ``x >= 5``
@@ -329,17 +360,39 @@ def make_messages(n_events: int, *, n_keys: int = 5, label_lag: int = 3, seed: i
     rows: list[dict[str, Any]] = []
     for i in range(n_events + label_lag):
         if i < n_events:
-            rows.append({"rtml_kind": "event", "rtml_event_id": i, "rtml_time": t0 + i * 1000,
-                         "user": f"u{users[i]}", "x": int(x[i]), "y": None})
+            rows.append(
+                {
+                    "rtml_kind": "event",
+                    "rtml_event_id": i,
+                    "rtml_time": t0 + i * 1000,
+                    "user": f"u{users[i]}",
+                    "x": int(x[i]),
+                    "y": None,
+                }
+            )
         j = i - label_lag
         if 0 <= j < n_events:
-            rows.append({"rtml_kind": "label", "rtml_event_id": j,
-                         "rtml_time": t0 + i * 1000 + 500, "user": None, "x": None,
-                         "y": bool(x[j] >= 5)})
-    return pl.DataFrame(rows, schema={"rtml_kind": pl.String, "rtml_event_id": pl.Int64,
-                                      "rtml_time": pl.Int64, "user": pl.String,
-                                      "x": pl.Int64, "y": pl.Boolean}
-                        ).with_columns(pl.col("rtml_time").cast(pl.Datetime("us")))
+            rows.append(
+                {
+                    "rtml_kind": "label",
+                    "rtml_event_id": j,
+                    "rtml_time": t0 + i * 1000 + 500,
+                    "user": None,
+                    "x": None,
+                    "y": bool(x[j] >= 5),
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "rtml_kind": pl.String,
+            "rtml_event_id": pl.Int64,
+            "rtml_time": pl.Int64,
+            "user": pl.String,
+            "x": pl.Int64,
+            "y": pl.Boolean,
+        },
+    ).with_columns(pl.col("rtml_time").cast(pl.Datetime("us")))
 
 
 def encode(frame: pl.DataFrame) -> list[str]:
@@ -351,8 +404,9 @@ def encode(frame: pl.DataFrame) -> list[str]:
     return out
 
 
-def batches(frame: pl.DataFrame, size: int, *, scheduled_ns: np.ndarray | None = None
-            ) -> list[MessageBatch]:
+def batches(
+    frame: pl.DataFrame, size: int, *, scheduled_ns: np.ndarray | None = None
+) -> list[MessageBatch]:
     """``frame`` cut into :class:`MessageBatch` es of ``size`` messages."""
     out = []
     for lo in range(0, frame.height, size):

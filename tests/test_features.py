@@ -139,7 +139,10 @@ def tables(draw: st.DrawFn) -> pl.DataFrame:
     )
     y = draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n))
     delay = draw(st.lists(st.sampled_from([0, 0, 1, 3, 10, 60, 500]), min_size=n, max_size=n))
-    lab = [None if yy is None else t + dt.timedelta(minutes=d) for yy, t, d in zip(y, times, delay, strict=True)]
+    lab = [
+        None if yy is None else t + dt.timedelta(minutes=d)
+        for yy, t, d in zip(y, times, delay, strict=True)
+    ]
     return pl.DataFrame(
         {T: times, "k": keys, "g": g2, "x": x, "s": s, "y": y, L: lab},
         schema={
@@ -188,7 +191,9 @@ def check_against_reference(
         assert_same(out[spec.value_col].to_list(), want_v, f"{spec.name} value")
         assert_same(out[spec.age_col].to_list(), want_a, f"{spec.name} age")
         all_ages.append(want_a)
-    combined = [min((a for a in col if a is not None), default=None) for col in zip(*all_ages, strict=True)]
+    combined = [
+        min((a for a in col if a is not None), default=None) for col in zip(*all_ages, strict=True)
+    ]
     assert out[FEATURE_AGE].to_list() == combined
 
 

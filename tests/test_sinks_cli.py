@@ -28,9 +28,25 @@ def elec2():
 def test_http_record_then_report_scores_the_deployed_model(runner, http_server, elec2, tmp_path):
     http_server.score_fn = lambda ev: ev["nswprice"]
     run = tmp_path / "run"
-    r = runner.invoke(app, ["replay", elec2, "--limit", "300", "--to", http_server.url(),
-                            "--concurrency", "2", "--score-field", "score", "--record", str(run),
-                            "--header", "X-Team: ml"])
+    r = runner.invoke(
+        app,
+        [
+            "replay",
+            elec2,
+            "--limit",
+            "300",
+            "--to",
+            http_server.url(),
+            "--concurrency",
+            "2",
+            "--score-field",
+            "score",
+            "--record",
+            str(run),
+            "--header",
+            "X-Team: ml",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "http -> http://127.0.0.1" in r.output and "delivered 300" in r.output
     assert len(http_server.received) == 300
@@ -44,15 +60,30 @@ def test_http_record_then_report_scores_the_deployed_model(runner, http_server, 
 
 
 def test_redis_and_kafka_targets_get_every_message(runner, redis_server, kafka_broker, elec2):
-    r = runner.invoke(app, ["replay", elec2, "--limit", "200", "--to", f"{redis_server.url}/ev",
-                            "--maxlen", "10000"])
+    r = runner.invoke(
+        app,
+        ["replay", elec2, "--limit", "200", "--to", f"{redis_server.url}/ev", "--maxlen", "10000"],
+    )
     assert r.exit_code == 0, r.output
     stdout = runner.invoke(app, ["replay", elec2, "--limit", "200"]).stdout.splitlines()
     entries = redis_server.client().xrange("ev")
     assert [json.loads(f[b"data"]) for _i, f in entries] == [json.loads(s) for s in stdout]
 
-    r = runner.invoke(app, ["replay", elec2, "--limit", "200", "--to", kafka_broker.url("ev"),
-                            "--key-col", "day", "--kafka-config", "acks=all"])
+    r = runner.invoke(
+        app,
+        [
+            "replay",
+            elec2,
+            "--limit",
+            "200",
+            "--to",
+            kafka_broker.url("ev"),
+            "--key-col",
+            "day",
+            "--kafka-config",
+            "acks=all",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "delivered 400" in r.output and "failed 0" in r.output
     got = kafka_broker.consume("ev", expect=400)
@@ -67,8 +98,10 @@ def test_unreachable_target_exits_2_with_a_clear_error(runner, elec2):
 
 
 def test_flag_for_another_transport_is_a_usage_error(runner, elec2, tmp_path):
-    r = runner.invoke(app, ["replay", elec2, "--limit", "5", "--to", str(tmp_path / "x.ndjson"),
-                            "--concurrency", "4"])
+    r = runner.invoke(
+        app,
+        ["replay", elec2, "--limit", "5", "--to", str(tmp_path / "x.ndjson"), "--concurrency", "4"],
+    )
     assert r.exit_code == 2
     assert "error: --concurrency applies to http://, https:// targets only" in r.output
 
@@ -76,8 +109,18 @@ def test_flag_for_another_transport_is_a_usage_error(runner, elec2, tmp_path):
 def test_server_dies_then_checkpoint_resume_completes(runner, http_server, elec2, tmp_path):
     ck = tmp_path / "ck.json"
     http_server.die_after = 120
-    args = ["replay", elec2, "--limit", "300", "--to", http_server.url(), "--checkpoint",
-            str(ck), "--retries", "2"]
+    args = [
+        "replay",
+        elec2,
+        "--limit",
+        "300",
+        "--to",
+        http_server.url(),
+        "--checkpoint",
+        str(ck),
+        "--retries",
+        "2",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, r.output
     assert "Delivered 120 messages" in r.output and "--resume-from" in r.output
@@ -96,9 +139,24 @@ def test_server_dies_then_checkpoint_resume_completes(runner, http_server, elec2
 def test_ctrl_c_flushes_closes_summarises_and_exits_130(http_server, elec2, tmp_path):
     ck = tmp_path / "ck.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rtml_cli", "replay", elec2, "--limit", "5000", "--rate", "400",
-         "--to", http_server.url(), "--checkpoint", str(ck)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rtml_cli",
+            "replay",
+            elec2,
+            "--limit",
+            "5000",
+            "--rate",
+            "400",
+            "--to",
+            http_server.url(),
+            "--checkpoint",
+            str(ck),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 60
@@ -120,8 +178,9 @@ def test_ctrl_c_flushes_closes_summarises_and_exits_130(http_server, elec2, tmp_
 
 
 @pytest.mark.parametrize("kind", ["kafka", "redis"])
-def test_interrupt_mid_replay_flushes_what_was_handed_over(kind, redis_server, kafka_broker,
-                                                           elec2, tmp_path, monkeypatch):
+def test_interrupt_mid_replay_flushes_what_was_handed_over(
+    kind, redis_server, kafka_broker, elec2, tmp_path, monkeypatch
+):
     from rtml_cli.io import Roles
     from rtml_cli.replay import ReplayOptions, replay
     from rtml_cli.sinks.kafka import KafkaSink
@@ -140,8 +199,13 @@ def test_interrupt_mid_replay_flushes_what_was_handed_over(kind, redis_server, k
 
     monkeypatch.setattr(cls, "write", write_then_ctrl_c)
     ck = tmp_path / "ck.json"
-    summary = replay(elec2, Roles(), ReplayOptions(limit=3000, rate=20_000), to=url,
-                     sink_options={"checkpoint": str(ck)})
+    summary = replay(
+        elec2,
+        Roles(),
+        ReplayOptions(limit=3000, rate=20_000),
+        to=url,
+        sink_options={"checkpoint": str(ck)},
+    )
     assert summary.interrupted
     handed = sum(calls[:2])
     assert summary.sink_stats["delivered"] == handed  # flushed at close, none lost

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.service
 
 
 def _events(msgs: pl.DataFrame) -> list[dict]:
-    return [json.loads(s) for s, k in zip(encode(msgs), msgs["rtml_kind"], strict=True)
-            if k == "event"]
+    return [
+        json.loads(s) for s, k in zip(encode(msgs), msgs["rtml_kind"], strict=True) if k == "event"
+    ]
 
 
 def _run(sink: HttpSink, msgs: pl.DataFrame, size: int = 50, **kw) -> HttpSink:
@@ -36,8 +37,7 @@ def _run(sink: HttpSink, msgs: pl.DataFrame, size: int = 50, **kw) -> HttpSink:
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_every_event_posted_once_labels_never(http_server, concurrency):
     msgs = make_messages(200)
-    sink = _run(open_sink(http_server.url(), concurrency=concurrency,
-                          headers=["X-Team: ml"]), msgs)
+    sink = _run(open_sink(http_server.url(), concurrency=concurrency, headers=["X-Team: ml"]), msgs)
     expected = _events(msgs)
     got = http_server.received
     assert sorted(got, key=lambda e: e["rtml_event_id"]) == expected  # none lost, none doubled
@@ -92,8 +92,15 @@ def test_server_death_then_resume_sends_only_unconfirmed(http_server, tmp_path, 
     msgs = make_messages(150)
     http_server.die_after = 40
     ck = tmp_path / "ck.json"
-    sink = HttpSink(http_server.url(), concurrency=concurrency, checkpoint=ck, retries=2,
-                    backoff_s=0.01, backoff_max_s=0.02, connect_timeout_s=0.5)
+    sink = HttpSink(
+        http_server.url(),
+        concurrency=concurrency,
+        checkpoint=ck,
+        retries=2,
+        backoff_s=0.01,
+        backoff_max_s=0.02,
+        connect_timeout_s=0.5,
+    )
     with pytest.raises(SinkError) as err:
         _run(sink, msgs, size=10)
     text = str(err.value)
@@ -111,8 +118,11 @@ def test_server_death_then_resume_sends_only_unconfirmed(http_server, tmp_path, 
         assert len(confirmed) == 40
 
     http_server.restart()
-    _run(HttpSink(http_server.url(), concurrency=concurrency, checkpoint=ck,
-                  start_position=start), msgs.slice(start), size=10)
+    _run(
+        HttpSink(http_server.url(), concurrency=concurrency, checkpoint=ck, start_position=start),
+        msgs.slice(start),
+        size=10,
+    )
     got = [e["rtml_event_id"] for e in http_server.received]
     assert sorted(set(got)) == list(range(150))  # nothing lost
     # At-least-once: only events answered beyond the confirmed position are sent again.
@@ -132,8 +142,12 @@ def test_record_writes_a_run_directory_report_can_score(http_server, tmp_path):
     http_server.status_for = lambda ev: 500 if ev["rtml_event_id"] == 7 else 200
     msgs = make_messages(120)
     run = tmp_path / "run"
-    _run(HttpSink(http_server.url(), record=run, score_field="proba.1", concurrency=2,
-                  source="t.parquet"), msgs)
+    _run(
+        HttpSink(
+            http_server.url(), record=run, score_field="proba.1", concurrency=2, source="t.parquet"
+        ),
+        msgs,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temp dir left
     pred = pl.read_parquet(run / "predictions.parquet")
     assert pred.height == 119 and 7 not in pred["event_id"].to_list()

@@ -60,8 +60,13 @@ def test_broker_death_gives_up_with_position_and_resume_sends_the_rest(kafka_bro
     msgs = make_messages(400)
     parts = batches(msgs, 100)
     ck = tmp_path / "ck.json"
-    sink = KafkaSink(kafka_broker.url("ev"), checkpoint=ck, delivery_timeout_s=2.0,
-                     backoff_s=0.05, backoff_max_s=0.2)
+    sink = KafkaSink(
+        kafka_broker.url("ev"),
+        checkpoint=ck,
+        delivery_timeout_s=2.0,
+        backoff_s=0.05,
+        backoff_max_s=0.2,
+    )
     sink.open()
     sink.write(parts[0])
     sink.flush()

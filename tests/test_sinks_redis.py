@@ -46,8 +46,11 @@ def test_maxlen_keeps_the_newest_entries(redis_server):
 
 def test_unreachable_server_fails_fast_with_a_clear_error():
     sink = RedisSink(f"redis://{LOOPBACK}:{free_port()}/ev", connect_timeout_s=1.0)
-    with pytest.raises(SinkError, match=r"cannot connect to Redis at 127\.0\.0\.1:\d+ .*"
-                                        r"redis-server is running"):
+    with pytest.raises(
+        SinkError,
+        match=r"cannot connect to Redis at 127\.0\.0\.1:\d+ .*"
+        r"redis-server is running",
+    ):
         sink.open()
 
 
@@ -73,8 +76,15 @@ def test_server_death_gives_up_with_position_then_resume_loses_nothing(redis_ser
     msgs = make_messages(500)
     parts = batches(msgs, 50)
     ck = tmp_path / "ck.json"
-    sink = RedisSink(f"{redis_server.url}/ev", checkpoint=ck, retries=3, backoff_s=0.01,
-                     backoff_max_s=0.05, connect_timeout_s=0.5, timeout_s=0.5)
+    sink = RedisSink(
+        f"{redis_server.url}/ev",
+        checkpoint=ck,
+        retries=3,
+        backoff_s=0.01,
+        backoff_max_s=0.05,
+        connect_timeout_s=0.5,
+        timeout_s=0.5,
+    )
     sink.open()
     for b in parts[:4]:
         sink.write(b)

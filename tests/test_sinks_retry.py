@@ -34,8 +34,9 @@ def test_call_with_retries_gives_up_after_the_bound(monkeypatch):
         raise ConnectionError("down")
 
     with pytest.raises(ConnectionError):
-        call_with_retries(boom, backoff=Backoff(retries=3, base_s=1, cap_s=2),
-                          retry_on=(ConnectionError,))
+        call_with_retries(
+            boom, backoff=Backoff(retries=3, base_s=1, cap_s=2), retry_on=(ConnectionError,)
+        )
     assert len(calls) == 4 and sleeps == [1, 2, 2]
 
 
@@ -50,8 +51,12 @@ def test_call_with_retries_returns_once_it_works(monkeypatch):
         return "ok"
 
     seen = []
-    assert call_with_retries(flaky, backoff=Backoff(retries=5), retry_on=(ConnectionError,),
-                             on_retry=seen.append) == "ok"
+    assert (
+        call_with_retries(
+            flaky, backoff=Backoff(retries=5), retry_on=(ConnectionError,), on_retry=seen.append
+        )
+        == "ok"
+    )
     assert len(seen) == 2
 
 

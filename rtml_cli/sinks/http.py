@@ -323,7 +323,8 @@ class HttpSink(TransportSink):
             labels = frame.filter(pl.col("rtml_kind") == "label")
             if labels.height:
                 carried = [
-                    c for c in labels.columns
+                    c
+                    for c in labels.columns
                     if not c.startswith("rtml_") and labels[c].null_count() < labels.height
                 ]
                 if len(carried) == 1:
@@ -435,13 +436,15 @@ class HttpSink(TransportSink):
             **super().stats(),
             "requests": self._requests,
             # one line in the summary: "503: 6, timeout: 1"
-            "errors": ", ".join(f"{k}: {v}" for k, v in self.errors_by_status().items())
-            or "none",
+            "errors": ", ".join(f"{k}: {v}" for k, v in self.errors_by_status().items()) or "none",
         }
         if lat.size:
             p50, p99 = np.percentile(lat, [50, 99]) / 1e6
-            out.update(latency_p50_ms=round(float(p50), 3), latency_p99_ms=round(float(p99), 3),
-                       latency_max_ms=round(float(lat.max()) / 1e6, 3))
+            out.update(
+                latency_p50_ms=round(float(p50), 3),
+                latency_p99_ms=round(float(p99), 3),
+                latency_max_ms=round(float(lat.max()) / 1e6, 3),
+            )
         if self.record is not None:
             out["record"] = str(self.record)
         return out
@@ -542,8 +545,11 @@ class _Worker:
         n = len(unit.event_ids)
         scores = self._scores(data, n) if status and 200 <= status < 300 else [None] * n
         score_error = None
-        if status and 200 <= status < 300 and s.score_field is not None and all(
-            x is None for x in scores
+        if (
+            status
+            and 200 <= status < 300
+            and s.score_field is not None
+            and all(x is None for x in scores)
         ):
             score_error = f"score field '{s.score_field}' not in response"
         r = self.results
@@ -565,8 +571,7 @@ class _Worker:
                 s.tracker.done(p)
         if bad is not None and s.fail_on_error and s._fatal is None:
             s._fatal = s._gave_up(
-                f"request for event {unit.event_ids[0]} failed ({bad}) and --fail-on-error "
-                "is set",
+                f"request for event {unit.event_ids[0]} failed ({bad}) and --fail-on-error is set",
                 " Drop --fail-on-error to count such errors instead of stopping.",
             )
 
@@ -653,9 +658,9 @@ def write_run(sink: HttpSink) -> Path:
         }
     )
     ok = (status >= 200) & (status < 300)
-    label_time = pl.Series(
-        "label_time", [lt for _, lt in raw], dtype=pl.Int64
-    ).cast(pl.Datetime("us"))
+    label_time = pl.Series("label_time", [lt for _, lt in raw], dtype=pl.Int64).cast(
+        pl.Datetime("us")
+    )
     score_s = pl.Series("score", score, dtype=pl.Float64).fill_nan(None)
     pred = (score_s >= 0.5).cast(pl.Float64) if task == "binary" else score_s
     null_dt = pl.Series([None] * len(eid), dtype=pl.Datetime("us"))
@@ -748,8 +753,13 @@ def write_run(sink: HttpSink) -> Path:
     from rtml_cli.runs import write_run as write_run_dir
 
     try:
-        write_run_dir(dest, manifest=manifest, predictions=predictions, timings=timings,
-                      metrics=metrics if metrics is not None else {})
+        write_run_dir(
+            dest,
+            manifest=manifest,
+            predictions=predictions,
+            timings=timings,
+            metrics=metrics if metrics is not None else {},
+        )
         # Extra file, beside the four of the run format: every response, errors included.
         # Written after the atomic rename, itself atomically (temp file + replace).
         tmp = dest / ".responses.parquet.tmp"

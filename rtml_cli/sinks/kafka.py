@@ -202,8 +202,7 @@ class KafkaSink(TransportSink):
                     if keys is None:
                         produce(topic, value=line, timestamp=ts_ms[i], on_delivery=ack)
                     else:
-                        produce(topic, value=line, key=keys[i], timestamp=ts_ms[i],
-                                on_delivery=ack)
+                        produce(topic, value=line, key=keys[i], timestamp=ts_ms[i], on_delivery=ack)
                     break
                 except BufferError:
                     # The local queue is full: serve delivery reports until there is room.

@@ -77,8 +77,9 @@ class RedisSink(TransportSink):
     def open(self) -> None:
         """Connect and PING, failing within ``connect_timeout_s`` when Redis is unreachable."""
         self._validate_common()
-        host, port, stream = split_url(self.target, scheme="redis", default_port=6379,
-                                       what="STREAM")
+        host, port, stream = split_url(
+            self.target, scheme="redis", default_port=6379, what="STREAM"
+        )
         if self.maxlen is not None and self.maxlen < 1:
             raise UsageError(f"--maxlen must be >= 1. Got {self.maxlen} instead.")
         if self.chunk_size < 1:

@@ -211,9 +211,7 @@ def resolve_start(resume_from: int | None, checkpoint: str | Path | None) -> int
     return 0
 
 
-def failure_message(
-    target: str, what: str, *, delivered: int, position: int, fix: str = ""
-) -> str:
+def failure_message(target: str, what: str, *, delivered: int, position: int, fix: str = "") -> str:
     """The standard "gave up" text: what failed, how far the replay got, how to resume."""
     return (
         f"{target}: {what}. Delivered {delivered} messages before giving up; confirmed "
@@ -271,7 +269,10 @@ class TransportSink(Sink):
         self._save_checkpoint(force=True)
         return SinkError(
             failure_message(
-                self.target, what, delivered=self.delivered, position=self.tracker.position,
+                self.target,
+                what,
+                delivered=self.delivered,
+                position=self.tracker.position,
                 fix=fix,
             )
         )
@@ -364,10 +365,17 @@ def transport_options(
     """
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
     given = {
-        "--concurrency": concurrency, "--batch-size": batch_size, "--timeout": timeout_s,
-        "--header": headers or None, "--score-field": score_field, "--record": record,
-        "--fail-on-error": fail_on_error or None, "--kafka-config": kafka_config or None,
-        "--maxlen": maxlen, "--checkpoint": checkpoint, "--retries": retries,
+        "--concurrency": concurrency,
+        "--batch-size": batch_size,
+        "--timeout": timeout_s,
+        "--header": headers or None,
+        "--score-field": score_field,
+        "--record": record,
+        "--fail-on-error": fail_on_error or None,
+        "--kafka-config": kafka_config or None,
+        "--maxlen": maxlen,
+        "--checkpoint": checkpoint,
+        "--retries": retries,
     }
     for flag, value in given.items():
         if value is not None and scheme not in _FLAG_SCHEMES[flag]:
@@ -383,10 +391,18 @@ def transport_options(
     if retries is not None:
         options["retries"] = retries
     if scheme in ("http", "https"):
-        options.update(source=source, fail_on_error=fail_on_error, headers=headers,
-                       score_field=score_field, record=record)
-        for name, value in (("concurrency", concurrency), ("batch_size", batch_size),
-                            ("timeout_s", timeout_s)):
+        options.update(
+            source=source,
+            fail_on_error=fail_on_error,
+            headers=headers,
+            score_field=score_field,
+            record=record,
+        )
+        for name, value in (
+            ("concurrency", concurrency),
+            ("batch_size", batch_size),
+            ("timeout_s", timeout_s),
+        ):
             if value is not None:
                 options[name] = value
     elif scheme == "kafka":
