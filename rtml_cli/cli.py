@@ -10,7 +10,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -75,8 +75,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        bool | None,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = None,
 ) -> None:
     """rtml: batch vs streaming, measured on your own history."""
@@ -85,7 +87,7 @@ def _root(
 # ---- replay (issue 2) --------------------------------------------------------------------
 
 
-def _csv_list(values: Optional[list[str]]) -> list[str]:
+def _csv_list(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
@@ -109,58 +111,150 @@ def _render_pairs(title: str, pairs: list[tuple[str, str]]) -> None:
 
 @app.command()
 def replay(
-    table: Annotated[str, typer.Argument(help="Table: Parquet file/folder/glob, CSV, NDJSON or Arrow IPC.")],
+    table: Annotated[
+        str, typer.Argument(help="Table: Parquet file/folder/glob, CSV, NDJSON or Arrow IPC.")
+    ],
     to: Annotated[
         str,
-        typer.Option("--to", "-o", help="Target: '-' (NDJSON on stdout), a .ndjson/.jsonl/.arrow/.parquet file, or a URL."),
+        typer.Option(
+            "--to",
+            "-o",
+            help="Target: '-' (NDJSON on stdout), a .ndjson/.jsonl/.arrow/.parquet file, or a URL.",
+        ),
     ] = "-",
     speed: Annotated[
-        Optional[float], typer.Option(help="Pace by event time: event-time seconds per wall second (e.g. 3600 = 1 h/s).")
+        float | None,
+        typer.Option(
+            help="Pace by event time: event-time seconds per wall second (e.g. 3600 = 1 h/s)."
+        ),
     ] = None,
-    rate: Annotated[Optional[float], typer.Option(help="Pace by count: messages per wall second.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Pace by count: messages per wall second.")
+    ] = None,
     max_speed: Annotated[
-        bool, typer.Option("--max-speed", help="Send as fast as the target takes them. The default when neither --speed nor --rate is given.")
+        bool,
+        typer.Option(
+            "--max-speed",
+            help="Send as fast as the target takes them. The default when neither --speed nor --rate is given.",
+        ),
     ] = False,
-    start: Annotated[Optional[str], typer.Option(help="Replay events at or after this ISO time (event time).")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Replay events before this ISO time (event time, exclusive).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Replay at most N events.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Replay events at or after this ISO time (event time).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Replay events before this ISO time (event time, exclusive).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Replay at most N events.")] = None,
     max_gap: Annotated[
-        Optional[str], typer.Option(help="With --speed: idle event-time gaps longer than this (e.g. '5m') are shortened to it.")
+        str | None,
+        typer.Option(
+            help="With --speed: idle event-time gaps longer than this (e.g. '5m') are shortened to it."
+        ),
     ] = None,
     label_delay: Annotated[
-        Optional[str], typer.Option(help="Labels arrive this long after their event (e.g. '30m'); default 0.")
+        str | None,
+        typer.Option(help="Labels arrive this long after their event (e.g. '30m'); default 0."),
     ] = None,
     disorder: Annotated[
-        Optional[str], typer.Option(help="Delay each event's arrival by a random amount in [0, DURATION] (bounded disorder).")
+        str | None,
+        typer.Option(
+            help="Delay each event's arrival by a random amount in [0, DURATION] (bounded disorder)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of --disorder (same seed, same stream).")] = 0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (rows, span, messages, expected wall time); send nothing.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (rows, span, messages, expected wall time); send nothing.",
+        ),
+    ] = False,
     resume_from: Annotated[
-        int, typer.Option(help="Skip the first N messages of the stream without sending them (continue an interrupted replay).")
+        int,
+        typer.Option(
+            help="Skip the first N messages of the stream without sending them (continue an interrupted replay)."
+        ),
     ] = 0,
-    time_col: Annotated[Optional[str], typer.Option(help="Event time column (default: inferred).")] = None,
-    label_col: Annotated[Optional[str], typer.Option(help="Label column (default: inferred; none: events only).")] = None,
-    label_time_col: Annotated[Optional[str], typer.Option(help="Column holding when each label became known.")] = None,
-    key_col: Annotated[Optional[str], typer.Option(help="Entity key column.")] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option(help="Columns to leave out of messages (comma-separated, repeatable).")] = None,
-    time_unit: Annotated[Optional[str], typer.Option(help="Unit of an integer epoch time column: s, ms, us, ns.")] = None,
-    time_format: Annotated[Optional[str], typer.Option(help="strftime format of a string time column, e.g. '%Y-%m-%d %H:%M'.")] = None,
-    drop_null_time: Annotated[bool, typer.Option("--drop-null-time", help="Drop rows whose time is null instead of failing.")] = False,
+    time_col: Annotated[
+        str | None, typer.Option(help="Event time column (default: inferred).")
+    ] = None,
+    label_col: Annotated[
+        str | None, typer.Option(help="Label column (default: inferred; none: events only).")
+    ] = None,
+    label_time_col: Annotated[
+        str | None, typer.Option(help="Column holding when each label became known.")
+    ] = None,
+    key_col: Annotated[str | None, typer.Option(help="Entity key column.")] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(help="Columns to leave out of messages (comma-separated, repeatable)."),
+    ] = None,
+    time_unit: Annotated[
+        str | None, typer.Option(help="Unit of an integer epoch time column: s, ms, us, ns.")
+    ] = None,
+    time_format: Annotated[
+        str | None,
+        typer.Option(help="strftime format of a string time column, e.g. '%Y-%m-%d %H:%M'."),
+    ] = None,
+    drop_null_time: Annotated[
+        bool,
+        typer.Option("--drop-null-time", help="Drop rows whose time is null instead of failing."),
+    ] = False,
     checkpoint: Annotated[
-        Optional[str], typer.Option(help="Network targets: keep the confirmed position in this file as the replay goes; an existing file resumes from it.")
+        str | None,
+        typer.Option(
+            help="Network targets: keep the confirmed position in this file as the replay goes; an existing file resumes from it."
+        ),
     ] = None,
-    retries: Annotated[Optional[int], typer.Option(help="Network targets: retries (with backoff) when the server goes away (default 5).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="http://: requests in flight at once (default 1).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="http://: events per POST, sent as a JSON list (default 1: one event object).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="http://: seconds before a request counts as a timeout (default 10).")] = None,
-    header: Annotated[Optional[list[str]], typer.Option(help="http://: extra request header 'Name: value' (repeatable).")] = None,
-    score_field: Annotated[Optional[str], typer.Option(help="http://: dotted path of the prediction in the response JSON, e.g. 'proba.1'.")] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            help="Network targets: retries (with backoff) when the server goes away (default 5)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="http://: requests in flight at once (default 1).")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="http://: events per POST, sent as a JSON list (default 1: one event object)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="http://: seconds before a request counts as a timeout (default 10)."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(help="http://: extra request header 'Name: value' (repeatable)."),
+    ] = None,
+    score_field: Annotated[
+        str | None,
+        typer.Option(
+            help="http://: dotted path of the prediction in the response JSON, e.g. 'proba.1'."
+        ),
+    ] = None,
     record: Annotated[
-        Optional[str], typer.Option(help="http://: write responses, latencies and joined labels to this new run directory (for rtml report).")
+        str | None,
+        typer.Option(
+            help="http://: write responses, latencies and joined labels to this new run directory (for rtml report)."
+        ),
     ] = None,
-    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="http://: stop at the first 4xx/5xx or timeout instead of counting it.")] = False,
-    kafka_config: Annotated[Optional[list[str]], typer.Option(help="kafka://: producer setting KEY=VALUE (librdkafka names, repeatable).")] = None,
-    maxlen: Annotated[Optional[int], typer.Option(help="redis://: trim the stream to its newest N entries.")] = None,
+    fail_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-error",
+            help="http://: stop at the first 4xx/5xx or timeout instead of counting it.",
+        ),
+    ] = False,
+    kafka_config: Annotated[
+        list[str] | None,
+        typer.Option(help="kafka://: producer setting KEY=VALUE (librdkafka names, repeatable)."),
+    ] = None,
+    maxlen: Annotated[
+        int | None, typer.Option(help="redis://: trim the stream to its newest N entries.")
+    ] = None,
 ) -> None:
     """Replay a table as a stream of event and label messages, paced by event time.
 
@@ -179,17 +273,35 @@ def replay(
         if max_speed and (speed is not None or rate is not None):
             raise UsageError("--max-speed contradicts --speed/--rate: pass one pace only.")
         start_position, sink_options = transport_options(
-            to, resume_from=resume_from, checkpoint=checkpoint, retries=retries, key_col=key_col,
-            source=table, concurrency=concurrency, batch_size=batch_size, timeout_s=timeout,
-            headers=header, score_field=score_field, record=record, fail_on_error=fail_on_error,
-            kafka_config=kafka_config, maxlen=maxlen,
+            to,
+            resume_from=resume_from,
+            checkpoint=checkpoint,
+            retries=retries,
+            key_col=key_col,
+            source=table,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            timeout_s=timeout,
+            headers=header,
+            score_field=score_field,
+            record=record,
+            fail_on_error=fail_on_error,
+            kafka_config=kafka_config,
+            maxlen=maxlen,
         )
         roles = Roles(
-            time=time_col, label=label_col, key=key_col, label_time=label_time_col,
-            ignore=_csv_list(ignore), time_unit=time_unit, time_format=time_format,
+            time=time_col,
+            label=label_col,
+            key=key_col,
+            label_time=label_time_col,
+            ignore=_csv_list(ignore),
+            time_unit=time_unit,
+            time_format=time_format,
         )
         opts = ReplayOptions(
-            label_delay_us=parse_duration(label_delay, what="--label-delay") if label_delay else None,
+            label_delay_us=parse_duration(label_delay, what="--label-delay")
+            if label_delay
+            else None,
             drop_null_time=drop_null_time,
             start=parse_timestamp(start, what="--start") if start else None,
             end=parse_timestamp(end, what="--end") if end else None,
@@ -210,7 +322,9 @@ def replay(
         summary = run(table, roles, opts, to=to, sink_options=sink_options)
         for note in summary.notes:
             _err(f"note: {note}")
-        _render_pairs("replay interrupted" if summary.interrupted else "replay done", summary.rows())
+        _render_pairs(
+            "replay interrupted" if summary.interrupted else "replay done", summary.rows()
+        )
         if summary.interrupted:
             raise KeyboardInterrupt
 
@@ -218,10 +332,17 @@ def replay(
 @app.command()
 def sample(
     name: Annotated[str, typer.Argument(help="Which sample table: clickstream.")],
-    rows: Annotated[Optional[int], typer.Option(help="Rows to generate (clickstream: 50,000 by default).")] = None,
+    rows: Annotated[
+        int | None, typer.Option(help="Rows to generate (clickstream: 50,000 by default).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same table.")] = 0,
     out: Annotated[
-        Optional[str], typer.Option("--out", "-o", help="Output file (.parquet, .csv, .ndjson, .arrow); default NAME.parquet.")
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file (.parquet, .csv, .ndjson, .arrow); default NAME.parquet.",
+        ),
     ] = None,
 ) -> None:
     """Write a realistic synthetic table for demos, tests and benchmarks.
@@ -240,44 +361,128 @@ def sample(
 
 @app.command()
 def compare(
-    table: Annotated[str, typer.Argument(help="Event table: Parquet (file, folder, glob), CSV, NDJSON or Arrow IPC.")],
+    table: Annotated[
+        str,
+        typer.Argument(help="Event table: Parquet (file, folder, glob), CSV, NDJSON or Arrow IPC."),
+    ],
     config: Annotated[
-        Optional[str],
-        typer.Option("--config", help="rtml.toml to use. Default: the rtml.toml beside the table, if any (said on stderr)."),
+        str | None,
+        typer.Option(
+            "--config",
+            help="rtml.toml to use. Default: the rtml.toml beside the table, if any (said on stderr).",
+        ),
     ] = None,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run directory to write (default runs/<table>-<UTC time>).")] = None,
-    time_col: Annotated[Optional[str], typer.Option("--time-col", help="Event time column (default: inferred).")] = None,
-    label_col: Annotated[Optional[str], typer.Option("--label-col", help="Label column (default: inferred).")] = None,
-    key_col: Annotated[Optional[str], typer.Option("--key-col", help="Entity column (default: one global entity).")] = None,
-    label_time_col: Annotated[Optional[str], typer.Option("--label-time-col", help="When each label became known.")] = None,
-    label_delay: Annotated[Optional[str], typer.Option("--label-delay", help="Fixed label delay, e.g. '30m' (default 0).")] = None,
-    features: Annotated[Optional[list[str]], typer.Option("--features", help="Feature columns (comma-separated or repeated).")] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Columns never used as features, e.g. leaks.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out", "-o", help="Run directory to write (default runs/<table>-<UTC time>)."
+        ),
+    ] = None,
+    time_col: Annotated[
+        str | None, typer.Option("--time-col", help="Event time column (default: inferred).")
+    ] = None,
+    label_col: Annotated[
+        str | None, typer.Option("--label-col", help="Label column (default: inferred).")
+    ] = None,
+    key_col: Annotated[
+        str | None, typer.Option("--key-col", help="Entity column (default: one global entity).")
+    ] = None,
+    label_time_col: Annotated[
+        str | None, typer.Option("--label-time-col", help="When each label became known.")
+    ] = None,
+    label_delay: Annotated[
+        str | None, typer.Option("--label-delay", help="Fixed label delay, e.g. '30m' (default 0).")
+    ] = None,
+    features: Annotated[
+        list[str] | None,
+        typer.Option("--features", help="Feature columns (comma-separated or repeated)."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Columns never used as features, e.g. leaks."),
+    ] = None,
     request_features: Annotated[
-        Optional[list[str]],
-        typer.Option("--request-features", help="Features known at request time: batch takes them from the event itself."),
+        list[str] | None,
+        typer.Option(
+            "--request-features",
+            help="Features known at request time: batch takes them from the event itself.",
+        ),
     ] = None,
-    warmup: Annotated[Optional[str], typer.Option("--warmup", help="Warm-up: a duration ('7d') or a fraction of events (0.2, the default).")] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feature",
+            help="Windowed aggregate per key, point-in-time, repeatable: KEY:COLUMN:AGG:WINDOW[:NAME], "
+            "e.g. 'user_id:click:mean:1h' or 'user_id:*:count:5m' (empty KEY: whole table). "
+            "AGG: count sum mean min max std last count_distinct.",
+        ),
+    ] = None,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--calendar",
+            help="Request-time calendar features of the event time: 'hour', 'dow' or 'hour,dow'.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace --out if it is an existing run directory (only once the new run is complete).",
+        ),
+    ] = False,
+    warmup: Annotated[
+        str | None,
+        typer.Option(
+            "--warmup",
+            help="Warm-up: a duration ('7d') or a fraction of events (0.2, the default).",
+        ),
+    ] = None,
     model: Annotated[
-        Optional[str],
-        typer.Option("--model", "-m", help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an import path "
-                     "'sklearn.linear_model:SGDClassifier', or 'model.py:factory'. Default: sgd."),
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an import path "
+            "'sklearn.linear_model:SGDClassifier', or 'model.py:factory'. Default: sgd.",
+        ),
     ] = None,
     strategies: Annotated[
-        Optional[str],
-        typer.Option("--strategies", "-s", help="Compact form: 'batch:1d,stream,online:1'. batch:R[:WINDOW] and stream:R retrain "
-                     "every R (default 1d); online:K updates every K labels (default 1); static. Names: the kind, or "
-                     "kind_param when a kind repeats; 'name=kind:param' names one. Default: batch:1d,stream:1d,online:1."),
+        str | None,
+        typer.Option(
+            "--strategies",
+            "-s",
+            help="Compact form: 'batch:1d,stream,online:1'. batch:R[:WINDOW] and stream:R retrain "
+            "every R (default 1d); online:K updates every K labels (default 1); static. Names: the kind, or "
+            "kind_param when a kind repeats; 'name=kind:param' names one. Default: batch:1d,stream:1d,online:1.",
+        ),
     ] = None,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Strategy the others are compared with (default: the first).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Strategies simulated in parallel processes.")] = 1,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline", help="Strategy the others are compared with (default: the first)."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Strategies simulated in parallel processes.")
+    ] = 1,
     timing_sample: Annotated[
-        str, typer.Option("--timing-sample", help="Events per strategy whose latency is measured with a real single-row call, or 'all'.")
+        str,
+        typer.Option(
+            "--timing-sample",
+            help="Events per strategy whose latency is measured with a real single-row call, or 'all'.",
+        ),
     ] = "2000",
     timing: Annotated[
-        Optional[str], typer.Option("--timing", help="'all': time every event with a real single-row call (= --timing-sample all).")
+        str | None,
+        typer.Option(
+            "--timing",
+            help="'all': time every event with a real single-row call (= --timing-sample all).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for presets and the timing sample.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for presets and the timing sample.")
+    ] = 0,
 ) -> None:
     """Simulate batch, stream, online and static deployments of one model on a table; write a run directory.
 
@@ -287,10 +492,28 @@ def compare(
 
     with _edge():
         compare_cli(
-            table, config=config, out=out, time_col=time_col, label_col=label_col, key_col=key_col,
-            label_time_col=label_time_col, label_delay=label_delay, features=_csv_list(features) or None,
-            ignore=_csv_list(ignore), request_features=_csv_list(request_features), warmup=warmup, model=model, strategies=strategies, baseline=baseline,
-            jobs=jobs, timing_sample=timing or timing_sample, seed=seed, echo=_err,
+            table,
+            config=config,
+            out=out,
+            time_col=time_col,
+            label_col=label_col,
+            key_col=key_col,
+            label_time_col=label_time_col,
+            label_delay=label_delay,
+            features=_csv_list(features) or None,
+            ignore=_csv_list(ignore),
+            request_features=_csv_list(request_features),
+            feature=feature,
+            calendar=_csv_list([calendar]) if calendar is not None else None,
+            force=force,
+            warmup=warmup,
+            model=model,
+            strategies=strategies,
+            baseline=baseline,
+            jobs=jobs,
+            timing_sample=timing or timing_sample,
+            seed=seed,
+            echo=_err,
         )
 
 
@@ -301,24 +524,47 @@ def compare(
 def report(
     run_dir: Annotated[str, typer.Argument(help="Run directory written by `rtml compare --out`.")],
     run_b: Annotated[
-        Optional[str], typer.Argument(help="Optional second run directory, shown side by side (e.g. another model).")
+        str | None,
+        typer.Argument(
+            help="Optional second run directory, shown side by side (e.g. another model)."
+        ),
     ] = None,
     format: Annotated[
         str, typer.Option("--format", "-f", help="terminal, markdown, html, json or junit.")
     ] = "terminal",
     check: Annotated[
-        Optional[list[str]],
-        typer.Option("--check", "-c", help="CI gate, repeatable: e.g. 'online.auc - batch.auc >= 0.01', 'stream.predict_p99_ms <= 20'."),
+        list[str] | None,
+        typer.Option(
+            "--check",
+            "-c",
+            help="CI gate, repeatable: e.g. 'online.auc - batch.auc >= 0.01', 'stream.predict_p99_ms <= 20'.",
+        ),
     ] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
     github_summary: Annotated[
-        bool, typer.Option("--github-summary", help="Also append the Markdown report to $GITHUB_STEP_SUMMARY.")
+        bool,
+        typer.Option(
+            "--github-summary", help="Also append the Markdown report to $GITHUB_STEP_SUMMARY."
+        ),
     ] = False,
     traffic: Annotated[
-        Optional[str], typer.Option(help="Capacity at this traffic multiplier too, e.g. '10x' (1x is always shown).")
+        str | None,
+        typer.Option(
+            help="Capacity at this traffic multiplier too, e.g. '10x' (1x is always shown)."
+        ),
     ] = None,
-    slo: Annotated[Optional[str], typer.Option(help="End-to-end latency objective at p99 for capacity, e.g. '50ms' (default).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Also report capacity with this many workers.")] = None,
+    slo: Annotated[
+        str | None,
+        typer.Option(
+            help="End-to-end latency objective at p99 for capacity, e.g. '50ms' (default)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Also report capacity with this many workers.")
+    ] = None,
 ) -> None:
     """Render a run directory: verdict, quality, freshness, compute, capacity; gate CI with --check.
 
@@ -330,8 +576,15 @@ def report(
 
     with _edge():
         out = run_report(
-            run_dir, run_b, fmt=format, checks=check or [], output=output,
-            github_summary=github_summary, traffic=traffic, slo=slo, workers=workers,
+            run_dir,
+            run_b,
+            fmt=format,
+            checks=check or [],
+            output=output,
+            github_summary=github_summary,
+            traffic=traffic,
+            slo=slo,
+            workers=workers,
             color=sys.stdout.isatty(),
         )
         typer.echo(out.stdout, nl=False)

@@ -23,7 +23,7 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from rtml_cli import __version__
 from rtml_cli.config import CompareConfig, StrategySpec, build_config, find_config, load_toml
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
+from rtml_cli.features import FEATURE_PREFIX, calendar_features
 from rtml_cli.io import EVENT_ID, EventTable, L, Roles, T, load_events
 from rtml_cli.models import (
     Encoding,
@@ -126,6 +127,26 @@ def prepare(
     ev = load_events(table, cfg.roles, label_delay_us=cfg.label_delay_us, need_label=True)
     notes = list(ev.notes)
     roles, frame, source = ev.roles, ev.frame, ev.source
+    calendar_cols: list[str] = []
+    if cfg.calendar:
+        # Calendar parts of the event time are known at request time: request features of
+        # every view (batch included), added to the table before anything else sees it.
+        cal = calendar_features(frame, cfg.calendar)
+        calendar_cols = [f"event_{c.removeprefix(FEATURE_PREFIX)}" for c in cal.columns]
+        clash = [c for c in calendar_cols if c in frame.columns]
+        if clash:
+            raise InputError(
+                f"calendar feature column '{clash[0]}' is already a column of {source}; rename "
+                "that column or drop the calendar part."
+            )
+        frame = frame.hstack(cal.rename(dict(zip(cal.columns, calendar_cols, strict=True))))
+        roles = dataclasses.replace(
+            roles,
+            features=None if roles.features is None else [*roles.features, *calendar_cols],
+            request_features=[*roles.request_features, *calendar_cols],
+        )
+        ev = dataclasses.replace(ev, frame=frame, roles=roles)
+        notes.append(f"calendar features: {', '.join(calendar_cols)} (known at request time)")
     assert roles.label is not None
     label = infer_task(frame[roles.label], name=roles.label, source=source)
     notes.append(
@@ -418,7 +439,10 @@ def run_compare(
     model: str | None = None,
     strategies: str | None = None,
     baseline: str | None = None,
+    features: Sequence[str] = (),
+    calendar: Sequence[str] | None = None,
     out: str | Path | None = None,
+    force: bool = False,
     jobs: int = 1,
     timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
     seed: int = 0,
@@ -430,7 +454,8 @@ def run_compare(
     """Simulate every strategy on ``table`` and write a run directory.
 
     Parameters mirror the CLI flags; ``None`` means "from the config / inferred".
-    ``timing_sample=None`` times every event with a single-row call.
+    ``timing_sample=None`` times every event with a single-row call; ``force`` replaces an
+    existing run directory at ``out`` once the new one is complete.
 
     Raises
     ------
@@ -451,8 +476,10 @@ def run_compare(
         model=model,
         strategies=strategies,
         baseline=baseline,
+        features=features,
+        calendar=calendar,
     )
-    out_dir = check_out(out if out is not None else default_out(table))
+    out_dir = check_out(out if out is not None else default_out(table), force=force)
     prep = prepare(table, cfg, seed=seed, instance=instance)
     notes = cfg.notes + prep.notes
     if echo is not None:
@@ -494,7 +521,9 @@ def run_compare(
             "metrics_s": t_met - t_sim,
         },
     )
-    run_dir = write_run(out_dir, manifest=manifest, predictions=pred, timings=tim, metrics=metrics)
+    run_dir = write_run(
+        out_dir, manifest=manifest, predictions=pred, timings=tim, metrics=metrics, force=force
+    )
     main = "auc" if prep.label.task == "binary" else "rmse"
     return CompareResult(
         run_dir,
@@ -623,6 +652,9 @@ def compare_cli(
     ignore: list[str],
     warmup: str | None,
     request_features: list[str] | None = None,
+    feature: list[str] | None = None,
+    calendar: list[str] | None = None,
+    force: bool = False,
     model: str | None,
     strategies: str | None,
     baseline: str | None,
@@ -659,7 +691,10 @@ def compare_cli(
         model=model,
         strategies=strategies,
         baseline=baseline,
+        features=feature or (),
+        calendar=calendar,
         out=out,
+        force=force,
         jobs=jobs,
         timing_sample=sample,
         seed=seed,

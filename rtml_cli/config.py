@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ _DATA_KEYS = {
     "warmup",
     "time_unit",
     "time_format",
+    "calendar",
 }
 _MODEL_KEYS = {"preset", "estimator", "params", "factory"}
 _STRATEGY_KEYS = {"name", "kind", "retrain_every", "train_window", "update_every"}
@@ -128,6 +130,8 @@ class CompareConfig:
     model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
     strategies: list[StrategySpec] = dataclasses.field(default_factory=list)
     features: list[FeatureSpec] = dataclasses.field(default_factory=list)
+    #: request-time calendar parts of the event time ("hour", "dow"), known to every strategy
+    calendar: list[str] = dataclasses.field(default_factory=list)
     baseline: str | None = None
     checks: list[str] = dataclasses.field(default_factory=list)
     bucket: str | None = None
@@ -143,6 +147,7 @@ class CompareConfig:
             "model": dataclasses.asdict(self.model),
             "strategies": [s.params() for s in self.strategies],
             "features": [f.raw or dataclasses.asdict(f) for f in self.features],
+            "calendar": list(self.calendar),
             "baseline": self.baseline,
             "checks": list(self.checks),
             "bucket": self.bucket,
@@ -323,6 +328,8 @@ def build_config(
     model: str | None = None,
     strategies: str | None = None,
     baseline: str | None = None,
+    features: Sequence[str] = (),
+    calendar: Sequence[str] | None = None,
 ) -> CompareConfig:
     """Validate a parsed ``rtml.toml`` (``raw``) and apply flag overrides.
 
@@ -333,6 +340,9 @@ def build_config(
     roles : roles given by flags; non-``None`` fields override ``[data]``.
     label_delay, warmup, model, strategies, baseline : flag values (``None`` = not given).
         ``model`` is a preset name, ``module:Class`` or ``file.py:factory``.
+    features : ``--feature`` flags in the compact form ``KEY:COLUMN:AGG:WINDOW[:NAME]``
+        (an empty KEY aggregates over the whole table), added to the ``[[feature]]`` entries.
+    calendar : ``--calendar`` parts (``hour``, ``dow``); replaces ``[data] calendar``.
 
     Raises
     ------
@@ -432,6 +442,51 @@ def build_config(
             )
         )
 
+    from rtml_cli.features import CalendarSpec, check_unique_names
+    from rtml_cli.features import FeatureSpec as _WindowedSpec
+
+    for text in features:
+        if ":" not in text:
+            raise ConfigError(
+                f"--feature {text!r} is not of the form KEY:COLUMN:AGG:WINDOW[:NAME], e.g. "
+                "'user_id:click:mean:1h' or 'user_id:*:count:5m'. Calendar parts go in --calendar."
+            )
+        ws = _WindowedSpec.parse(text)
+        # key=None in a parsed flag means "the whole table"; keep it explicit as []
+        cfg.features.append(
+            FeatureSpec(
+                name=ws.name,
+                key=list(ws.key) if ws.key else [],  # type: ignore[arg-type]
+                column=ws.column,
+                agg=ws.agg,
+                window=f"{ws.window_us}us",
+                raw={
+                    "name": ws.name,
+                    "key": list(ws.key or ()),
+                    "column": ws.column,
+                    "agg": ws.agg,
+                    "window": text.split(":")[3],
+                },
+            )
+        )
+    parts = (
+        calendar if calendar is not None else _str_list(data.get("calendar", []), "[data] calendar")
+    )
+    cfg.calendar = [CalendarSpec.parse(p).part for p in parts]
+    check_unique_names(
+        [
+            _WindowedSpec.build(
+                key=f.key or None,
+                column=f.column,
+                agg=f.agg,
+                window=f.window,
+                name=f.name,
+                where="feature",
+            )
+            for f in cfg.features
+        ]
+    )
+
     rep = raw.get("report", {})
     if not isinstance(rep, dict):
         raise ConfigError(f"[report]{where} must be a table.")
@@ -441,6 +496,12 @@ def build_config(
     if cfg.bucket is not None:
         _duration(cfg.bucket, "[report] bucket")
     cfg.baseline = baseline if baseline is not None else rep.get("baseline")
+    if baseline is None and strategies is not None and cfg.baseline not in (None, *names):
+        # --strategies replaced the file's strategies: its baseline may name none of them
+        cfg.notes.append(
+            f"baseline: '{names[0]}' ([report] baseline '{cfg.baseline}' is not among --strategies)"
+        )
+        cfg.baseline = None
     if cfg.baseline is None:
         cfg.baseline = names[0]
     elif cfg.baseline not in names:

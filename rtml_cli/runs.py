@@ -35,11 +35,24 @@ def default_out(table: str | Path, *, root: str | Path = "runs") -> Path:
     return Path(root) / f"{stem}-{stamp}"
 
 
-def check_out(out: str | Path) -> Path:
-    """Fail early (before simulating) when ``out`` already exists."""
+def check_out(out: str | Path, *, force: bool = False) -> Path:
+    """Fail early (before simulating) when ``out`` already exists.
+
+    With ``force`` an existing *run directory* (one holding a ``manifest.json``) may be replaced;
+    any other existing path is still refused, so ``--force`` never deletes unrelated data.
+    """
     p = Path(out)
     if p.exists():
-        raise UsageError(f"run directory '{p}' already exists. Pass another --out or remove it.")
+        if not force:
+            raise UsageError(
+                f"run directory '{p}' already exists. Pass another --out, remove it, or pass "
+                "--force to replace it."
+            )
+        if not (p.is_dir() and (p / "manifest.json").exists()):
+            raise UsageError(
+                f"'{p}' exists and is not an rtml run directory (no manifest.json); --force only "
+                "replaces run directories. Pass another --out."
+            )
     return p
 
 
@@ -50,15 +63,19 @@ def write_run(
     predictions: pl.DataFrame,
     timings: pl.DataFrame,
     metrics: dict[str, Any],
+    force: bool = False,
 ) -> Path:
     """Write the four files atomically (temp dir + rename).
+
+    With ``force`` an existing run directory at ``out`` is replaced, only once the new one is
+    complete (the old one stays untouched if writing fails).
 
     Raises
     ------
     UsageError
-        ``out`` already exists.
+        ``out`` already exists (and ``force`` is off or it is not a run directory).
     """
-    target = check_out(out)
+    target = check_out(out, force=force)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -71,7 +88,13 @@ def write_run(
         # the manifest goes last: its presence with "complete" marks a finished run
         manifest = {**manifest, "format": RUN_FORMAT, "complete": True}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_default))
-        os.rename(tmp, target)
+        if target.exists():  # --force: swap only now that the new run is complete
+            old = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
