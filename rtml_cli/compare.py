@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import math
-import platform
 import resource
 import sys
 import time
@@ -46,7 +45,7 @@ from rtml_cli.models import (
     make_encoding,
     resolve_model,
 )
-from rtml_cli.runs import check_out, default_out, write_run
+from rtml_cli.runs import check_out, default_out, versions, write_run
 from rtml_cli.strategies import (
     NO_AGE,
     NO_LABEL,
@@ -580,8 +579,6 @@ def _manifest(
     fast: bool,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    import sklearn
-
     cfg, ev = prep.config, prep.table
     # with --jobs > 1 the strategies ran in worker processes: report the larger peak
     peak_kb = max(
@@ -616,13 +613,7 @@ def _manifest(
         "model": {"spec": dataclasses.asdict(cfg.model), "repr": prep.builder.describe()},
         "warmup_end": _iso(prep.data.W),
         "scored_events": int(len(prep.data.t) - prep.data.s0),
-        "versions": {
-            "python": platform.python_version(),
-            "rtml": __version__,
-            "sklearn": sklearn.__version__,
-            "polars": pl.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": versions(),
         "timings": timings,
         "peak_memory_mb": peak_kb / 1024,
         "warnings": warn_list,

@@ -27,6 +27,24 @@ FILES = ("manifest.json", "predictions.parquet", "timings.parquet", "metrics.jso
 RUN_FORMAT = 1
 
 
+def versions() -> dict[str, str]:
+    """Versions of what produced a run (for ``manifest.json``)."""
+    import platform
+
+    import numpy as np
+    import sklearn
+
+    from rtml_cli import __version__
+
+    return {
+        "python": platform.python_version(),
+        "rtml": __version__,
+        "sklearn": sklearn.__version__,
+        "polars": pl.__version__,
+        "numpy": np.__version__,
+    }
+
+
 def default_out(table: str | Path, *, root: str | Path = "runs") -> Path:
     """``runs/<table-stem>-<UTC timestamp>`` (a glob or folder uses its last name part)."""
     name = Path(str(table).rstrip("/*")).name or "table"

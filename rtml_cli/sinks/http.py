@@ -52,7 +52,7 @@ import polars as pl
 
 from rtml_cli.errors import RtmlError, SinkError, UsageError
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.retry import TransportSink, event_time_us
+from rtml_cli.sinks.retry import TransportSink, event_time_us, parse_pairs
 
 STRATEGY = "deployed"
 
@@ -65,19 +65,7 @@ def parse_headers(items: Mapping[str, str] | Iterable[str] | None) -> dict[str, 
     >>> parse_headers(["X-Team: ml", "Authorization:Bearer t"])
     {'X-Team': 'ml', 'Authorization': 'Bearer t'}
     """
-    if items is None:
-        return {}
-    if isinstance(items, Mapping):
-        return {str(k): str(v) for k, v in items.items()}
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition(":")
-        if not sep or not key.strip():
-            raise UsageError(
-                f"--header '{item}' is not NAME:VALUE. Write it like --header 'X-Api-Key: abc'."
-            )
-        out[key.strip()] = value.strip()
-    return out
+    return parse_pairs(items, sep=":", flag="--header", example="'X-Api-Key: abc'")
 
 
 def pick(data: Any, path: str) -> Any:
@@ -708,9 +696,7 @@ def write_run(sink: HttpSink) -> Path:
         # Still keep what was measured (latencies, responses); `rtml report` will say why
         # it cannot score this run.
         warnings_.append(f"metrics not computed: {exc}")
-    import platform
-
-    import sklearn
+    from rtml_cli.runs import versions
 
     manifest = {
         "rtml_version": __version__,
@@ -726,13 +712,7 @@ def write_run(sink: HttpSink) -> Path:
         "model": {"spec": sink.target, "repr": f"HTTP endpoint {sink.target}"},
         "warmup_end": None,
         "scored_events": predictions.height,
-        "versions": {
-            "python": platform.python_version(),
-            "rtml": __version__,
-            "sklearn": sklearn.__version__,
-            "polars": pl.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": versions(),
         "timings": {"replay": round(time.time() - sink._started, 3)},
         "warnings": warnings_,
         "options": {

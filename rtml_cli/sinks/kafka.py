@@ -31,7 +31,7 @@ import polars as pl
 
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.retry import TransportSink, event_time_us
+from rtml_cli.sinks.retry import TransportSink, event_time_us, parse_pairs
 
 INSTALL_HINT = "Install the Kafka extra: pip install 'rtml[kafka]'."
 
@@ -55,27 +55,16 @@ def _import_kafka() -> ModuleType:
 
 
 def parse_config(items: Mapping[str, Any] | Iterable[str] | None) -> dict[str, str]:
-    """``["acks=all", "linger.ms=5"]`` (or a mapping) -> producer settings.
+    """``["acks=all", "linger.ms=5"]`` (or a mapping) -> producer settings (librdkafka names).
 
     Examples
     --------
     >>> parse_config(["acks=all", "linger.ms=5"])
     {'acks': 'all', 'linger.ms': '5'}
     """
-    if items is None:
-        return {}
-    if isinstance(items, Mapping):
-        return {str(k): str(v) for k, v in items.items()}
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(
-                f"--kafka-config '{item}' is not KEY=VALUE. "
-                "Write it like --kafka-config linger.ms=5 (librdkafka setting names)."
-            )
-        out[key.strip()] = value.strip()
-    return out
+    return parse_pairs(
+        items, sep="=", flag="--kafka-config", example="linger.ms=5", form="KEY=VALUE"
+    )
 
 
 def split_kafka_url(target: str) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,36 @@ from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks.base import Sink
 
 T = TypeVar("T")
+
+
+def parse_pairs(
+    items: Mapping[str, Any] | Iterable[str] | None,
+    *,
+    sep: str,
+    flag: str,
+    example: str,
+    form: str = "NAME{sep}VALUE",
+) -> dict[str, str]:
+    """Repeatable ``NAME<sep>VALUE`` options (``--header``, ``--kafka-config``) or a mapping.
+
+    Examples
+    --------
+    >>> parse_pairs(["acks=all", "linger.ms = 5"], sep="=", flag="--kafka-config", example="a=b")
+    {'acks': 'all', 'linger.ms': '5'}
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return {str(k): str(v) for k, v in items.items()}
+    out: dict[str, str] = {}
+    for item in items:
+        key, found, value = item.partition(sep)
+        if not found or not key.strip():
+            raise UsageError(
+                f"{flag} '{item}' is not {form.format(sep=sep)}. Write it like {flag} {example}."
+            )
+        out[key.strip()] = value.strip()
+    return out
 
 
 @dataclass(frozen=True)
