@@ -90,7 +90,9 @@ def warmup_end(t: np.ndarray, warmup: str | float, *, source: str) -> int:
     """W in µs: first event time + duration, or the time of the first event after the fraction."""
     n = len(t)
     if isinstance(warmup, float):
-        idx = int(math.ceil(warmup * n))
+        # round first: 0.14 * 50 is 7.000000000000001 in binary floating point, and its ceil
+        # would put an 8th event into a warm-up meant to hold 7
+        idx = int(math.ceil(round(warmup * n, 9)))
         if idx >= n:
             raise InputError(
                 f"warm-up fraction {warmup} of {source} leaves no event to score ({n} events). Use a smaller --warmup."

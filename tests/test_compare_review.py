@@ -1,0 +1,526 @@
+"""Adversarial review of ``rtml compare`` against DESIGN §1/§3: tiny hand-checked tables.
+
+Each test pins one edge of the contract (ties at a cutoff, labels arriving exactly at an event,
+fraction warm-up, windows, nulls, ...). The reading chosen for anything DESIGN leaves open is
+written in docs/ARCHITECTURE.md, "Semantics notes".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from rtml_cli.compare import predictions_frame, prepare, resolve_config, run_compare
+from rtml_cli.io import Roles
+from rtml_cli.strategies import simulate
+
+H = 3_600_000_000
+DAY0 = dt.datetime(2024, 1, 1)
+_N = itertools.count()
+
+
+def at(hours: float) -> dt.datetime:
+    """DAY0 + ``hours``."""
+    return DAY0 + dt.timedelta(hours=hours)
+
+
+def us(hours: float) -> int:
+    """µs since the epoch of DAY0 + ``hours``."""
+    return int((at(hours) - dt.datetime(1970, 1, 1)) / dt.timedelta(microseconds=1))
+
+
+class Rec(ClassifierMixin, BaseEstimator):
+    """Logs fit / partial_fit / predict calls with the rows it saw; predicts a constant."""
+
+    CALLS: list[tuple] = []
+
+    def fit(self, X, y):
+        Rec.CALLS.append(("fit", np.array(X, dtype=float), np.array(y, dtype=float)))
+        self.fit_no_ = sum(1 for c in Rec.CALLS if c[0] == "fit") - 1
+        self.classes_ = np.array([0.0, 1.0])
+        self.n_updates_ = 0
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        Rec.CALLS.append(("partial_fit", np.array(X, dtype=float), np.array(y, dtype=float)))
+        self.n_updates_ += 1
+        return self
+
+    def predict_proba(self, X):
+        X = np.array(X, dtype=float)
+        Rec.CALLS.append(("predict", self.fit_no_, self.n_updates_, X))
+        p = np.full(len(X), 0.25)
+        return np.column_stack([1 - p, p])
+
+
+class RecReg(RegressorMixin, BaseEstimator):
+    """Regression twin of :class:`Rec`: predicts the mean of the labels it was fitted on."""
+
+    def fit(self, X, y):
+        Rec.CALLS.append(("fit", np.array(X, dtype=float), np.array(y, dtype=float)))
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)
+
+
+def _write(tmp_path: Path, df: pl.DataFrame) -> Path:
+    path = tmp_path / f"t{next(_N)}.parquet"
+    df.write_parquet(path)
+    return path
+
+
+def sim(
+    tmp_path: Path,
+    df: pl.DataFrame,
+    strategy: str,
+    *,
+    roles: dict[str, Any] | None = None,
+    instance: Any = None,
+    vectorize: bool = True,
+    **kw: Any,
+):
+    """Run one strategy on ``df``: (prepared, result, model calls, predictions frame)."""
+    path = _write(tmp_path, df)
+    Rec.CALLS.clear()
+    r = {"time": "ts", "label": "y", **(roles or {})}
+    cfg = resolve_config(path, roles=Roles(**r), strategies=strategy, **kw)
+    prep = prepare(path, cfg, instance=Rec() if instance is None else instance)
+    spec = cfg.strategies[0]
+    res = simulate(spec, prep.data, prep.view_for(spec), prep.builder, vectorize=vectorize)
+    return prep, res, list(Rec.CALLS), predictions_frame(prep, [res])
+
+
+def fits(calls) -> list[tuple[str, list, list]]:
+    """(kind, first feature column with NaN as 'nan', labels) per fit/partial_fit."""
+    return [
+        (c[0], ["nan" if np.isnan(v) else float(v) for v in c[1][:, 0]], [float(v) for v in c[2]])
+        for c in calls
+        if c[0] != "predict"
+    ]
+
+
+def predicted(calls) -> list[tuple[int, int, list]]:
+    """(fit number, updates applied, feature row with NaN as 'nan') per predicted row."""
+    out = []
+    for c in calls:
+        if c[0] == "predict":
+            for row in c[3]:
+                out.append((c[1], c[2], ["nan" if np.isnan(v) else float(v) for v in row]))
+    return out
+
+
+# ------------------------------------------------------------------ ties at a cutoff and at W
+def _on_grid() -> pl.DataFrame:
+    """One entity; W = day1 00:00 lies on the 1d grid; e2 is exactly at W (and its label too)."""
+    return pl.DataFrame(
+        {
+            "ts": [at(0), at(12), at(24), at(36), at(48)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "y": [False, True, False, True, False],
+        }
+    )
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_batch_event_exactly_at_the_cutoff(tmp_path, vectorize):
+    """The snapshot at c excludes the event at c; that event is served by the model of c."""
+    prep, res, calls, pred = sim(tmp_path, _on_grid(), "batch:1d", warmup="1d", vectorize=vectorize)
+    assert prep.data.W == us(24)
+    # one fit at W (= a grid point, not twice), then day2; e0's own cutoff is day0 00:00 = its
+    # own time, so its snapshot is empty (strictly before)
+    assert fits(calls) == [
+        ("fit", ["nan", "nan"], [0.0, 1.0]),
+        ("fit", ["nan", "nan", 2.0, 2.0], [0.0, 1.0, 0.0, 1.0]),
+    ]
+    assert predicted(calls) == [(0, 0, [2.0]), (0, 0, [2.0]), (1, 0, [4.0])]
+    assert pred["event_id"].to_list() == [2, 3, 4]
+    assert pred["model_version"].to_list() == [0, 0, 1]
+    assert pred["staleness_us"].to_list() == [0, 12 * H, 0]
+    assert pred["feature_age_us"].to_list() == [12 * H, 24 * H, 12 * H]
+    assert pred["model_age_us"].to_list() == [0, 12 * H, 0]
+    assert pred["cold_start"].to_list() == [False, False, False]
+
+
+def test_stream_retrain_at_an_event_time_excludes_that_events_label(tmp_path):
+    prep, res, calls, pred = sim(tmp_path, _on_grid(), "stream:1d", warmup="1d")
+    # e2's label arrives at W exactly: not in the warm-up fit; e4's label at day2: not in fit 2
+    assert fits(calls) == [
+        ("fit", [1.0, 2.0], [0.0, 1.0]),
+        ("fit", [1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]),
+    ]
+    assert predicted(calls) == [(0, 0, [3.0]), (0, 0, [4.0]), (1, 0, [5.0])]
+    assert pred["model_age_us"].to_list() == [0, 12 * H, 0]
+    assert pred["staleness_us"].to_list() == [0, 0, 0]
+    assert pred["feature_age_us"].to_list() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_online_label_arriving_exactly_at_an_event_is_not_used_for_it(tmp_path, vectorize):
+    prep, res, calls, pred = sim(tmp_path, _on_grid(), "online:1", warmup="1d", vectorize=vectorize)
+    assert fits(calls) == [
+        ("fit", [1.0, 2.0], [0.0, 1.0]),
+        ("partial_fit", [3.0], [0.0]),  # at day1 00:00, after e2 was predicted
+        ("partial_fit", [4.0], [1.0]),
+        ("partial_fit", [5.0], [0.0]),
+    ]
+    assert predicted(calls) == [(0, 0, [3.0]), (0, 1, [4.0]), (0, 2, [5.0])]
+    assert pred["model_version"].to_list() == [0, 1, 2]
+    assert pred["model_time"].to_list() == [at(24), at(24), at(36)]
+    assert pred["model_age_us"].to_list() == [0, 12 * H, 12 * H]
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_online_events_and_labels_at_one_instant(tmp_path, vectorize):
+    """Three events at one time, labels at that same time: all three see none of those labels."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(1), at(30), at(30), at(30), at(31)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [False, True, True, False, True, False],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "online:1", warmup="1d", vectorize=vectorize)
+    assert predicted(calls) == [(0, 0, [3.0]), (0, 0, [4.0]), (0, 0, [5.0]), (0, 3, [6.0])]
+    assert pred["model_version"].to_list() == [0, 0, 0, 3]
+    assert pred["model_time"].to_list() == [at(24), at(24), at(24), at(30)]
+    # arrival order of the tied labels is table order
+    assert [f[1] for f in fits(calls)[1:]] == [[3.0], [4.0], [5.0], [6.0]]
+
+
+def test_stream_retrain_sees_no_label_arriving_at_the_cutoff_itself(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(1), at(23), at(30), at(47), at(50)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [False, True, True, False, True, False],
+            "lt": [at(0), at(1), at(48), at(30), at(47.5), at(50)],  # e2's label exactly at day2
+        }
+    )
+    prep, res, calls, pred = sim(
+        tmp_path, df, "stream:1d", warmup="0.5", roles={"label_time": "lt"}
+    )
+    assert prep.data.W == us(30)
+    assert fits(calls) == [
+        ("fit", [1.0, 2.0], [0.0, 1.0]),  # at W: e2's label has not arrived
+        ("fit", [1.0, 2.0, 4.0, 5.0], [0.0, 1.0, 0.0, 1.0]),  # at day2: e2's label at day2 excluded
+    ]
+
+
+# ------------------------------------------------------------------ warm-up as a fraction
+def test_fraction_warmup_is_exactly_that_share_of_events(tmp_path):
+    """0.14 of 50 events is 7 warm-up events (not 8 from 0.14 * 50 = 7.000000000000001)."""
+    n = 50
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(n)],
+            "x": [float(i) for i in range(n)],
+            "y": [False, True] * (n // 2),
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "static", warmup="0.14")
+    assert prep.data.W == us(7)
+    assert pred["event_id"].to_list() == list(range(7, n))
+    assert fits(calls) == [("fit", [float(i) for i in range(7)], [0.0, 1.0] * 3 + [0.0])]
+    prep, *_, pred = sim(tmp_path, df, "static", warmup="0.3")
+    assert pred["event_id"].to_list() == list(range(15, n))
+
+
+def test_fraction_warmup_tie_at_the_boundary_is_scored(tmp_path):
+    """W is the time of the first event after the fraction; events tied with it are scored
+    (warm-up is t < W): DESIGN's rule, pinned (docs/ARCHITECTURE.md, Semantics notes)."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(1), at(2), at(2), at(3), at(4), at(5), at(6), at(7), at(8)],
+            "x": [float(i) for i in range(10)],
+            "y": [False, True] * 5,
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "static", warmup="0.3")
+    assert prep.data.W == us(2)
+    assert pred["event_id"].to_list() == list(range(2, 10))
+    assert fits(calls) == [("fit", [0.0, 1.0], [0.0, 1.0])]
+
+
+# ------------------------------------------------------------------ batch view
+def test_batch_snapshot_by_key_with_request_features(tmp_path):
+    """Latest values of the event's own entity strictly before the cutoff; request features and
+    the key from the event itself; a training row's features as of its own cutoff."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(3), at(25), at(26), at(27), at(49), at(50)],
+            "k": ["a", "b", "a", "b", "a", "c", "a", "b"],
+            "x": [10.0, 20.0, 11.0, 21.0, 12.0, 30.0, 13.0, 22.0],
+            "hour": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            "y": [False, True, True, False, False, True, True, False],
+        }
+    )
+    prep, res, calls, pred = sim(
+        tmp_path,
+        df,
+        "batch:1d",
+        warmup="1d",
+        roles={"key": "k", "features": ["x", "hour"], "request_features": ["hour"]},
+    )
+    assert prep.data.W == us(25)
+    # warm-up fit at W = day1 01:00: rows e0-e2 (cutoff day0: all cold); e3 (t=25) has t >= W
+    assert fits(calls)[0] == ("fit", ["nan", "nan", "nan"], [0.0, 1.0, 1.0])
+    rows = predicted(calls)
+    # e3 (b, day1): b's latest before day1 = 20; e4 (a): 11; e5 (c): cold; e6 (a, day2): 12; e7: 21
+    assert rows == [
+        (0, 0, [20.0, 4.0]),
+        (0, 0, [11.0, 5.0]),
+        (0, 0, ["nan", 6.0]),
+        (1, 0, [12.0, 7.0]),
+        (1, 0, [21.0, 8.0]),
+    ]
+    # B1 at day2 trains e0-e5 as served: e3 -> 20, e4 -> 11, e5 -> cold
+    assert fits(calls)[1] == (
+        "fit",
+        ["nan", "nan", "nan", 20.0, 11.0, "nan"],
+        [0.0, 1.0, 1.0, 0.0, 0.0, 1.0],
+    )
+    assert pred["cold_start"].to_list() == [False, False, True, False, False]
+    ages = pred["feature_age_us"].to_list()
+    assert ages == [23 * H, 23 * H, None, 23 * H, 25 * H]
+
+
+def test_batch_null_key_is_a_cold_start(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(3), at(26), at(27)],
+            "k": ["a", None, "a", None, "a"],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "y": [False, True, False, True, True],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "batch:1d", warmup="1d", roles={"key": "k"})
+    assert predicted(calls) == [(0, 0, ["nan"]), (0, 0, [3.0])]
+    assert pred["cold_start"].to_list() == [True, False]
+
+
+def test_batch_several_events_of_one_entity_at_one_instant_take_the_last(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(5), at(5), at(26)],
+            "x": [1.0, 2.0, 3.0, 4.0],
+            "y": [False, True, False, True],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "batch:1d", warmup="1d")
+    assert predicted(calls) == [(0, 0, [3.0])]
+
+
+# ------------------------------------------------------------------ retrain windows
+def test_train_window_limits_rows_by_event_time(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(20), at(30), at(40), at(50)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [False, True, False, True, False, True],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "stream:1d:1d", warmup="1d")
+    # W = day1 01:00: window [day0 01:00, W) -> e0..e2; day2: [day1 00:00, day2) -> e3, e4
+    assert fits(calls) == [
+        ("fit", [1.0, 2.0, 3.0], [0.0, 1.0, 0.0]),
+        ("fit", [4.0, 5.0], [1.0, 0.0]),
+    ]
+    assert pred["model_version"].to_list() == [0, 0, 1]
+
+
+def test_one_class_retrain_is_skipped_and_the_old_model_kept(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(30), at(40), at(50), at(60), at(75)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            "y": [False, True, True, True, False, True, True],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "stream:1d:1d", warmup="1d")
+    # day2's window [day1, day2) holds e2, e3: both positive -> skipped; day3's holds e4, e5
+    assert len(res.warnings) == 1 and "one class" in res.warnings[0]
+    assert "2024-01-03T00:00:00" in res.warnings[0]
+    assert fits(calls) == [("fit", [1.0, 2.0], [0.0, 1.0]), ("fit", [5.0, 6.0], [0.0, 1.0])]
+    assert pred["model_version"].to_list() == [0, 0, 0, 0, 1]
+    assert pred["model_time"].to_list() == [at(25)] * 4 + [at(72)]
+    assert pred["model_age_us"].to_list() == [5 * H, 15 * H, 25 * H, 35 * H, 3 * H]
+
+
+# ------------------------------------------------------------------ online
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_online_update_every_with_late_warmup_labels_and_a_partial_tail(tmp_path, vectorize):
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(1), at(2), at(30), at(31), at(32), at(33)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            "y": [False, True, True, False, True, False, True],
+            # e2 is warm-up but its label arrives after W (day1 00:00)
+            "lt": [at(0), at(1), at(31.5), at(30.5), at(31), at(34), at(35)],
+        }
+    )
+    prep, res, calls, pred = sim(
+        tmp_path, df, "online:2", warmup="1d", roles={"label_time": "lt"}, vectorize=vectorize
+    )
+    assert prep.data.W == us(24)
+    # labels arriving >= W in arrival order: e3 (30.5), e4 (31), e2 (31.5), e5 (34), e6 (35)
+    assert fits(calls) == [
+        ("fit", [1.0, 2.0], [0.0, 1.0]),
+        ("partial_fit", [4.0, 5.0], [0.0, 1.0]),  # at 31:00 (e4's label: event e4 is first)
+        ("partial_fit", [3.0, 6.0], [1.0, 0.0]),  # at 34:00
+    ]  # e6's label alone is a partial batch: never applied
+    assert predicted(calls) == [(0, 0, [4.0]), (0, 0, [5.0]), (0, 1, [6.0]), (0, 1, [7.0])]
+    assert pred["model_version"].to_list() == [0, 0, 1, 1]
+    assert pred["model_time"].to_list() == [at(24), at(24), at(31), at(31)]
+    assert res.fits[1:] == [("update", us(31), 2), ("update", us(34), 2)]
+
+
+def test_null_labels_never_train_and_are_never_scored(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(1), at(2), at(30), at(31), at(49), at(50)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            "y": [False, True, None, None, True, False, None],
+        }
+    )
+    for strategy in ("online:1", "stream:1d"):
+        prep, res, calls, pred = sim(tmp_path, df, strategy, warmup="1d")
+        trained = [x for f in fits(calls) for x in f[1]]
+        assert 3.0 not in trained and 4.0 not in trained and 7.0 not in trained
+        assert pred["event_id"].to_list() == [3, 4, 5, 6]  # still predicted, same events
+        assert pred["y"].to_list() == [None, 1.0, 0.0, None]
+        assert pred["label_time"].null_count() == 2
+
+
+# ------------------------------------------------------------------ windowed features
+def test_batch_windowed_feature_is_as_of_the_cutoff_and_counts_in_feature_age(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(20), at(30), at(47), at(50)],
+            "k": ["a", "b", "a", "a", "a", "b"],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [False, True, False, True, False, True],
+        }
+    )
+    path = _write(tmp_path, df)
+    Rec.CALLS.clear()
+    cfg = resolve_config(
+        path,
+        roles=Roles(time="ts", label="y", key="k", features=["x"]),
+        strategies="batch:1d,stream:1d",
+        warmup="1d",
+        features=["k:x:sum:1d"],
+    )
+    prep = prepare(path, cfg, instance=Rec())
+    b, s = cfg.strategies
+    rb = simulate(b, prep.data, prep.view_for(b), prep.builder)
+    rows = [r for r in predicted(Rec.CALLS)]
+    # scored: e3 (a, day1 06:00), e4 (a, day1 23:00), e5 (b, day2 02:00)
+    # batch: x as of the cutoff; sum of a's x in [cutoff - 1d, cutoff)
+    assert rows == [(0, 0, [3.0, 4.0]), (0, 0, [3.0, 4.0]), (1, 0, [2.0, 0.0])]
+    pred = predictions_frame(prep, [rb])
+    # e3: snapshot row e2 (20:00) -> 10h; e5 (b): snapshot e1 (day0 02:00) -> 48h; the
+    # aggregate over [day1, day2) of b is empty, so it adds nothing newer
+    assert pred["feature_age_us"].to_list() == [10 * H, 27 * H, 48 * H]
+    Rec.CALLS.clear()
+    simulate(s, prep.data, prep.view_for(s), prep.builder)
+    # stream: fresh x; the aggregate as of t_i excluding event i
+    assert predicted(Rec.CALLS) == [(0, 0, [4.0, 3.0]), (0, 0, [5.0, 4.0]), (1, 0, [6.0, 0.0])]
+
+
+# ------------------------------------------------------------------ regression, strings, order
+def test_regression_task_trains_on_values(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(1), at(2), at(30), at(31), at(50)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [1.0, 2.0, 6.0, 10.0, 20.0, 0.0],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "stream:1d", warmup="1d", instance=RecReg())
+    assert prep.label.task == "regression"
+    assert pred["score"].to_list() == [3.0, 3.0, 39.0 / 5]
+    assert pred["pred"].to_list() == pred["score"].to_list()
+    assert pred["y"].to_list() == [10.0, 20.0, 0.0]
+
+
+def test_unsorted_input_gives_the_same_predictions(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(12), at(24.5), at(30), at(47.5), at(57)],
+            "k": ["a", "b", "a", "b", "a", "b"],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [False, True, True, False, True, False],
+        }
+    )
+    perm = [3, 0, 5, 1, 4, 2]
+    for strategy in ("batch:1d", "online:1"):
+        _, _, calls_a, pred_a = sim(tmp_path, df, strategy, warmup="1d", roles={"key": "k"})
+        with pytest.warns(UserWarning, match="not sorted"):
+            _, _, calls_b, pred_b = sim(
+                tmp_path, df[perm], strategy, warmup="1d", roles={"key": "k"}
+            )
+        assert predicted(calls_a) == predicted(calls_b)
+        assert pred_a.equals(pred_b)
+
+
+def test_string_feature_and_cold_start_with_a_preset(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 80
+    df = pl.DataFrame(
+        {
+            "ts": [at(i) for i in range(n)],
+            "k": rng.choice(["a", "b", "c", "d"], n).tolist(),
+            "colour": rng.choice(["red", "blue", None], n).tolist(),
+            "x": rng.normal(size=n),
+            "y": (rng.random(n) > 0.5).tolist(),
+        }
+    )
+    path = _write(tmp_path, df)
+    cfg = resolve_config(
+        path,
+        roles=Roles(time="ts", label="y", key="k"),
+        strategies="batch:1d,stream:1d,online:1,static",
+        warmup="1d",
+        model="sgd",
+    )
+    prep = prepare(path, cfg)
+    res = [simulate(s, prep.data, prep.view_for(s), prep.builder) for s in cfg.strategies]
+    pred = predictions_frame(prep, res)
+    assert pred["score"].is_null().sum() == 0 and pred["score"].is_nan().sum() == 0
+    # every strategy scores exactly the same events
+    ids = {s: pred.filter(pl.col("strategy") == s)["event_id"].to_list() for s in ["batch"]}
+    for s in ("stream", "online", "static"):
+        assert pred.filter(pl.col("strategy") == s)["event_id"].to_list() == ids["batch"]
+
+
+def test_run_directory_has_the_same_scored_events_for_every_strategy(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(h * 3) for h in range(40)],
+            "x": [float(i % 7) for i in range(40)],
+            "y": [(i * 5) % 3 == 0 for i in range(40)],
+        }
+    )
+    path = _write(tmp_path, df)
+    res = run_compare(
+        path,
+        roles=Roles(time="ts", label="y"),
+        warmup="1d",
+        strategies="batch:1d,stream:12h,online:3,static",
+        out=tmp_path / "run",
+        timing_sample=5,
+    )
+    pred = pl.read_parquet(res.run_dir / "predictions.parquet")
+    W = at(24)
+    expected = [i for i in range(40) if at(i * 3) >= W]
+    for s in ("batch", "stream", "online", "static"):
+        assert pred.filter(pl.col("strategy") == s)["event_id"].to_list() == expected
