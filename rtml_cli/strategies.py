@@ -288,8 +288,9 @@ class _Sim:
         self.fits: list[tuple[str, int, int]] = []
         self.progress = progress
 
-    def fit(self, c: int, *, first: bool) -> Any | None:
-        """A fresh model fitted at ``c`` on labels arrived strictly before ``c``; ``None`` = skip."""
+    def fit(self, c: int, *, first: bool, warn: bool = True) -> Any | None:
+        """A fresh model fitted at ``c`` on labels arrived strictly before ``c``; ``None`` = skip
+        (with a warning unless ``warn`` is false)."""
         d, spec = self.data, self.spec
         rows = _train_rows(d, c, spec.train_window_us)
         window = (
@@ -308,6 +309,8 @@ class _Sim:
                     f"strategy '{spec.name}': the warm-up training window (labels arrived {window}) "
                     f"{problem}; no model can be fitted. Use a longer --warmup."
                 )
+            if not warn:
+                return None
             self.warnings.append(
                 f"strategy '{spec.name}': retrain at {_iso(c)} skipped, its window (labels arrived "
                 f"{window}) {problem}; the previous model was kept"
@@ -387,13 +390,25 @@ def _scheduled(sim: _Sim) -> None:
     stops = np.append(starts[1:], n)
     model, scorer, version, mtime = None, None, -1, W
     job = spec.kind == "batch"
+    idle: list[int] = []  # cutoffs since the last fit whose span held no event
     for k, c in enumerate(fit_times.tolist()):
         a, b = int(starts[k]), int(stops[k])
         if b <= a and k > 0:
-            continue  # no event until the next cutoff: this model would serve nothing
-        fitted = sim.fit(c, first=k == 0)
+            idle.append(c)  # no event until the next cutoff: this model would serve nothing
+            continue
+        fitted, fit_at = sim.fit(c, first=k == 0), c
+        if fitted is None and spec.train_window_us is not None:
+            # Skipped: the deployment keeps its previous model, which is that of the latest
+            # idle cutoff that could fit one (only a sliding window can make an earlier window
+            # valid when a later one is not).
+            for ci in reversed(idle):
+                fitted = sim.fit(ci, first=False, warn=False)
+                if fitted is not None:
+                    fit_at = ci
+                    break
+        idle.clear()
         if fitted is not None:
-            model, version, mtime = fitted, version + 1, c
+            model, version, mtime = fitted, version + 1, fit_at
             scorer = _Scorer(model, d.task, what=spec.name)
         if b > a:
             assert scorer is not None

@@ -524,3 +524,24 @@ def test_run_directory_has_the_same_scored_events_for_every_strategy(tmp_path):
     expected = [i for i in range(40) if at(i * 3) >= W]
     for s in ("batch", "stream", "online", "static"):
         assert pred.filter(pl.col("strategy") == s)["event_id"].to_list() == expected
+
+
+@pytest.mark.parametrize("strategy", ["stream:1d:1d", "batch:1d:1d"])
+def test_skipped_retrain_keeps_the_model_of_an_eventless_cutoff(tmp_path, strategy):
+    """No event in day2, so its model served nothing; but day3's window is empty, so day3 keeps
+    the previous model — which is day2's (fitted on e2, e3), not the warm-up one."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(30), at(40), at(80)],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "y": [False, True, False, True, False],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, strategy, warmup="1d")
+    assert len(res.warnings) == 1 and "2024-01-04T00:00:00" in res.warnings[0]
+    assert pred["model_time"].to_list() == [at(25), at(25), at(48)]
+    assert pred["model_version"].to_list() == [0, 0, 1]
+    used = predicted(calls)
+    assert [u[0] for u in used] == [0, 0, 1]
+    if strategy.startswith("stream"):
+        assert fits(calls)[-1] == ("fit", [3.0, 4.0], [0.0, 1.0])
