@@ -36,7 +36,9 @@ import http.client
 import json
 import os
 import queue
+import re
 import socket
+import ssl
 import threading
 import time
 from array import array
@@ -120,32 +122,127 @@ class _Results:
     errors: dict[int, str] = field(default_factory=dict)  # event id -> error text
 
 
-class _OneWrite:
-    """Send request head and body in one write (http.client sends them in two).
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
 
-    Two small writes per request cost a second syscall and, against a server that does not
-    set TCP_NODELAY, a Nagle/delayed-ACK wait of tens of milliseconds that would pollute the
-    latency being measured.
+
+def _read_response(rfile: Any) -> tuple[int, bytes, bool]:
+    """Read one HTTP/1.x response from a buffered socket reader.
+
+    Returns ``(status, body, close)``; ``close`` is true when the server will not keep the
+    connection alive. A minimal parser instead of :class:`http.client.HTTPResponse`, whose
+    header parsing (``email.parser``) and per-response ``makefile`` were most of the
+    per-request client cost; it handles what a model endpoint sends: ``Content-Length``,
+    chunked bodies, ``Connection: close``, HTTP/1.0, interim 1xx responses and bodiless
+    204/304. Malformed input raises :class:`http.client.HTTPException` (the caller
+    reconnects), a dropped connection :class:`http.client.RemoteDisconnected`.
     """
+    while True:
+        line = rfile.readline(_MAX_LINE + 1)
+        if not line:
+            raise http.client.RemoteDisconnected("server closed the connection without a response")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(repr(line[:80]))
+        status = int(parts[1])
+        close = parts[0] == b"HTTP/1.0"
+        length: int | None = None
+        chunked = False
+        for _ in range(_MAX_HEADERS + 1):
+            h = rfile.readline(_MAX_LINE + 1)
+            if h in (b"\r\n", b"\n", b""):
+                break
+            name, _sep, value = h.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    raise http.client.HTTPException(f"bad Content-Length {value!r}") from None
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                token = value.strip().lower()
+                if token == b"close":
+                    close = True
+                elif token == b"keep-alive":
+                    close = False
+        else:
+            raise http.client.HTTPException(f"more than {_MAX_HEADERS} response headers")
+        if 100 <= status < 200 and status != 101:
+            continue  # an interim response (100 Continue): the real one follows
+        break
+    if status in (204, 304):
+        return status, b"", close
+    if chunked:
+        chunks = []
+        while True:
+            size_line = rfile.readline(_MAX_LINE + 1)
+            try:
+                size = int(size_line.split(b";", 1)[0], 16)
+            except ValueError:
+                raise http.client.IncompleteRead(b"".join(chunks)) from None
+            if size == 0:
+                while rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return status, b"".join(chunks), close
+            chunk = rfile.read(size)
+            if len(chunk) < size:
+                raise http.client.IncompleteRead(chunk, size - len(chunk))
+            chunks.append(chunk)
+            rfile.readline(_MAX_LINE + 1)  # the CRLF after the chunk
+    if length is not None:
+        body = rfile.read(length)
+        if len(body) < length:
+            raise http.client.IncompleteRead(body, length - len(body))
+        return status, body, close
+    # Neither length nor chunked: the body runs until the server closes the connection.
+    return status, rfile.read(), True
 
-    _buffer: list[bytes]
 
-    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        if isinstance(message_body, bytes) and not encode_chunked:
-            self._buffer.extend((b"", b""))
-            msg = b"\r\n".join(self._buffer) + message_body
-            del self._buffer[:]
-            self.send(msg)  # type: ignore[attr-defined]
-            return
-        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+def _request_head(
+    host: str, port: int, default_port: int, path: str, headers: dict[str, str]
+) -> bytes:
+    """Everything of a POST request before the ``Content-Length`` value, built once.
+
+    Building the head per request (``http.client.putrequest``/``putheader``) costs more than
+    sending it; only the body length changes between requests. Names and values are checked
+    here as ``http.client`` would, so a bad ``--header`` fails at start with a usage error.
+    """
+    if _BAD_URL_CHARS.search(path):
+        raise UsageError(
+            f"replay target path '{path}' contains spaces or control characters. "
+            "Percent-encode them (e.g. %20 for a space)."
+        )
+    host_value = f"[{host}]" if ":" in host else host
+    if port != default_port:
+        host_value += f":{port}"
+    lines = [f"POST {path} HTTP/1.1"]
+    given = {k.lower() for k in headers}
+    if "host" not in given:
+        lines.append(f"Host: {host_value}")
+    if "accept-encoding" not in given:
+        lines.append("Accept-Encoding: identity")
+    for name, value in headers.items():
+        if name.lower() in ("content-length", "transfer-encoding"):
+            continue  # the sink sets the body length itself
+        if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+            raise UsageError(
+                f"--header '{name}: {value}' is not a valid HTTP header (a name of letters, "
+                "digits and -, a value on one line). Write it like --header 'X-Api-Key: abc'."
+            )
+        lines.append(f"{name}: {value}")
+    try:
+        return ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"--header values and the URL path must be Latin-1 text for {path}; "
+            "percent-encode or ASCII-encode them."
+        ) from None
 
 
-class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
-    pass
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class _ServerGone(Exception):
@@ -206,7 +303,14 @@ class HttpSink(TransportSink):
         self._results: list[_Results] = []
         self._pending: list[tuple[int, int, int, int, str]] = []
         self._labels: dict[int, tuple[Any, int | None]] = {}
-        self._queue: queue.Queue[_Unit | None] | None = None
+        # Hand-off to the workers: C-level SimpleQueues (no Python-level Condition per
+        # event as in queue.Queue). ``_slots`` holds one token per request that may be queued
+        # or in flight: the replay takes one before handing a request over (back-pressure),
+        # a worker returns it when the request is answered, and flush() waits for all.
+        self._work: queue.SimpleQueue[_Unit | None] | None = None
+        self._slots: queue.SimpleQueue[bool] | None = None
+        self._slot_count = 0
+        self._tls_context: ssl.SSLContext | None = None
         self._threads: list[threading.Thread] = []
         self._fatal: RtmlError | None = None
         self._inline: _Worker | None = None
@@ -247,6 +351,11 @@ class HttpSink(TransportSink):
         self.port = port or (443 if self.https else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._headers = {"Content-Type": "application/json", **parse_headers(self.headers)}
+        self._head = _request_head(
+            self.host, self.port, 443 if self.https else 80, self.path, self._headers
+        )
+        # The one dict lookup per request left: whether responses must be decoded at all.
+        self._want_scores = self.record is not None or self.score_field is not None
         try:
             socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s).close()
         except OSError as exc:
@@ -259,7 +368,11 @@ class HttpSink(TransportSink):
             self._inline = _Worker(self)
             self._results.append(self._inline.results)
         else:
-            self._queue = queue.Queue(maxsize=2 * self.concurrency)
+            self._work = queue.SimpleQueue()
+            self._slots = queue.SimpleQueue()
+            self._slot_count = 2 * self.concurrency
+            for _ in range(self._slot_count):
+                self._slots.put(True)
             for i in range(self.concurrency):
                 worker = _Worker(self)
                 self._results.append(worker.results)
@@ -281,13 +394,14 @@ class HttpSink(TransportSink):
         label_values = self._label_values(batch) if labels is not None else None
         pos = self.next_position
         now_ns = time.perf_counter_ns
+        done = self.tracker.done
         for i, kind in enumerate(kinds):
             p = pos + i
             if kind != "event":
                 if labels is not None and label_values is not None:
                     labels[ids[i]] = (label_values[i], times[i])
-                with self._lock:
-                    self.tracker.done(p)
+                with self._lock:  # workers move the tracker too
+                    done(p)
                 continue
             if sched is not None:
                 due = int(sched[i])
@@ -340,14 +454,32 @@ class HttpSink(TransportSink):
             self._inline.handle(unit)
             self._raise_fatal()
         else:
-            assert self._queue is not None
-            while True:  # a bounded put, so that a dead pool cannot block the replay forever
+            assert self._work is not None and self._slots is not None
+            slots = self._slots
+            while True:  # a bounded wait, so that a dead pool cannot block the replay forever
                 self._raise_fatal()
                 try:
-                    self._queue.put(unit, timeout=0.1)
-                    return
-                except queue.Full:
+                    slots.get(timeout=0.1)
+                    break
+                except queue.Empty:
                     continue
+            self._work.put(unit)
+
+    def _wait_idle(self) -> None:
+        """Wait until every request handed to the workers has been answered (or dropped)."""
+        slots = self._slots
+        if slots is None:
+            return
+        got = 0
+        while got < self._slot_count:
+            try:
+                slots.get(timeout=0.1)
+                got += 1
+            except queue.Empty:
+                if not any(t.is_alive() for t in self._threads):
+                    break  # no worker left to return the tokens (cannot happen normally)
+        for _ in range(got):
+            slots.put(True)
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
@@ -362,8 +494,7 @@ class HttpSink(TransportSink):
         """Send the partial batch and wait until every request handed over has been answered."""
         if self._fatal is None:
             self._dispatch()
-        if self._queue is not None:
-            self._queue.join()
+        self._wait_idle()
         self._save_checkpoint_locked(force=True)
         self._raise_fatal()
 
@@ -376,9 +507,9 @@ class HttpSink(TransportSink):
             if self._fatal is None:
                 with contextlib.suppress(RtmlError):
                     self._dispatch()
-            if self._queue is not None:
+            if self._work is not None:
                 for _ in self._threads:
-                    self._queue.put(None)
+                    self._work.put(None)
                 for t in self._threads:
                     t.join()
             if self._inline is not None:
@@ -389,8 +520,15 @@ class HttpSink(TransportSink):
             if self.record is not None and self._opened and self._fatal is None:
                 write_run(self)
         finally:
-            self._queue = None
+            self._work = None
+            self._slots = None
             self._threads = []
+
+    def _tls(self) -> ssl.SSLContext:
+        """The TLS context of https targets (system CAs, hostname checked), made once."""
+        if self._tls_context is None:
+            self._tls_context = ssl.create_default_context()
+        return self._tls_context
 
     def _gave_up(self, what: str, fix: str = "") -> SinkError:
         if self.record is not None:
@@ -398,15 +536,6 @@ class HttpSink(TransportSink):
         return super()._gave_up(what, fix)
 
     # ----------------------------------------------------------------------------- results
-    def _count(self, status: int, error: str | None) -> str | None:
-        """Count one response; return the error text to raise under ``fail_on_error``."""
-        if 200 <= status < 300 and error is None:
-            return None
-        key = str(status) if status else (error or "error")
-        with self._lock:
-            self._errors_by_status[key] = self._errors_by_status.get(key, 0) + 1
-        return key
-
     def errors_by_status(self) -> dict[str, int]:
         """Failed requests by HTTP status (``"503"``) or ``"timeout"``."""
         with self._lock:
@@ -439,45 +568,57 @@ class HttpSink(TransportSink):
 
 
 class _Worker:
-    """Sends requests over one keep-alive connection and records what came back."""
+    """Sends requests over one keep-alive connection and records what came back.
+
+    The connection is a plain socket (TLS-wrapped for https) with one buffered reader kept
+    for its lifetime: each request is one ``sendall`` of the prebuilt head plus the body,
+    each response is read by :func:`_read_response`.
+    """
 
     def __init__(self, sink: HttpSink) -> None:
         self.sink = sink
         self.results = _Results()
-        self.conn: http.client.HTTPConnection | None = None
+        self.sock: socket.socket | None = None
+        self.rfile: Any = None
 
     def run(self) -> None:
-        q = self.sink._queue
-        assert q is not None
+        s = self.sink
+        work, slots = s._work, s._slots
+        assert work is not None and slots is not None
         while True:
-            unit = q.get()
+            unit = work.get()
+            if unit is None:
+                self.close()
+                return
             try:
-                if unit is None:
-                    return
-                if self.sink._fatal is None:  # after a fatal error, drain without sending
+                if s._fatal is None:  # after a fatal error, drain without sending
                     self.handle(unit)
             except BaseException as exc:  # noqa: BLE001 - a worker must never die silently
-                if self.sink._fatal is None:
-                    self.sink._fatal = SinkError(f"{self.sink.target}: worker failed: {exc!r}")
+                if s._fatal is None:
+                    s._fatal = SinkError(f"{s.target}: worker failed: {exc!r}")
             finally:
-                q.task_done()
-                if unit is None:
-                    self.close()
+                slots.put(True)
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        for f in (self.rfile, self.sock):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+        self.rfile = self.sock = None
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self) -> None:
         s = self.sink
-        cls = _HTTPSConnection if s.https else _HTTPConnection
-        conn = cls(s.host, s.port, timeout=s.connect_timeout_s)
-        conn.connect()
-        assert conn.sock is not None
-        conn.sock.settimeout(s.timeout_s)
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+        sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout_s)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if s.https:
+                sock = s._tls().wrap_socket(sock, server_hostname=s.host)
+            sock.settimeout(s.timeout_s)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
 
     def _post(self, body: bytes) -> tuple[int, bytes | None, str | None]:
         """One request, reconnecting with backoff if the server is gone.
@@ -485,9 +626,12 @@ class _Worker:
         Returns ``(status, body, error)``; status 0 means no response (timeout).
         """
         s = self.sink
+        # One write for head and body: a second small write costs a syscall and, against a
+        # server without TCP_NODELAY, a Nagle/delayed-ACK wait that would pollute latency.
+        request = b"%s%d\r\n\r\n%s" % (s._head, len(body), body)
         # A kept-alive connection may have been closed by the server between requests:
         # the first reconnect is immediate, the next ones back off.
-        delays = [0.0, *s.backoff.delays()]
+        delays = (0.0, *s.backoff.delays())
         last: BaseException | None = None
         for attempt, delay in enumerate(delays):
             if attempt:
@@ -496,20 +640,20 @@ class _Worker:
                 if attempt > 1:
                     with s._lock:
                         s.retried += 1
-            connecting = self.conn is None
+            connecting = self.sock is None
             try:
-                if self.conn is None:
-                    self.conn = self._connect()
+                if self.sock is None:
+                    self._connect()
                     connecting = False
-                self.conn.request("POST", s.path, body=body, headers=s._headers)
-                resp = self.conn.getresponse()
-                data = resp.read()
-                if resp.will_close:
+                assert self.sock is not None
+                self.sock.sendall(request)
+                status, data, close = _read_response(self.rfile)
+                if close:
                     self.close()
-                return resp.status, data, None
+                return status, data, None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                if isinstance(exc, (TimeoutError, socket.timeout)) and not connecting:
+                if isinstance(exc, TimeoutError) and not connecting:
                     # The server took the request and did not answer in time: a slow
                     # answer, counted, not a dead server (sending again could duplicate it).
                     return 0, None, "timeout"
@@ -531,14 +675,11 @@ class _Worker:
             return
         end = time.perf_counter_ns()
         n = len(unit.event_ids)
-        scores = self._scores(data, n) if status and 200 <= status < 300 else [None] * n
+        ok = 200 <= status < 300 and error is None
+        # Responses are decoded only when their scores are used (recording, --score-field).
+        scores = self._scores(data, n) if ok and s._want_scores else [None] * n
         score_error = None
-        if (
-            status
-            and 200 <= status < 300
-            and s.score_field is not None
-            and all(x is None for x in scores)
-        ):
+        if ok and s.score_field is not None and all(x is None for x in scores):
             score_error = f"score field '{s.score_field}' not in response"
         r = self.results
         for k in range(n):
@@ -550,13 +691,19 @@ class _Worker:
             r.score.append(float("nan") if sc is None else sc)
             if error or score_error:
                 r.errors[unit.event_ids[k]] = error or score_error or ""
-        bad = s._count(status, error)
-        with s._lock:
+        bad = None if ok else (str(status) if status else (error or "error"))
+        with s._lock:  # one lock per request for every shared counter
             s._requests += 1
             if bad is None:
                 s.delivered += n
-            for p in unit.positions:
-                s.tracker.done(p)
+            else:
+                s._errors_by_status[bad] = s._errors_by_status.get(bad, 0) + 1
+            positions = unit.positions
+            if n == 1:
+                s.tracker.done(positions[0])
+            else:
+                for p in positions:
+                    s.tracker.done(p)
         if bad is not None and s.fail_on_error and s._fatal is None:
             s._fatal = s._gave_up(
                 f"request for event {unit.event_ids[0]} failed ({bad}) and --fail-on-error is set",

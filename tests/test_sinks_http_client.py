@@ -1,0 +1,162 @@
+"""The HTTP sink's own minimal HTTP/1.1 client: request head building and response parsing.
+
+The sink sends prebuilt request bytes over a plain socket and parses responses itself (far
+cheaper per request than ``http.client``); these tests pin the parts of HTTP/1.1 a model
+endpoint may use: Content-Length, chunked bodies, ``Connection: close``, HTTP/1.0 bodies
+that run to the end of the connection, interim 1xx responses, bodiless 204.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import socket
+import threading
+
+import pytest
+from conftest_services import LOOPBACK, batches, make_messages
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtml_cli.errors import UsageError
+from rtml_cli.sinks.http import HttpSink, _read_response, _request_head
+
+
+def _resp(raw: bytes) -> tuple[int, bytes, bool]:
+    return _read_response(io.BufferedReader(io.BytesIO(raw)))
+
+
+def _chunked(body: bytes, cuts: list[int]) -> bytes:
+    edges = sorted({0, len(body), *(c % (len(body) + 1) for c in cuts)})
+    out = b""
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        out += b"%x;ext=1\r\n%s\r\n" % (hi - lo, body[lo:hi])
+    return out + b"0\r\nX-Trailer: t\r\n\r\n"
+
+
+@given(body=st.binary(max_size=300), cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_chunked_and_sized_bodies_round_trip(body, cuts):
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    # Two responses back to back on one stream: the first must not eat into the second.
+    nxt = b"HTTP/1.1 201 Created\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    reader = io.BufferedReader(io.BytesIO(head + _chunked(body, cuts) + nxt))
+    assert _read_response(reader) == (200, body, False)
+    assert _read_response(reader) == (201, body, False)
+
+
+def test_close_semantics_interim_and_bodiless_responses():
+    assert _resp(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok") == (
+        200,
+        b"ok",
+        True,
+    )
+    # HTTP/1.0 closes unless it says keep-alive; without a length the body runs to EOF.
+    assert _resp(b'HTTP/1.0 200 OK\r\n\r\n{"score": 1}') == (200, b'{"score": 1}', True)
+    ka = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n1"
+    assert _resp(ka) == (200, b"1", False)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"
+    assert _resp(interim) == (503, b"", False)
+    assert _resp(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n") == (204, b"", False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"", http.client.RemoteDisconnected),
+        (b"garbage\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", http.client.IncompleteRead),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", http.client.HTTPException),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            http.client.IncompleteRead,
+        ),
+    ],
+)
+def test_malformed_or_cut_responses_raise_http_errors(raw, error):
+    # The worker treats these as a broken connection: it reconnects and retries.
+    with pytest.raises(error):
+        _resp(raw)
+
+
+def test_request_head_is_built_once_with_host_and_headers():
+    head = _request_head("127.0.0.1", 8000, 80, "/p?a=1", {"Content-Type": "application/json"})
+    assert head == (
+        b"POST /p?a=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nAccept-Encoding: identity\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+    )
+    own = _request_head("::1", 443, 443, "/", {"host": "model.internal", "Content-Length": "9"})
+    assert b"Host: [::1]" not in own and b"host: model.internal" in own
+    assert own.count(b"Content-Length") == 1  # the user's is dropped: the sink sets it
+    with pytest.raises(UsageError, match="not a valid HTTP header"):
+        _request_head("h", 80, 80, "/", {"X-Bad": "a\r\nInjected: 1"})
+    with pytest.raises(UsageError, match="not a valid HTTP header"):
+        _request_head("h", 80, 80, "/", {"Bad Name": "v"})
+    with pytest.raises(UsageError, match="Percent-encode"):
+        _request_head("h", 80, 80, "/a b", {})
+    with pytest.raises(UsageError, match="Latin-1"):
+        _request_head("h", 80, 80, "/", {"X-Name": "\u20ac"})
+
+
+class _RawServer:
+    """A socket server answering every request with a chunked body and ``Connection: close``
+    (then closing), so that each request of the sink needs a fresh connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server((LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        self.bodies: list[bytes] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as f:
+            if not f.readline():
+                return  # the sink's connect probe at open(): no request
+            length = 0
+            while (line := f.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = f.read(length)
+            with self._lock:
+                self.bodies.append(body)
+            score = json.dumps({"score": json.loads(body)["x"] / 10}).encode()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                + _chunked(score, [3])
+            )
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_sink_reconnects_after_connection_close_and_reads_chunked_scores(concurrency, tmp_path):
+    server = _RawServer()
+    msgs = make_messages(30)
+    sink = HttpSink(
+        f"http://{LOOPBACK}:{server.port}/predict",
+        concurrency=concurrency,
+        score_field="score",
+        record=tmp_path / "run",
+    )
+    sink.open()
+    try:
+        for b in batches(msgs, 7):
+            sink.write(b)
+    finally:
+        sink.close()
+        server.sock.close()
+    stats = sink.stats()
+    assert stats["delivered"] == 30 and stats["retries"] == 0 and stats["errors"] == "none"
+    assert sorted(json.loads(b)["rtml_event_id"] for b in server.bodies) == list(range(30))
+    import polars as pl
+
+    resp = pl.read_parquet(tmp_path / "run" / "responses.parquet")
+    events = msgs.filter(pl.col("rtml_kind") == "event").sort("rtml_event_id")
+    assert resp["score"].to_list() == pytest.approx((events["x"] / 10).to_list())
