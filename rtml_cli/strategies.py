@@ -94,7 +94,9 @@ def view_frame(
     Returns
     -------
     polars.DataFrame
-        ``columns`` plus ``rtml_features_time`` (µs), ``rtml_source_t`` (µs, null = cold start).
+        ``columns`` plus ``rtml_features_time`` (µs), ``rtml_source_t`` (µs, newest event the
+        features come from; null = none) and ``rtml_cold`` (the entity had no event before the
+        snapshot).
     """
     t_us = _epoch_us(T)
     if every_us is None:
@@ -102,6 +104,7 @@ def view_frame(
             *[pl.col(c) for c in columns],
             t_us.alias("rtml_features_time"),
             t_us.alias("rtml_source_t"),
+            pl.lit(False).alias("rtml_cold"),
         )
     else:
         # The key itself is known at request time: never snapshot it.
@@ -135,6 +138,9 @@ def view_frame(
             *[pl.col(c) for c in columns],
             pl.col("rtml_cutoff").alias("rtml_features_time"),
             pl.col("rtml_source_t"),
+            # cold start is the entity's own: fixed here, before windowed aggregates (which may
+            # span other entities) can make rtml_source_t non-null
+            pl.col("rtml_source_t").is_null().alias("rtml_cold"),
         )
     return _add_derived(frame, out, feature_specs, key=key, every_us=every_us, label=label)
 
@@ -576,8 +582,9 @@ def make_view(frame: pl.DataFrame, vf: pl.DataFrame, X: np.ndarray, name: str) -
     """Bundle an encoded view frame (from :func:`view_frame`) into a :class:`View`."""
     t = frame[T].dt.epoch("us").to_numpy()
     src = vf["rtml_source_t"]
-    cold = src.is_null().to_numpy()
-    age = np.where(cold, NO_AGE, t - src.fill_null(0).to_numpy())
+    none = src.is_null().to_numpy()
+    cold = vf["rtml_cold"].to_numpy() if "rtml_cold" in vf.columns else none
+    age = np.where(none, NO_AGE, t - src.fill_null(0).to_numpy())
     finite = X.dtype == np.float64 and bool(np.isfinite(X).all())
     return View(
         name,

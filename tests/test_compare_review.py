@@ -545,3 +545,49 @@ def test_skipped_retrain_keeps_the_model_of_an_eventless_cutoff(tmp_path, strate
     assert [u[0] for u in used] == [0, 0, 1]
     if strategy.startswith("stream"):
         assert fits(calls)[-1] == ("fit", [3.0, 4.0], [0.0, 1.0])
+
+
+def test_batch_cold_start_is_the_entitys_own_even_with_a_global_aggregate(tmp_path):
+    """A global (empty-key) windowed feature has rows before the cutoff, but entity c had no
+    event: c's event is a cold start; its feature age comes from the aggregate's newest row."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(20), at(30), at(31)],
+            "k": ["a", "b", "a", "c", "a"],
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "y": [False, True, False, True, False],
+        }
+    )
+    path = _write(tmp_path, df)
+    Rec.CALLS.clear()
+    cfg = resolve_config(
+        path,
+        roles=Roles(time="ts", label="y", key="k", features=["x"]),
+        strategies="batch:1d",
+        warmup="1d",
+        features=[":*:count:1d:n_all"],
+    )
+    prep = prepare(path, cfg, instance=Rec())
+    spec = cfg.strategies[0]
+    res = simulate(spec, prep.data, prep.view_for(spec), prep.builder)
+    assert predicted(Rec.CALLS) == [(0, 0, ["nan", 3.0]), (0, 0, [3.0, 3.0])]
+    pred = predictions_frame(prep, [res])
+    assert pred["cold_start"].to_list() == [True, False]
+    assert pred["feature_age_us"].to_list() == [10 * H, 11 * H]
+
+
+def test_batch_snapshot_takes_the_latest_row_even_where_it_is_null(tmp_path):
+    """The snapshot is the entity's latest row before the cutoff (as a feature store serves a
+    row), not the latest non-null value per column (docs/ARCHITECTURE.md, Semantics notes)."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(3), at(30)],
+            "x": [1.0, 2.0, None, 4.0],
+            "z": [5.0, 6.0, 7.0, 8.0],
+            "y": [False, True, False, True],
+        }
+    )
+    prep, res, calls, pred = sim(tmp_path, df, "batch:1d", warmup="1d")
+    assert predicted(calls) == [(0, 0, ["nan", 7.0])]
+    assert pred["feature_age_us"].to_list() == [27 * H]
+    assert pred["cold_start"].to_list() == [False]
