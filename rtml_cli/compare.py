@@ -161,6 +161,18 @@ def prepare(
             f", … ({len(features)} columns)" if len(features) > 12 else ""
         )
         notes.append(f"features: {shown} (every other column; set [data] features to change)")
+    # A label is never used before it arrives: the label, its arrival time or a column the
+    # user marked as a leak can never be a feature, even when listed explicitly.
+    for col, role, fix in (
+        (roles.label, "the label", "drop it from [data] features / --features"),
+        (roles.label_time, "the label-time column", "drop it from [data] features / --features"),
+        *((c, "an ignored column", "drop it from features or from ignore") for c in roles.ignore),
+    ):
+        if col is not None and col in features:
+            raise UsageError(
+                f"feature '{col}' of {source} is {role}: using it would leak the label into "
+                f"predictions made before the label arrives. {fix[0].upper()}{fix[1:]}."
+            )
     if not features:
         raise InputError(
             f"{source} has no feature column left after time/label/key/ignore. Check --features/[data]."

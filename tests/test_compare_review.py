@@ -591,3 +591,32 @@ def test_batch_snapshot_takes_the_latest_row_even_where_it_is_null(tmp_path):
     assert predicted(calls) == [(0, 0, ["nan", 7.0])]
     assert pred["feature_age_us"].to_list() == [27 * H]
     assert pred["cold_start"].to_list() == [False]
+
+
+@pytest.mark.parametrize(
+    ("features", "extra", "word"),
+    [
+        (["x", "y"], {}, "label"),
+        (["x", "lt"], {"label_time": "lt"}, "label-time"),
+        (["x", "z"], {"ignore": ["z"]}, "ignore"),
+    ],
+)
+def test_explicit_features_cannot_include_the_label_or_ignored_columns(
+    tmp_path, features, extra, word
+):
+    """A label is never used before it arrives: naming the label (or its arrival time, or an
+    ignored leak column) as a feature is a usage error, not a silent leak."""
+    from rtml_cli.errors import RtmlError
+
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(0, 60, 6)],
+            "x": [float(i) for i in range(10)],
+            "z": [float(i) for i in range(10)],
+            "y": [False, True] * 5,
+            "lt": [at(h + 1) for h in range(0, 60, 6)],
+        }
+    )
+    with pytest.raises(RtmlError, match=word) as err:
+        sim(tmp_path, df, "stream:1d", warmup="1d", roles={"features": features, **extra})
+    assert err.value.exit_code == 2
