@@ -173,6 +173,15 @@ def prepare(
                 f"feature '{col}' of {source} is {role}: using it would leak the label into "
                 f"predictions made before the label arrives. {fix[0].upper()}{fix[1:]}."
             )
+    for f in cfg.features:
+        # a window over past events' label-time or leak column still sees values that are not
+        # known yet at query time (only the label itself is delayed to its arrival)
+        if f.column in (roles.label_time, *roles.ignore):
+            raise UsageError(
+                f"[[feature]] '{f.name}' aggregates '{f.column}', the label-time column or an "
+                "ignored (leak) column, whose values are not known when each event happens. "
+                "Aggregate another column (the label itself is delayed to its arrival)."
+            )
     if not features:
         raise InputError(
             f"{source} has no feature column left after time/label/key/ignore. Check --features/[data]."

@@ -620,3 +620,25 @@ def test_explicit_features_cannot_include_the_label_or_ignored_columns(
     with pytest.raises(RtmlError, match=word) as err:
         sim(tmp_path, df, "stream:1d", warmup="1d", roles={"features": features, **extra})
     assert err.value.exit_code == 2
+
+
+def test_windowed_feature_over_a_leak_column_is_refused(tmp_path):
+    from rtml_cli.errors import UsageError
+
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(0, 60, 6)],
+            "x": [float(i) for i in range(10)],
+            "z": [float(i) for i in range(10)],
+            "y": [False, True] * 5,
+        }
+    )
+    with pytest.raises(UsageError, match="'z'"):
+        sim(
+            tmp_path,
+            df,
+            "stream:1d",
+            warmup="1d",
+            roles={"ignore": ["z"]},
+            features=[":z:mean:1d"],
+        )
