@@ -776,3 +776,48 @@ def test_online_version_counts_whole_batches_of_labels_arrived_before_t(tmp_path
     assert pred["model_version"].to_list() == want
     assert [len(c[1]) for c in calls if c[0] == "partial_fit"] == [k] * (len(arrived) // k)
     assert [p[1] for p in predicted(calls)] == want
+
+
+def test_static_freshness_columns(tmp_path):
+    prep, res, calls, pred = sim(tmp_path, _on_grid(), "static", warmup="1d")
+    assert pred["model_version"].to_list() == [0, 0, 0]
+    assert pred["model_age_us"].to_list() == [0, 12 * H, 24 * H]
+    assert pred["staleness_us"].to_list() == [0, 0, 0]
+    assert pred["feature_age_us"].to_list() == [0, 0, 0]
+
+
+def test_regression_every_kind_end_to_end(runner, tmp_path):
+    from rtml_cli.cli import app
+    from rtml_cli.runs import read_run
+
+    rng = np.random.default_rng(2)
+    n = 120
+    x = rng.normal(size=n)
+    df = pl.DataFrame(
+        {
+            "ts": [at(i) for i in range(n)],
+            "k": rng.choice(["a", "b", "c"], n).tolist(),
+            "x": x,
+            "target": 3 * x + rng.normal(scale=0.1, size=n),
+        }
+    )
+    path = _write(tmp_path, df)
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        [
+            "compare", str(path), "--out", str(out), "--time-col", "ts", "--label-col", "target",
+            "--key-col", "k", "--warmup", "1d", "--model", "sgd",
+            "--strategies", "batch:1d,stream:1d,online:1,static", "--timing-sample", "0",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    run = read_run(out)
+    assert run.manifest["task"] == "regression"
+    q = run.metrics["quality"]
+    # fresh x predicts the target well; batch only has a stale x of the same entity
+    for s in ("stream", "online", "static"):
+        assert q[s]["r2"] > 0.9, (s, q[s])
+    assert q["batch"]["r2"] < 0.5
+    p = run.predictions
+    assert (p["pred"] == p["score"]).all()
