@@ -821,3 +821,33 @@ def test_regression_every_kind_end_to_end(runner, tmp_path):
     assert q["batch"]["r2"] < 0.5
     p = run.predictions
     assert (p["pred"] == p["score"]).all()
+
+
+def test_windowed_label_aggregate_waits_for_label_arrival(tmp_path):
+    df = pl.DataFrame(
+        {
+            "ts": [at(0), at(10), at(20), at(30), at(40), at(50)],
+            "k": ["a"] * 6,
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "y": [False, True, True, False, True, False],
+        }
+    )
+    path = _write(tmp_path, df)
+    cfg = resolve_config(
+        path,
+        roles=Roles(time="ts", label="y", key="k", features=["x"]),
+        strategies="stream:1d,batch:1d",
+        warmup="1d",
+        label_delay="5h",
+        features=["k:y:mean:2d:rate"],
+    )
+    prep = prepare(path, cfg, instance=Rec())
+    out = {}
+    for spec in cfg.strategies:
+        Rec.CALLS.clear()
+        simulate(spec, prep.data, prep.view_for(spec), prep.builder)
+        out[spec.kind] = [p[2][1] for p in predicted(Rec.CALLS)]
+    # stream at t: labels arrived before t of events in [t - 2d, t)
+    assert out["stream"] == pytest.approx([2 / 3, 1 / 2, 3 / 4])
+    # batch at the cutoff: day1 00:00 knows e0, e1 (e2's label comes at 01:00); day2 knows e0-e4
+    assert out["batch"] == pytest.approx([1 / 2, 1 / 2, 3 / 5])
