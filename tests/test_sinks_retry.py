@@ -72,6 +72,25 @@ def test_position_is_the_longest_confirmed_prefix(start, order, cut):
     assert p.position == start + expected
 
 
+@given(
+    ranges=st.lists(
+        st.tuples(st.integers(0, 60), st.integers(1, 8)).map(lambda r: (r[0], r[0] + r[1])),
+        max_size=40,
+    )
+)
+def test_position_matches_a_set_model_for_overlapping_repeated_ranges(ranges):
+    # Runs may overlap, repeat and arrive in any order (at-least-once resends, retries).
+    p = PositionTracker(0)
+    seen: set[int] = set()
+    for first, stop in ranges:
+        p.done_range(first, stop)
+        seen.update(range(first, stop))
+        expected = 0
+        while expected in seen:
+            expected += 1
+        assert p.position == expected
+
+
 def test_position_ignores_repeats_and_ranges():
     p = PositionTracker(0)
     p.done_range(0, 5)

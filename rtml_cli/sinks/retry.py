@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import time
@@ -129,12 +130,16 @@ class PositionTracker:
     12
     """
 
-    __slots__ = ("position", "_ahead")
+    __slots__ = ("position", "_ahead", "_starts")
 
     def __init__(self, start: int = 0) -> None:
         self.position = start
-        # Confirmed runs beyond the first gap, first -> stop; merged as the gap closes.
+        # Confirmed runs beyond the first gap, first -> stop, and a min-heap of their firsts:
+        # with --concurrency many runs wait beyond the gap, and finding the next one must not
+        # scan them all on every confirmation (a min() over the dict cost ~10 % of the
+        # HTTP sink's time at 4 connections).
         self._ahead: dict[int, int] = {}
+        self._starts: list[int] = []
 
     def done(self, index: int) -> None:
         """Mark message ``index`` (absolute stream position) as delivered."""
@@ -144,21 +149,22 @@ class PositionTracker:
         """Mark messages ``first .. stop-1`` delivered."""
         if stop <= self.position:
             return
+        ahead = self._ahead
         if first > self.position:
-            self._ahead[first] = max(stop, self._ahead.get(first, stop))
+            prev = ahead.get(first)
+            if prev is None:
+                ahead[first] = stop
+                heapq.heappush(self._starts, first)
+            elif stop > prev:
+                ahead[first] = stop
             return
         self.position = stop
-        ahead = self._ahead
-        while ahead:
-            nxt = ahead.pop(self.position, None)
-            if nxt is None:
-                if min(ahead) > self.position:
-                    break
-                # A run starting inside the prefix (e.g. a repeat): fold it in and retry.
-                for k in [k for k in ahead if k <= self.position]:
-                    self.position = max(self.position, ahead.pop(k))
-                continue
-            self.position = max(self.position, nxt)
+        starts = self._starts
+        # Fold in every run that starts inside the prefix (the next one, or a repeat).
+        while starts and starts[0] <= self.position:
+            end = ahead.pop(heapq.heappop(starts))
+            if end > self.position:
+                self.position = end
 
 
 class Checkpoint:
