@@ -137,7 +137,9 @@ def view_frame(
         out = joined.select(
             *[pl.col(c) for c in columns],
             pl.col("rtml_cutoff").alias("rtml_features_time"),
-            pl.col("rtml_source_t"),
+            # feature age counts stored features only: with none (every column is known at
+            # request time) the snapshot row is behind no feature
+            (pl.col("rtml_source_t") if snap else pl.lit(None, pl.Int64)).alias("rtml_source_t"),
             # cold start is the entity's own: fixed here, before windowed aggregates (which may
             # span other entities) can make rtml_source_t non-null
             pl.col("rtml_source_t").is_null().alias("rtml_cold"),

@@ -851,3 +851,41 @@ def test_windowed_label_aggregate_waits_for_label_arrival(tmp_path):
     assert out["stream"] == pytest.approx([2 / 3, 1 / 2, 3 / 4])
     # batch at the cutoff: day1 00:00 knows e0, e1 (e2's label comes at 01:00); day2 knows e0-e4
     assert out["batch"] == pytest.approx([1 / 2, 1 / 2, 3 / 5])
+
+
+def test_batch_feature_age_ignores_request_features(tmp_path):
+    """Only stored features have an age: with request features and a windowed count, the age
+    is that of the count's newest row (null when the window is empty), not of the entity's
+    last event; cold start is still the entity having no event before the cutoff."""
+    df = pl.DataFrame(
+        {
+            "ts": [at(1), at(2), at(20), at(30), at(47), at(50), at(53)],
+            "k": ["a", "b", "a", "a", "b", "a", "c"],
+            "hour": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            "y": [False, True, False, True, False, True, False],
+        }
+    )
+    path = _write(tmp_path, df)
+    Rec.CALLS.clear()
+    cfg = resolve_config(
+        path,
+        roles=Roles(
+            time="ts", label="y", key="k", features=["hour"], request_features=["hour"]
+        ),
+        strategies="batch:1d",
+        warmup="1d",
+        features=["k:*:count:6h:recent"],
+    )
+    prep = prepare(path, cfg, instance=Rec())
+    spec = cfg.strategies[0]
+    res = simulate(spec, prep.data, prep.view_for(spec), prep.builder)
+    # scored: e3 (a, 30), e4 (b, 47), e5 (a, 50), e6 (c, 53); windows [c - 6h, c)
+    assert predicted(Rec.CALLS) == [
+        (0, 0, [4.0, 1.0]),  # [18, 24): e2
+        (0, 0, [5.0, 0.0]),  # b: nothing in [18, 24)
+        (1, 0, [6.0, 0.0]),  # [42, 48): e4 is b's
+        (1, 0, [7.0, 0.0]),
+    ]
+    pred = predictions_frame(prep, [res])
+    assert pred["feature_age_us"].to_list() == [10 * H, None, None, None]
+    assert pred["cold_start"].to_list() == [False, False, False, True]
