@@ -111,9 +111,14 @@ def test_server_death_then_resume_sends_only_unconfirmed(http_server, tmp_path, 
     kinds = msgs["rtml_kind"].to_list()
     confirmed = {ids[i] for i in range(start) if kinds[i] == "event"}
     assert confirmed <= {e["rtml_event_id"] for e in http_server.received}
-    # Confirmed = the in-order prefix of answered events: all 40 with one connection; with
-    # several, an event answered after an earlier one failed stays unconfirmed.
-    assert 40 - concurrency < len(confirmed) <= 40
+    # Confirmed = exactly the in-order prefix of answered events: all 40 with one connection;
+    # with several, an event answered after an earlier one failed stays unconfirmed. (How
+    # far the workers run apart is not bounded: a worker starved of the GIL for a few ms
+    # holds the prefix back while the others go on, so no count bound is asserted.)
+    answered = {e["rtml_event_id"] for e in http_server.received}
+    first_gap = next(i for i in range(151) if i not in answered)
+    assert confirmed == set(range(first_gap))
+    assert 0 < len(confirmed) <= 40
     if concurrency == 1:
         assert len(confirmed) == 40
 

@@ -101,7 +101,7 @@ def _as_score(value: Any) -> float | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Unit:
     """One request: one event, or up to ``batch_size`` of them."""
 
@@ -397,29 +397,47 @@ class HttpSink(TransportSink):
         label_values = self._label_values(batch) if labels is not None else None
         pos = self.next_position
         now_ns = time.perf_counter_ns
-        done = self.tracker.done
-        for i, kind in enumerate(kinds):
-            p = pos + i
-            if kind != "event":
-                if labels is not None and label_values is not None:
-                    labels[ids[i]] = (label_values[i], times[i])
-                with self._lock:  # workers move the tracker too
-                    done(p)
-                continue
-            if sched is not None:
-                due = int(sched[i])
-                wait = due - now_ns()
-                if wait > 0:  # the replay paces already; this only guards early batches
-                    self._send_outbox()  # what is due already must not wait for this one
-                    time.sleep(wait / 1e9)
-            else:
-                due = now_ns()
-            self._pending.append((p, ids[i], times[i] or 0, due, lines[i]))
-            if len(self._pending) >= self.batch_size:
-                self._dispatch()
-        self._send_outbox()
+        single = self.batch_size == 1
+        label_positions: list[int] = []
+        try:
+            for i, kind in enumerate(kinds):
+                p = pos + i
+                if kind != "event":
+                    if labels is not None and label_values is not None:
+                        labels[ids[i]] = (label_values[i], times[i])
+                    label_positions.append(p)  # confirmed below, one lock per run of labels
+                    continue
+                if label_positions:
+                    # Before the next event goes out: if it fails, the error's position must
+                    # already count the labels ahead of it.
+                    self._confirm(label_positions)
+                if sched is not None:
+                    due = int(sched[i])
+                    wait = due - now_ns()
+                    if wait > 0:  # the replay paces already; this only guards early batches
+                        self._send_outbox()  # what is due already must not wait for this
+                        time.sleep(wait / 1e9)
+                else:
+                    due = now_ns()
+                if single:  # the common case: no _pending list, one request per event
+                    self._hand(_Unit([p], [ids[i]], [times[i] or 0], [due], lines[i].encode()))
+                    continue
+                self._pending.append((p, ids[i], times[i] or 0, due, lines[i]))
+                if len(self._pending) >= self.batch_size:
+                    self._dispatch()
+            self._send_outbox()
+        finally:
+            self._confirm(label_positions)
         self.next_position = pos + len(kinds)
         self._save_checkpoint_locked()
+
+    def _confirm(self, positions: list[int]) -> None:
+        """Confirm (and clear) label ``positions``: labels are kept, never sent."""
+        if positions:
+            with self._lock:  # workers move the tracker too
+                for p in positions:
+                    self.tracker.done(p)
+            positions.clear()
 
     def _label_values(self, batch: MessageBatch) -> list[Any]:
         frame = batch.frame
@@ -455,6 +473,10 @@ class HttpSink(TransportSink):
             sched_ns=[x[3] for x in pend],
             body=body,
         )
+        self._hand(unit)
+
+    def _hand(self, unit: _Unit) -> None:
+        """Send ``unit`` now (one connection) or queue it for the workers."""
         if self._inline is not None:
             self._inline.handle(unit)
             self._raise_fatal()
