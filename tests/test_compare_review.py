@@ -889,3 +889,39 @@ def test_batch_feature_age_ignores_request_features(tmp_path):
     pred = predictions_frame(prep, [res])
     assert pred["feature_age_us"].to_list() == [10 * H, None, None, None]
     assert pred["cold_start"].to_list() == [False, False, False, True]
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_scheduled_model_time_is_the_latest_fit_at_or_before_t(tmp_path_factory, data):
+    """stream/batch: event i is served by the fit at max(W, floor(t_i / R) * R), which saw
+    exactly the labels with l < that time."""
+    n = data.draw(st.integers(6, 30))
+    gaps = data.draw(st.lists(st.integers(0, 9 * H), min_size=n, max_size=n))
+    gaps[1:3] = [max(g, 1) for g in gaps[1:3]]
+    t = np.cumsum(gaps) + us(0) + data.draw(st.integers(0, 24 * H))
+    delays = data.draw(st.lists(st.integers(0, 20 * H), min_size=n, max_size=n))
+    delays[0] = delays[1] = 0
+    R = data.draw(st.sampled_from([4 * H, 24 * H, 7 * H]))
+    kind = data.draw(st.sampled_from(["stream", "batch"]))
+    df = pl.DataFrame(
+        {
+            "ts": pl.Series(t).cast(pl.Datetime("us")),
+            "x": np.arange(n, dtype=float),
+            "y": [bool(i % 2) for i in range(n)],
+            "lt": pl.Series(t + np.array(delays)).cast(pl.Datetime("us")),
+        }
+    )
+    tmp = tmp_path_factory.mktemp("sched")
+    prep, res, calls, pred = sim(
+        tmp, df, f"{kind}:{R // H}h", warmup="0.2", roles={"label_time": "lt"}
+    )
+    d = prep.data
+    want = [max(d.W, (ti // R) * R) for ti in d.t[d.s0 :]]
+    got = [int(v) for v in pred["model_time"].cast(pl.Int64).to_list()]
+    assert got == want
+    fit_sizes = {at_us: rows for _k, at_us, rows in res.fits}
+    for c in set(want):
+        assert fit_sizes[c] == int(((d.l < c)).sum())
