@@ -440,8 +440,37 @@ def _served_ms(sink: HttpSink) -> tuple[np.ndarray, np.ndarray]:
     return lat, served
 
 
-def _latency_summary(lat: np.ndarray, served: np.ndarray) -> dict:
+def _instrument(sink: HttpSink) -> tuple[list[int], list[int]]:
+    """After ``open()``: per request, the lag from its schedule to the worker starting it
+    (rtml's own part) and the time from the send to the end of the response (the naive
+    measure, which hides coordinated omission)."""
+    worker = sink._inline
+    assert worker is not None
+    lags: list[int] = []
+    sends: list[int] = []
+    handle, post = worker.handle, worker._post
+
+    def timed_handle(unit):
+        lags.append(time.perf_counter_ns() - unit.sched_ns[0])
+        return handle(unit)
+
+    def timed_post(body: bytes):
+        t0 = time.perf_counter_ns()
+        out = post(body)
+        sends.append(time.perf_counter_ns() - t0)
+        return out
+
+    worker.handle = timed_handle  # type: ignore[method-assign]
+    worker._post = timed_post  # type: ignore[method-assign]
+    return lags, sends
+
+
+def _latency_summary(
+    lat: np.ndarray, served: np.ndarray, lags: list[int], sends: list[int]
+) -> dict:
     over = lat - served  # what the server did not account for: client + loopback + loop wakeups
+    lag = np.array(lags) / 1e6
+    naive = np.array(sends) / 1e6
     return {
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
@@ -449,6 +478,11 @@ def _latency_summary(lat: np.ndarray, served: np.ndarray) -> dict:
         "served_p50": float(np.percentile(served, 50)),
         "over_served_p50": float(np.percentile(over, 50)),
         "over_served_p99": float(np.percentile(over, 99)),
+        "sched_to_send_p50": float(np.percentile(lag, 50)),
+        "sched_to_send_p99": float(np.percentile(lag, 99)),
+        "naive_p50": float(np.percentile(naive, 50)),
+        "naive_p99": float(np.percentile(naive, 99)),
+        "naive_over_served_p50": float(np.percentile(naive - served, 50)),
     }
 
 
@@ -468,13 +502,14 @@ def http_latency_direct(sleep_ms: float, stall_ms: float, rate: float, events: i
             b.json_lines()
         sink = HttpSink(f"http://{LOOPBACK}:{port}/predict", score_field="score")
         sink.open()
+        timed = _instrument(sink)
         period = int(1e9 / rate)
         start = time.perf_counter_ns() + 50_000_000
         for i, b in enumerate(singles):
             b.scheduled_ns = np.array([start + i * period], dtype=np.int64)
             sink.write(b)
         sink.close()
-        return _latency_summary(*_served_ms(sink))
+        return _latency_summary(*_served_ms(sink), *timed)
     finally:
         proc.kill()
         proc.join()
@@ -491,38 +526,23 @@ def http_latency(sleep_ms: float, stall_ms: float, rate: float, events: int) -> 
     proc, port = start_http(
         sleep_ms / 1000, stall_at=events // 2, stall_s=stall_ms / 1000, fast=True
     )
-    sends: list[int] = []
+    timed: list[tuple[list[int], list[int]]] = []
 
     class TimedSink(HttpSink):
         """Also times each request from its actual send (the naive measure) for contrast."""
 
         def open(self) -> None:
             super().open()
-            worker = self._inline
-            assert worker is not None
-            post = worker._post
-
-            def timed_post(body: bytes):
-                t0 = time.perf_counter_ns()
-                out = post(body)
-                sends.append(time.perf_counter_ns() - t0)
-                return out
-
-            worker._post = timed_post  # type: ignore[method-assign]
+            timed.append(_instrument(self))
 
     try:
         # label delay 0: each event's label follows it, so messages/s = 2 x events/s
         src = prepare_replay(str(TABLE), Roles(), ReplayOptions(limit=events, rate=2 * rate))
         sink = TimedSink(f"http://{LOOPBACK}:{port}/predict", score_field="score")
         summary = run_replay(src, sink, target="bench")
-        out = _latency_summary(*_served_ms(sink))
-        naive = np.array(sends) / 1e6
+        out = _latency_summary(*_served_ms(sink), *timed[0])
         lateness = summary.lateness
-        out.update(
-            naive_p50=float(np.percentile(naive, 50)),
-            naive_p99=float(np.percentile(naive, 99)),
-            replay_lateness_p50=lateness.percentile(50) / 1e6 if lateness else None,
-        )
+        out["replay_lateness_p50"] = lateness.percentile(50) / 1e6 if lateness else None
         return out
     finally:
         proc.kill()
@@ -590,11 +610,16 @@ def latency_check(rows: list[tuple[str, int, float, float]]) -> None:
             f"p50 {m['over_served_p50']:.3f} ms, p99 {m['over_served_p99']:.3f} ms "
             f"(goal p50 <= 1)"
         )
+        print(
+            f"  of which schedule -> send (rtml) p50 {m['sched_to_send_p50']:.3f} ms, "
+            f"send -> response minus service time (loopback + server) p50 "
+            f"{m['naive_over_served_p50']:.3f} ms"
+        )
+        print(
+            f"  timed from the actual send (naive): p50 {m['naive_p50']:.2f} ms, p99 "
+            f"{m['naive_p99']:.2f} ms (hides the stall's effect on the requests behind it)"
+        )
     print(f"replay pacing lateness p50 {lat['replay_lateness_p50']:.3f} ms")
-    print(
-        f"timed from the actual send (naive): p50 {lat['naive_p50']:.2f} ms, p99 "
-        f"{lat['naive_p99']:.2f} ms (hides the stall's effect on the requests behind it)"
-    )
     print(
         json.dumps(
             {
