@@ -925,3 +925,24 @@ def test_scheduled_model_time_is_the_latest_fit_at_or_before_t(tmp_path_factory,
     fit_sizes = {at_us: rows for _k, at_us, rows in res.fits}
     for c in set(want):
         assert fit_sizes[c] == int(((d.l < c)).sum())
+
+
+def test_cli_label_as_feature_is_exit_2_without_traceback(runner, tmp_path):
+    from rtml_cli.cli import app
+
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(0, 60, 6)],
+            "x": [float(i) for i in range(10)],
+            "y": [False, True] * 5,
+        }
+    )
+    path = _write(tmp_path, df)
+    out = tmp_path / "run"
+    r = runner.invoke(
+        app, ["compare", str(path), "--out", str(out), "--features", "x,y", "--warmup", "1d"]
+    )
+    assert r.exit_code == 2, r.output
+    assert "feature 'y'" in r.output and "label" in r.output
+    assert "Traceback" not in r.output
+    assert not out.exists()
