@@ -946,3 +946,44 @@ def test_cli_label_as_feature_is_exit_2_without_traceback(runner, tmp_path):
     assert "feature 'y'" in r.output and "label" in r.output
     assert "Traceback" not in r.output
     assert not out.exists()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_windowed_retrains_serve_the_latest_fit_that_could_be_made(tmp_path_factory, data):
+    """With train_window, skipped retrains (no label / one class) keep the model of the latest
+    cutoff <= t whose window could fit one — eventless cutoffs included."""
+    n = data.draw(st.integers(6, 25))
+    gaps = data.draw(st.lists(st.integers(0, 30 * H), min_size=n, max_size=n))
+    gaps[1:3] = [max(g, 1) for g in gaps[1:3]]
+    t = np.cumsum(gaps) + us(0)
+    ys = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    R = data.draw(st.sampled_from([6 * H, 24 * H]))
+    Wd = data.draw(st.sampled_from([12 * H, 36 * H]))
+    kind = data.draw(st.sampled_from(["stream", "batch"]))
+    df = pl.DataFrame(
+        {"ts": pl.Series(t).cast(pl.Datetime("us")), "x": np.arange(n, dtype=float), "y": ys}
+    )
+    tmp = tmp_path_factory.mktemp("win")
+    from rtml_cli.errors import InputError, ModelError
+
+    try:
+        prep, res, calls, pred = sim(tmp, df, f"{kind}:{R // H}h:{Wd // H}h", warmup="0.2")
+    except (ModelError, InputError):  # warm-up (or the whole table) of one class
+        assume(False)
+        return
+    d = prep.data
+    y = np.array(ys, dtype=float)
+
+    def valid(c: int) -> bool:
+        rows = (d.l < c) & (d.t >= c - Wd)
+        return np.unique(y[rows]).size == 2
+
+    want = []
+    for ti in d.t[d.s0 :]:
+        cands = [d.W] + list(range((d.W // R + 1) * R, int(ti) + 1, R))
+        want.append(max(c for c in cands if c == d.W or valid(c)))
+    got = [int(v) for v in pred["model_time"].cast(pl.Int64).to_list()]
+    assert got == want
