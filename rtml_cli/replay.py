@@ -60,10 +60,11 @@ KIND = "rtml_kind"
 TIME = "rtml_time"
 #: Column of pre-encoded JSON messages inside the replay loop (never shown to sinks).
 JSON = "rtml_json"
-_KEY = "rtml_sortkey"
 #: Rows read per record batch. Large enough for columnar speed, small enough to bound memory.
 DEFAULT_CHUNK_ROWS = 100_000
 _PACED_CHUNK_ROWS = 5_000
+#: Messages joined into one buffer per write to an NDJSON file (~3-5 MB).
+_WRITE_SLICE = 25_000
 #: End-of-stream marker between a reading thread and its consumer.
 _DONE = object()
 _ISO = "%Y-%m-%dT%H:%M:%S%.f"
@@ -765,6 +766,9 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
 # The ordered message stream
 # --------------------------------------------------------------------------------------------
 
+#: Column of each row's label arrival time inside the replay loop.
+_ARRIVAL = "rtml_label_arrival"
+
 
 def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """Give ``frame`` exactly the message schema (missing fields become typed nulls)."""
@@ -776,10 +780,48 @@ def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     )
 
 
-def _sort_key() -> pl.Expr:
-    # One int64 key per message: time * 2 + (0 event | 1 label); ties keep table order.
-    key = pl.col(TIME).cast(pl.Int64) * 2 + (pl.col(KIND) == "label").cast(pl.Int64)
-    return key.alias(_KEY)
+def _micros(frame: pl.DataFrame) -> np.ndarray:
+    """The :data:`TIME` column of ``frame`` as int64 µs (its physical values, no copy)."""
+    return frame[TIME].to_physical().to_numpy()
+
+
+def merge_order(ev_times: np.ndarray, lab_times: np.ndarray) -> np.ndarray:
+    """Arrival order of events followed by labels, each already in (time, event id) order.
+
+    Returns the permutation that gathers ``[events..., labels...]`` into arrival order: by
+    time, events before labels at the same time, each kind keeping its own order. Two binary
+    searches instead of a sort: event *i* has ``i`` events and every label of an earlier time
+    before it.
+
+    Examples
+    --------
+    >>> merge_order(np.array([0, 5, 5]), np.array([0, 5, 9])).tolist()
+    [0, 3, 1, 2, 4, 5]
+    """
+    n = len(ev_times)
+    ev_pos = np.arange(n) + np.searchsorted(lab_times, ev_times, side="left")
+    is_lab = np.ones(n + len(lab_times), dtype=bool)
+    is_lab[ev_pos] = False
+    order = np.empty(n + len(lab_times), dtype=np.int64)
+    order[ev_pos] = np.arange(n)
+    order[is_lab] = np.arange(n, n + len(lab_times))
+    return order
+
+
+def _split_due(
+    part: pl.DataFrame | None, watermark_us: int, *, inclusive: bool
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """Put ``part`` in (time, event id) order and split it into (due, pending) at the watermark.
+
+    Due are messages before the watermark (``inclusive``: at it too). Ordered, the due ones are
+    a prefix, so the split is two zero-copy slices.
+    """
+    if part is None or part.height == 0:
+        return part, None
+    if not part[TIME].is_sorted():
+        part = part.sort([TIME, EVENT_ID])
+    k = int(np.searchsorted(_micros(part), watermark_us, side="right" if inclusive else "left"))
+    return part.slice(0, k), part.slice(k)
 
 
 def iter_messages(
@@ -805,63 +847,30 @@ def iter_messages(
     pending_ev: pl.DataFrame | None = None
     pending_lab: pl.DataFrame | None = None
     to_skip = opts.start_position
-    ev_cols = [
-        pl.lit("event").alias(KIND),
-        pl.col(EVENT_ID),
-        pl.col(T).alias(TIME),
-        *map(pl.col, src.payload),
-    ]
     out_schema = pl.Schema([*src.schema.items(), (JSON, pl.String())]) if encode else src.schema
-    if encode and narrow:
+    narrow = narrow and encode
+    if narrow:
         out_schema = pl.Schema([(c, out_schema[c]) for c in (KIND, EVENT_ID, TIME, JSON)])
-    tcol = src.roles.time
-    # Without disorder an event's rtml_time is its own time: format that instant once.
-    same = (
-        {tcol: TIME}
-        if tcol in src.payload and src.schema[tcol] == TIME_DTYPE and not disorder
-        else None
-    )
-    ev_json = _json_expr([KIND, EVENT_ID, TIME, *src.payload], src.schema, same=same, kind="event")
-    lab_json = (
-        _json_expr([KIND, EVENT_ID, label, TIME], src.schema, kind="label") if label else None
-    )
+    ev_cols = [pl.lit("event").alias(KIND), pl.col(EVENT_ID), pl.col(TIME)]
+    lab_cols = [pl.lit("label").alias(KIND), pl.col(EVENT_ID), pl.col(_ARRIVAL).alias(TIME)]
+    if not narrow:
+        ev_cols += map(pl.col, src.payload)
+        lab_cols += [pl.col(label)] if label else []
+    encoder = MessageEncoder(src.schema, src.payload, label, time_col=src.roles.time)
     parts = max(1, pl.thread_pool_size()) if parallel else 1
-
-    def encoded(
-        ev: pl.DataFrame, lab: pl.DataFrame | None
-    ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-        if not encode:
-            return ev, lab
-        # Encoding dominates the cost of a fast replay, and one polars expression runs on one
-        # core: encode slices of the batch (and the labels) as parallel queries.
-        step = -(-ev.height // parts)
-        queries = [
-            ev.slice(i, step).lazy().with_columns(ev_json) for i in range(0, ev.height, step)
-        ]
-        if lab is not None and lab_json is not None:
-            queries.append(lab.lazy().with_columns(lab_json))
-        done = pl.collect_all(queries)
-        if narrow:
-            done = [d.select(KIND, EVENT_ID, TIME, JSON) for d in done]
-        if lab is not None and lab_json is not None:
-            return pl.concat(done[:-1]), done[-1]
-        return pl.concat(done), lab
 
     def emit(due_ev: pl.DataFrame | None, due_lab: pl.DataFrame | None) -> pl.DataFrame | None:
         nonlocal to_skip
-        parts = [p for p in (due_ev, due_lab) if p is not None and p.height]
-        if not parts:
+        kinds = [p for p in (due_ev, due_lab) if p is not None and p.height]
+        if not kinds:
             return None
-        # Each kind is put in (time, event id) order on its own — events already are unless
-        # disorder moved them; labels are whenever their delay is constant — then the two are
-        # merged in one linear pass on a single key (time * 2 + kind): events before labels.
-        ordered = []
-        for part in parts:
-            if (disorder or part is due_lab) and not part[TIME].is_sorted():
-                part = part.sort([TIME, EVENT_ID])
-            ordered.append(_conform(part, out_schema).with_columns(_sort_key()))
-        out = ordered[0] if len(ordered) == 1 else ordered[0].merge_sorted(ordered[1], _KEY)
-        out = out.drop(_KEY)
+        if not narrow:
+            kinds = [_conform(p, out_schema) for p in kinds]
+        if len(kinds) == 1:
+            out = kinds[0]
+        else:
+            order = merge_order(_micros(kinds[0]), _micros(kinds[1]))
+            out = pl.concat(kinds).select(pl.all().gather(order))
         if to_skip:
             n = min(to_skip, out.height)
             to_skip -= n
@@ -873,42 +882,38 @@ def iter_messages(
         for batch in batches:
             if batch.height == 0:
                 continue
-            watermark = batch[T][-1]  # batches are in time order: later events are >= this
-            ev = batch.select(ev_cols)
+            # batches are in time order: later events are at or after the watermark
+            watermark = int(batch[T].to_physical()[-1])
+            arrival = pl.col(T)
             if disorder:
                 delays = disorder_delays(
                     batch[EVENT_ID].to_numpy(), disorder_us=disorder, seed=opts.seed
                 )
-                ev = ev.with_columns(
-                    (pl.col(TIME) + pl.Series(delays).cast(pl.Duration("us"))).alias(TIME)
-                )
-            due_lab = None
+                arrival = arrival + pl.Series(delays).cast(pl.Duration("us"))
+            frame = batch.with_columns(arrival.alias(TIME))
             if label is not None:
                 # A label never arrives before its event message (disorder may delay the event).
-                arrival = pl.max_horizontal(pl.col(L), pl.col("_arr")) if disorder else pl.col(L)
-                lab: pl.DataFrame | None = (
-                    batch.with_columns(ev[TIME].alias("_arr"))
-                    .filter(pl.col(label).is_not_null())
-                    .select(
-                        pl.lit("label").alias(KIND),
-                        pl.col(EVENT_ID),
-                        arrival.alias(TIME),
-                        pl.col(label),
-                    )
-                )
-                ev, lab = encoded(ev, lab)
-                assert lab is not None
+                lab_at = pl.max_horizontal(pl.col(L), pl.col(TIME)) if disorder else pl.col(L)
+                frame = frame.with_columns(lab_at.alias(_ARRIVAL))
+            ev_json, lab_json = encoder.encode(frame, parts=parts) if encode else (None, None)
+            ev = frame.select(ev_cols)
+            if ev_json is not None:
+                ev = ev.with_columns(ev_json)
+            due_lab = None
+            if label is not None:
+                lab = frame.select(lab_cols)
+                if lab_json is not None:
+                    lab = lab.with_columns(lab_json)
+                if frame[label].null_count():  # a null label sends no label message
+                    lab = lab.filter(frame[label].is_not_null())
                 if pending_lab is not None and pending_lab.height:
                     lab = pl.concat([pending_lab, lab])
-                due_mask = lab[TIME] < watermark  # a label at the watermark waits for its events
-                due_lab, pending_lab = lab.filter(due_mask), lab.filter(~due_mask)
-            else:
-                ev, _ = encoded(ev, None)
+                # a label at the watermark waits for the events at the watermark
+                due_lab, pending_lab = _split_due(lab, watermark, inclusive=False)
             if disorder:
                 if pending_ev is not None and pending_ev.height:
                     ev = pl.concat([pending_ev, ev])
-                due_mask = ev[TIME] <= watermark
-                due_ev, pending_ev = ev.filter(due_mask), ev.filter(~due_mask)
+                due_ev, pending_ev = _split_due(ev, watermark, inclusive=True)
             else:
                 due_ev = ev
             out = emit(due_ev, due_lab)
@@ -928,74 +933,220 @@ def iter_messages(
 # JSON encoding
 # --------------------------------------------------------------------------------------------
 
+#: Characters that polars' JSON writer escapes in a string: control characters, quote, backslash.
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+#: Text columns computed once per batch and shared by both kinds of message.
+_ID_TEXT = "rtml_id_text"
+_TIME_TEXT = "rtml_time_text"
+
+
+def _plain_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:
+    """The float and string ``columns`` of ``frame`` whose JSON value is their plain text.
+
+    A float column is when all its values are finite (JSON has no NaN or infinity: those are
+    null); a string column is when no value needs escaping. Such columns skip polars' JSON
+    encoder (twice as slow, and its braces must be stripped). One query for all the columns.
+    """
+    checks = []
+    for c in columns:
+        dtype = frame.schema[c]
+        if dtype.is_float():
+            checks.append(pl.col(c).is_finite().all().alias(c))
+        elif dtype == pl.String:
+            checks.append(pl.col(c).str.contains(_NEEDS_ESCAPE).any().not_().alias(c))
+    if not checks:
+        return set()
+    return {c for c, plain in frame.select(checks).row(0, named=True).items() if plain}
+
+
+def _iso(col: str, dtype: pl.DataType) -> pl.Expr:
+    """ISO-8601 text of a datetime column (polars' JSON would write a space, and slowly)."""
+    tz = isinstance(dtype, pl.Datetime) and dtype.time_zone
+    return pl.col(col).dt.to_string(_ISO + ("%:z" if tz else ""))
+
 
 def _json_expr(
     fields: list[str],
     schema: pl.Schema,
     *,
-    same: dict[str, str] | None = None,
     kind: str | None = None,
+    source: dict[str, str] | None = None,
+    text: dict[str, str] | None = None,
+    nullable: set[str] | frozenset[str] = frozenset(),
+    plain: set[str] | frozenset[str] = frozenset(),
 ) -> pl.Expr:
     """One flat JSON object per row over ``fields``, in that order (String, named :data:`JSON`).
 
-    Built with ``concat_str`` so that most fields skip a JSON encoder: datetimes are formatted
-    as ISO-8601 (polars' own JSON writes a space and is slow on them), integers and booleans are
-    cast (their text is valid JSON), the message kind is a literal when ``kind`` is given; runs
-    of other fields (floats, strings, nested) go through ``struct.json_encode``, braces dropped.
-    ``same`` maps a datetime field to another one holding the same instant: formatted once.
+    One ``concat_str`` over literal names and value texts, so that most fields skip a JSON
+    encoder: datetimes as ISO-8601, integers, booleans, finite floats and strings without
+    escapes (``plain``) as their text, the message kind as a literal when ``kind`` is given.
+    Runs of other fields (escaped strings, dates, nested values) go through
+    ``struct.json_encode``, braces dropped. A field reads the frame column ``source[field]``
+    (default: its own name); ``text`` maps a field to a column already holding its text.
+    Only ``nullable`` columns pay for writing ``null``.
     """
     import json as _json
 
-    pieces: list[pl.Expr] = []
-    run: list[str] = []
+    source = source or {}
+    text = text or {}
+    pieces: list[pl.Expr | str] = []
+    run: list[pl.Expr] = []
+
+    def literal(s: str) -> None:
+        if pieces and isinstance(pieces[-1], str):
+            pieces[-1] += s
+        else:
+            pieces.append(s)
 
     def flush() -> None:
         if run:
-            enc = pl.struct([pl.col(c) for c in run]).struct.json_encode()
+            literal("," if pieces else "{")
+            enc = pl.struct(run).struct.json_encode()
             pieces.append(enc.str.strip_prefix("{").str.strip_suffix("}"))
             run.clear()
 
-    for c in fields:
-        d = schema[c]
-        name = _json.dumps(c)
-        if c == KIND and kind is not None:
+    for field in fields:
+        col = source.get(field, field)
+        dtype = schema[field]
+        name = _json.dumps(field)
+        quoted = False
+        value: pl.Expr
+        if field == KIND and kind is not None:
             flush()
-            pieces.append(pl.lit(f"{name}:{_json.dumps(kind)}"))
-        elif isinstance(d, pl.Datetime):
-            flush()
-            fmt = _ISO + ("%:z" if d.time_zone else "")
-            text = pl.col((same or {}).get(c, c)).dt.to_string(fmt)
-            pieces.append(
-                pl.concat_str([pl.lit(f'{name}:"'), text, pl.lit('"')]).fill_null(
-                    pl.lit(f"{name}:null")
-                )
-            )
-        elif d.is_integer() or d == pl.Boolean:
-            flush()
-            pieces.append(
-                pl.concat_str([pl.lit(f"{name}:"), pl.col(c).cast(pl.String)]).fill_null(
-                    pl.lit(f"{name}:null")
-                )
-            )
+            literal(("," if pieces else "{") + f"{name}:{_json.dumps(kind)}")
+            continue
+        if field in text:
+            value, quoted = pl.col(text[field]), isinstance(dtype, pl.Datetime)
+        elif isinstance(dtype, pl.Datetime):
+            value, quoted = _iso(col, dtype), True
+        elif dtype.is_integer() or dtype == pl.Boolean or (dtype.is_float() and col in plain):
+            value = pl.col(col).cast(pl.String)
+        elif dtype.is_float():
+            value = pl.when(pl.col(col).is_finite()).then(pl.col(col).cast(pl.String))
+            value = value.otherwise(pl.lit("null"))  # NaN, infinity and null alike
+            col = ""  # never null now
+        elif dtype == pl.String and col in plain:
+            value, quoted = pl.col(col), True
         else:
-            run.append(c)
+            run.append(pl.col(col).alias(field))
+            continue
+        flush()
+        literal(("," if pieces else "{") + f"{name}:")
+        if col in nullable:
+            if quoted:
+                value = pl.concat_str([pl.lit('"'), value, pl.lit('"')])
+            pieces.append(value.fill_null(pl.lit("null")))
+        else:
+            literal('"' if quoted else "")
+            pieces.append(value)
+            literal('"' if quoted else "")
     flush()
-    return pl.concat_str([pl.lit("{"), pl.concat_str(pieces, separator=","), pl.lit("}")]).alias(
-        JSON
-    )
+    literal("}")
+    exprs = [pl.lit(p) if isinstance(p, str) else p for p in pieces]
+    return pl.concat_str(exprs).alias(JSON)
+
+
+class MessageEncoder:
+    """Encodes the event and label messages of a record batch as JSON, per batch.
+
+    What each batch needs is decided from the batch: which columns hold nulls, which floats
+    and strings are plain text (:func:`_plain_columns`), whether labels arrive at their
+    event's time. The event id and the event time are turned into text once and shared by
+    both kinds (the time also by the table's own time column when it holds the same instant).
+
+    Parameters
+    ----------
+    schema : the message schema (:attr:`ReplaySource.schema`).
+    payload : the columns of an event message after kind, id and time.
+    label : the label column, or None (events only).
+    time_col : the table's time column (a payload column too, unless ignored).
+    """
+
+    def __init__(
+        self, schema: pl.Schema, payload: list[str], label: str | None, *, time_col: str | None
+    ) -> None:
+        self.schema = schema
+        self.payload = payload
+        self.label = label
+        # The table's time column holds the instant of T when it is already in T's type.
+        self.same_as_t = time_col if time_col and schema.get(time_col) == TIME_DTYPE else None
+
+    def encode(self, frame: pl.DataFrame, *, parts: int = 1) -> tuple[pl.Series, pl.Series | None]:
+        """JSON of every row's event message, and of its label message (null for a null label).
+
+        ``frame`` holds :data:`EVENT_ID`, :data:`T` (event time), :data:`TIME` (the event's
+        arrival), the payload, and with a label the label and its arrival (``_ARRIVAL``).
+        Encoded in ``parts`` slices run in parallel (one polars expression uses one core).
+        """
+        label = self.label
+        cols = [*self.payload, *([label] if label else [])]
+        nullable = {c for c in cols if frame[c].null_count()}
+        plain = _plain_columns(frame, cols)
+        shared = [pl.col(EVENT_ID).cast(pl.String).alias(_ID_TEXT)]
+        ev_text = {EVENT_ID: _ID_TEXT}
+        t_used = False
+        if frame[TIME].equals(frame[T]):  # no disorder: the event arrives at its own time
+            ev_text[TIME] = _TIME_TEXT
+            t_used = True
+        if self.same_as_t is not None and self.same_as_t in self.payload:
+            ev_text[self.same_as_t] = _TIME_TEXT
+            t_used = True
+        ev_expr = _json_expr(
+            [KIND, EVENT_ID, TIME, *self.payload],
+            self.schema,
+            kind="event",
+            text=ev_text,
+            nullable=nullable,
+            plain=plain,
+        )
+        exprs = [ev_expr]
+        if label is not None:
+            lab_text = {EVENT_ID: _ID_TEXT}
+            if frame[_ARRIVAL].equals(frame[T]):  # e.g. no label delay: the time is shared
+                lab_text[TIME] = _TIME_TEXT
+                t_used = True
+            lab_expr = _json_expr(
+                [KIND, EVENT_ID, label, TIME],
+                self.schema,
+                kind="label",
+                source={TIME: _ARRIVAL},
+                text=lab_text,
+                nullable=nullable - {label},  # null labels send no message: left null
+                plain=plain,
+            )
+            exprs.append(lab_expr.alias(JSON + "_label"))
+        if t_used:
+            shared.append(_iso(T, TIME_DTYPE).alias(_TIME_TEXT))
+        step = -(-frame.height // max(1, parts))
+        queries = [
+            frame.slice(i, step).lazy().with_columns(shared).select(exprs)
+            for i in range(0, frame.height, step)
+        ]
+        done = pl.concat(pl.collect_all(queries)) if len(queries) > 1 else queries[0].collect()
+        ev_json = done.to_series(0).alias(JSON)
+        lab_json = done.to_series(1).alias(JSON) if label is not None else None
+        return ev_json, lab_json
 
 
 def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
-    """The messages of ``frame`` as flat JSON objects (a String Series, one per message).
+    """The messages of a message frame as flat JSON objects (a String Series, one per message).
 
-    Events carry every field but the label; labels carry kind, event id, time and the label.
+    Events carry every field but the label; labels carry kind, event id, label and time.
     Encoded column-wise by polars (separately per kind, then put back in order).
     """
     schema = frame.schema
-    ev_expr = _json_expr([c for c in frame.columns if c not in (label, JSON)], schema, kind="event")
+    payload = [c for c in frame.columns if c not in (KIND, EVENT_ID, TIME, label, JSON)]
+    cols = [*payload, *([label] if label else [])]
+    nullable = {c for c in cols if frame[c].null_count()}
+    plain = _plain_columns(frame, cols)
+    ev_expr = _json_expr(
+        [KIND, EVENT_ID, TIME, *payload], schema, kind="event", nullable=nullable, plain=plain
+    )
     if label is None:
         return frame.select(ev_expr).to_series()
-    lab_expr = _json_expr([KIND, EVENT_ID, label, TIME], schema, kind="label")
+    lab_expr = _json_expr(
+        [KIND, EVENT_ID, label, TIME], schema, kind="label", nullable=nullable, plain=plain
+    )
     is_ev = (frame[KIND] == "event").to_numpy()
     n_ev = int(is_ev.sum())
     if n_ev == frame.height:
@@ -1034,10 +1185,24 @@ class ReplayBatch(MessageBatch):
 
     def write_ndjson(self, fh: IO[bytes]) -> None:
         """Write the batch as NDJSON lines to a binary file."""
-        if len(self) >= 256:
-            pl.DataFrame({"j": self.json}).write_csv(fh, include_header=False, quote_style="never")
-        elif len(self):
-            fh.write(("\n".join(self.json_lines()) + "\n").encode())
+        n = len(self)
+        if n < 256:
+            if n:
+                fh.write(("\n".join(self.json_lines()) + "\n").encode())
+            return
+        # polars joins a slice of messages into one string, whose Arrow data buffer is then
+        # written as is: one copy, no Python object per message. Slices of a few MB keep the
+        # bytes in cache for the kernel's copy into the page cache.
+        import pyarrow as pa
+
+        for i in range(0, n, _WRITE_SLICE):
+            text = self.json.slice(i, _WRITE_SLICE).str.join("\n").to_arrow()
+            if text.type != pa.large_string():
+                text = text.cast(pa.large_string())
+            _validity, offsets, data = text.buffers()
+            start, end = np.frombuffer(offsets, dtype=np.int64, count=2, offset=8 * text.offset)
+            fh.write(memoryview(data)[start:end])
+            fh.write(b"\n")
 
 
 # --------------------------------------------------------------------------------------------
