@@ -331,9 +331,18 @@ class _Sim:
         try:
             model.fit(X, y)
         except Exception as exc:
+            cold = int(self.view.cold_start.sum())
+            # say where the NaN come from: sklearn's own text cannot know about cold starts
+            hint = (
+                f" (Strategy '{spec.name}' sees null features for {cold} cold-start event(s), "
+                "entities with no event before their batch cutoff: use a preset, or a pipeline "
+                "with an imputer.)"
+                if cold and "nan" in str(exc).lower()
+                else ""
+            )
             raise ModelError(
                 f"model {self.builder.describe()} raised while fitting strategy '{spec.name}' at "
-                f"{_iso(c)} on {len(rows)} rows: {type(exc).__name__}: {exc}"
+                f"{_iso(c)} on {len(rows)} rows: {type(exc).__name__}: {exc}{hint}"
             ) from None
         self.log.add("retrain", perf_ns() - w0, cpu_ns() - c0, len(rows), c)
         self.fits.append(("retrain", c, len(rows)))

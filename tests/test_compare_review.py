@@ -987,3 +987,27 @@ def test_windowed_retrains_serve_the_latest_fit_that_could_be_made(tmp_path_fact
         want.append(max(c for c in cands if c == d.W or valid(c)))
     got = [int(v) for v in pred["model_time"].cast(pl.Int64).to_list()]
     assert got == want
+
+
+def test_raw_model_choking_on_cold_start_nulls_is_told_why(runner, tmp_path):
+    from rtml_cli.cli import app
+
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(0, 96, 3)],
+            "k": ["a", "b", "c", "d"] * 8,
+            "x": [float(i % 5) for i in range(32)],
+            "y": [i % 3 == 0 for i in range(32)],
+        }
+    )
+    path = _write(tmp_path, df)
+    r = runner.invoke(
+        app,
+        [
+            "compare", str(path), "--out", str(tmp_path / "run"), "--key-col", "k",
+            "--warmup", "1d", "--strategies", "batch:1d",
+            "--model", "sklearn.linear_model:LogisticRegression",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 2
+    assert "cold-start" in r.output and "imputer" in r.output
