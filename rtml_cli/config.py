@@ -206,6 +206,8 @@ def parse_warmup(value: Any, where: str = "[data] warmup") -> str | float:
         raise ConfigError(
             f"{where} must be a duration such as '7d' or a fraction such as 0.1. Got {value!r}."
         )
+    if isinstance(value, str) and value.strip().endswith("%") and _is_number(value.strip()[:-1]):
+        value = float(value.strip()[:-1]) / 100  # "20%" reads as the fraction 0.2
     if isinstance(value, (int, float)) or (isinstance(value, str) and _is_number(value)):
         f = float(value)
         if not 0.0 < f < 1.0:
@@ -214,7 +216,10 @@ def parse_warmup(value: Any, where: str = "[data] warmup") -> str | float:
                 f"{value!r}; write a duration such as '7d' for a time span."
             )
         return f
-    _duration(value, where)
+    try:
+        _duration(value, where)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} A fraction of the events such as 0.2 (or 20%) works too.") from None
     return str(value)
 
 
@@ -378,7 +383,11 @@ def build_config(
     delay = label_delay if label_delay is not None else data.get("label_delay")
     if delay is not None:
         cfg.label_delay_us = _duration(delay, "label_delay (--label-delay)")
-    cfg.warmup = parse_warmup(warmup if warmup is not None else data.get("warmup", DEFAULT_WARMUP))
+    cfg.warmup = (
+        parse_warmup(warmup, "--warmup")
+        if warmup is not None
+        else parse_warmup(data.get("warmup", DEFAULT_WARMUP))
+    )
 
     m = raw.get("model", {})
     if not isinstance(m, dict):

@@ -1011,3 +1011,19 @@ def test_raw_model_choking_on_cold_start_nulls_is_told_why(runner, tmp_path):
     )  # fmt: skip
     assert r.exit_code == 2
     assert "cold-start" in r.output and "imputer" in r.output
+
+
+def test_warmup_percent_and_flag_named_errors(tmp_path):
+    from rtml_cli.errors import ConfigError
+
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(10)],
+            "x": [float(i) for i in range(10)],
+            "y": [False, True] * 5,
+        }
+    )
+    prep, *_ = sim(tmp_path, df, "static", warmup="30%")
+    assert prep.data.W == us(3)
+    with pytest.raises(ConfigError, match="--warmup .*fraction"):
+        sim(tmp_path, df, "static", warmup="3x")
