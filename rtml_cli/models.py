@@ -127,6 +127,12 @@ def make_encoding(frame: pl.DataFrame, columns: list[str], *, raw: bool) -> Enco
             numeric.append(i)
         elif dt.is_temporal():
             numeric.append(i)
+        elif dt.is_nested() or dt in (pl.Binary, pl.Object):
+            # a list/struct/binary value is not one feature: say so instead of a polars cast error
+            raise InputError(
+                f"column '{c}' has type {dt}, which cannot be a model feature (one number or "
+                f"category per event). Pass --ignore {c}, or list the features with --features."
+            )
         else:
             categorical.append(i)
             if not raw:

@@ -1027,3 +1027,23 @@ def test_warmup_percent_and_flag_named_errors(tmp_path):
     assert prep.data.W == us(3)
     with pytest.raises(ConfigError, match="--warmup .*fraction"):
         sim(tmp_path, df, "static", warmup="3x")
+
+
+def test_nested_feature_column_is_a_clear_input_error(runner, tmp_path):
+    from rtml_cli.cli import app
+
+    df = pl.DataFrame(
+        {
+            "ts": [at(h) for h in range(0, 96, 3)],
+            "tags": [[1, 2]] * 32,
+            "x": [float(i % 5) for i in range(32)],
+            "y": [i % 3 == 0 for i in range(32)],
+        }
+    )
+    path = _write(tmp_path, df)
+    args = ["compare", str(path), "--warmup", "1d", "--strategies", "stream:1d"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2, r.output
+    assert "column 'tags'" in r.output and "--ignore tags" in r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--ignore", "tags"])
+    assert r.exit_code == 0, r.output
