@@ -789,23 +789,17 @@ def merge_order(ev_times: np.ndarray, lab_times: np.ndarray) -> np.ndarray:
     """Arrival order of events followed by labels, each already in (time, event id) order.
 
     Returns the permutation that gathers ``[events..., labels...]`` into arrival order: by
-    time, events before labels at the same time, each kind keeping its own order. Two binary
-    searches instead of a sort: event *i* has ``i`` events and every label of an earlier time
-    before it.
+    time, events before labels at the same time, each kind keeping its own order. A stable
+    sort of one int64 key per message, ``time * 2 + kind`` (timsort: two sorted runs, a
+    linear merge).
 
     Examples
     --------
     >>> merge_order(np.array([0, 5, 5]), np.array([0, 5, 9])).tolist()
     [0, 3, 1, 2, 4, 5]
     """
-    n = len(ev_times)
-    ev_pos = np.arange(n) + np.searchsorted(lab_times, ev_times, side="left")
-    is_lab = np.ones(n + len(lab_times), dtype=bool)
-    is_lab[ev_pos] = False
-    order = np.empty(n + len(lab_times), dtype=np.int64)
-    order[ev_pos] = np.arange(n)
-    order[is_lab] = np.arange(n, n + len(lab_times))
-    return order
+    key = np.concatenate([ev_times * 2, lab_times * 2 + 1])
+    return np.argsort(key, kind="stable")
 
 
 def _split_due(
@@ -870,7 +864,8 @@ def iter_messages(
             out = kinds[0]
         else:
             order = merge_order(_micros(kinds[0]), _micros(kinds[1]))
-            out = pl.concat(kinds).select(pl.all().gather(order))
+            # one chunk first: gathering from two chunks is twice as slow
+            out = pl.concat(kinds, rechunk=True)[order]
         if to_skip:
             n = min(to_skip, out.height)
             to_skip -= n
