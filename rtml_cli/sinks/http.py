@@ -12,8 +12,11 @@ delays every request queued behind it, and those delays must show (coordinated o
 Under ``--max-speed`` there is no schedule, and latency runs from the moment the sink takes
 the event from the replay.
 
-``concurrency`` worker threads (stdlib ``http.client``, one keep-alive connection each) send
-requests in parallel; with 1 the requests are made inline. HTTP errors (4xx/5xx) and request
+``concurrency`` worker threads (one keep-alive connection each) send requests in parallel;
+with 1 the requests are made inline. Requests due together are handed to the workers in
+jobs (one hand-off per request cost more than the request). The client is a minimal
+HTTP/1.1 one (:func:`_read_response`): the request head is built once and each request is
+one ``sendall``, about 3x fewer CPU per request than ``http.client``. HTTP errors (4xx/5xx) and request
 timeouts are counted by status and are not fatal unless ``fail_on_error``. A connection that
 cannot be made or drops (the server died) is retried with backoff; when the retries are
 exhausted the sink raises a :class:`~rtml_cli.errors.SinkError` with the events delivered and
