@@ -160,3 +160,90 @@ def test_sink_reconnects_after_connection_close_and_reads_chunked_scores(concurr
     resp = pl.read_parquet(tmp_path / "run" / "responses.parquet")
     events = msgs.filter(pl.col("rtml_kind") == "event").sort("rtml_event_id")
     assert resp["score"].to_list() == pytest.approx((events["x"] / 10).to_list())
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An https model endpoint on loopback with a self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+    import subprocess
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seen: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(doc["rtml_event_id"])
+            body = json.dumps({"score": doc["x"] / 10}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    srv.daemon_threads = True
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"https://{LOOPBACK}:{srv.server_address[1]}/predict", cert, seen
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_https_target_verifies_the_certificate(tls_server, monkeypatch):
+    from rtml_cli.errors import SinkError
+
+    url, cert, seen = tls_server
+    msgs = make_messages(20)
+    # Not trusted: the TLS handshake fails and the sink says why, in bounded time.
+    untrusted = HttpSink(url, retries=1, backoff_s=0.01, connect_timeout_s=2)
+    untrusted.open()
+    with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        for b in batches(msgs, 5):
+            untrusted.write(b)
+    untrusted.close()
+    assert seen == []
+    # Trusted (the system store read from SSL_CERT_FILE): every event over TLS, once.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    sink = HttpSink(url, concurrency=2, score_field="score")
+    sink.open()
+    for b in batches(msgs, 5):
+        sink.write(b)
+    sink.close()
+    assert sink.stats()["delivered"] == 20 and sink.stats()["errors"] == "none"
+    assert sorted(seen) == list(range(20))
