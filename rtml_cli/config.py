@@ -219,7 +219,9 @@ def parse_warmup(value: Any, where: str = "[data] warmup") -> str | float:
     try:
         _duration(value, where)
     except ConfigError as exc:
-        raise ConfigError(f"{exc} A fraction of the events such as 0.2 (or 20%) works too.") from None
+        raise ConfigError(
+            f"{exc} A fraction of the events such as 0.2 (or 20%) works too."
+        ) from None
     return str(value)
 
 

@@ -766,9 +766,7 @@ def test_online_version_counts_whole_batches_of_labels_arrived_before_t(tmp_path
         }
     )
     tmp = tmp_path_factory.mktemp("onl")
-    prep, res, calls, pred = sim(
-        tmp, df, f"online:{k}", warmup="0.2", roles={"label_time": "lt"}
-    )
+    prep, res, calls, pred = sim(tmp, df, f"online:{k}", warmup="0.2", roles={"label_time": "lt"})
     d = prep.data
     arrived = d.l[d.l != np.iinfo(np.int64).max]
     arrived = np.sort(arrived[arrived >= d.W])
@@ -869,9 +867,7 @@ def test_batch_feature_age_ignores_request_features(tmp_path):
     Rec.CALLS.clear()
     cfg = resolve_config(
         path,
-        roles=Roles(
-            time="ts", label="y", key="k", features=["hour"], request_features=["hour"]
-        ),
+        roles=Roles(time="ts", label="y", key="k", features=["hour"], request_features=["hour"]),
         strategies="batch:1d",
         warmup="1d",
         features=["k:*:count:6h:recent"],
@@ -924,7 +920,7 @@ def test_scheduled_model_time_is_the_latest_fit_at_or_before_t(tmp_path_factory,
     assert got == want
     fit_sizes = {at_us: rows for _k, at_us, rows in res.fits}
     for c in set(want):
-        assert fit_sizes[c] == int(((d.l < c)).sum())
+        assert fit_sizes[c] == int((d.l < c).sum())
 
 
 def test_cli_label_as_feature_is_exit_2_without_traceback(runner, tmp_path):
