@@ -301,10 +301,9 @@ class _Sim:
         (with a warning unless ``warn`` is false)."""
         d, spec = self.data, self.spec
         rows = _train_rows(d, c, spec.train_window_us)
-        window = (
-            f"[{_iso(c - spec.train_window_us)}, {_iso(c)})"
-            if spec.train_window_us
-            else f"before {_iso(c)}"
+        # train_window bounds the event time; every row's label arrived before c
+        window = f"labels arrived before {_iso(c)}" + (
+            f", events since {_iso(c - spec.train_window_us)}" if spec.train_window_us else ""
         )
         problem = None
         if len(rows) == 0:
@@ -314,14 +313,14 @@ class _Sim:
         if problem:
             if first:
                 raise ModelError(
-                    f"strategy '{spec.name}': the warm-up training window (labels arrived {window}) "
+                    f"strategy '{spec.name}': the warm-up training window ({window}) "
                     f"{problem}; no model can be fitted. Use a longer --warmup."
                 )
             if not warn:
                 return None
             self.warnings.append(
-                f"strategy '{spec.name}': retrain at {_iso(c)} skipped, its window (labels arrived "
-                f"{window}) {problem}; the previous model was kept"
+                f"strategy '{spec.name}': retrain at {_iso(c)} skipped, its window ({window}) "
+                f"{problem}; the previous model was kept"
             )
             return None
         model = self.builder.make()

@@ -351,6 +351,11 @@ def test_one_class_retrain_is_skipped_and_the_old_model_kept(tmp_path):
     # day2's window [day1, day2) holds e2, e3: both positive -> skipped; day3's holds e4, e5
     assert len(res.warnings) == 1 and "one class" in res.warnings[0]
     assert "2024-01-03T00:00:00" in res.warnings[0]
+    # the window bounds event time; the labels are those arrived before the cutoff
+    assert (
+        "labels arrived before 2024-01-03T00:00:00, events since 2024-01-02T00:00:00"
+        in (res.warnings[0])
+    )
     assert fits(calls) == [("fit", [1.0, 2.0], [0.0, 1.0]), ("fit", [5.0, 6.0], [0.0, 1.0])]
     assert pred["model_version"].to_list() == [0, 0, 0, 0, 1]
     assert pred["model_time"].to_list() == [at(25)] * 4 + [at(72)]
