@@ -106,7 +106,12 @@ def _as_score(value: Any) -> float | None:
 
 @dataclass(slots=True)
 class _Unit:
-    """One request: one event, or up to ``batch_size`` of them."""
+    """One request: one event, or up to ``batch_size`` of them.
+
+    ``positions`` are the stream positions its answer confirms: its events' and, with one
+    event per request, those of the labels just before it (confirmed with it, so that the
+    replay thread takes no lock per label).
+    """
 
     positions: list[int]
     event_ids: list[int]
@@ -410,11 +415,11 @@ class HttpSink(TransportSink):
                 if kind != "event":
                     if labels is not None and label_values is not None:
                         labels[ids[i]] = (label_values[i], times[i])
-                    label_positions.append(p)  # confirmed below, one lock per run of labels
+                    # Labels are kept, never sent: they are confirmed with the next event's
+                    # answer (the worker's one lock per request), or at the end of the batch.
+                    label_positions.append(p)
                     continue
-                if label_positions:
-                    # Before the next event goes out: if it fails, the error's position must
-                    # already count the labels ahead of it.
+                if label_positions and not single:
                     self._confirm(label_positions)
                 if sched is not None:
                     due = int(sched[i])
@@ -425,7 +430,12 @@ class HttpSink(TransportSink):
                 else:
                     due = now_ns()
                 if single:  # the common case: no _pending list, one request per event
-                    self._hand(_Unit([p], [ids[i]], [times[i] or 0], [due], lines[i].encode()))
+                    if label_positions:
+                        label_positions.append(p)
+                        covers, label_positions = label_positions, []
+                    else:
+                        covers = [p]
+                    self._hand(_Unit(covers, [ids[i]], [times[i] or 0], [due], lines[i].encode()))
                     continue
                 self._pending.append((p, ids[i], times[i] or 0, due, lines[i]))
                 if len(self._pending) >= self.batch_size:
@@ -772,7 +782,7 @@ class _Worker:
             else:
                 s._errors_by_status[bad] = s._errors_by_status.get(bad, 0) + 1
             positions = unit.positions
-            if n == 1:
+            if len(positions) == 1:
                 s.tracker.done(positions[0])
             else:
                 for p in positions:
