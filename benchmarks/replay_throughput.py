@@ -6,7 +6,12 @@ Parquet table from /tmp; repetitions are interleaved and the median is reported,
 machine is shared. Two tables: events only (one message per row, the like-for-like ratio) and
 with a label column (one event and one label message per row, twice the lines).
 
-    python benchmarks/replay_throughput.py [--rows 5000000] [--repeat 3]
+    python benchmarks/replay_throughput.py [--rows 5000000] [--repeat 3] [--baseline DIR]
+
+`rtml` runs this checkout's code (its root first on PYTHONPATH, whatever editable install is
+active). `--baseline DIR` adds an earlier version as a third contender in the same run (DIR holds
+its `rtml_cli/`, e.g. `git archive <rev> rtml_cli | tar -x -C DIR`): before/after under the
+same load, since the shared machine's load swings absolute times by 2x.
 
 Goal (issue 2): rows/s of replay >= 0.5 x rows/s of the bound.
 """
@@ -42,16 +47,31 @@ if "click" in df.columns:
 """
 
 
-def _timed(cmd: list[str]) -> float:
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _timed(cmd: list[str], code: Path | None = None, cpu: list[float] | None = None) -> float:
+    """Wall seconds of ``cmd``; its CPU seconds (user + sys) are appended to ``cpu``."""
+    env = None
+    if code is not None:
+        path = [str(code), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd} failed")
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    return wall
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, help="folder holding an earlier rtml_cli/")
     args = ap.parse_args()
     rtml = shutil.which("rtml") or sys.exit("install rtml first: pip install -e .")
     out = BENCH_DIR / "throughput_out.ndjson"
@@ -61,11 +81,16 @@ def main() -> None:
     )
     for label in (False, True):
         table = event_table(args.rows, label=label)
-        bound, msgs, rep = [], [], []
+        bound, msgs, rep, base = [], [], [], []
+        bound_cpu: list[float] = []
+        rep_cpu: list[float] = []
+        cmd = [rtml, "replay", str(table), "--max-speed", "--to", str(out)]
         for _ in range(args.repeat):
-            bound.append(_timed([sys.executable, "-c", BOUND, str(table), str(out)]))
+            bound.append(_timed([sys.executable, "-c", BOUND, str(table), str(out)], cpu=bound_cpu))
             msgs.append(_timed([sys.executable, "-c", MESSAGES, str(table), str(out)]))
-            rep.append(_timed([rtml, "replay", str(table), "--max-speed", "--to", str(out)]))
+            if args.baseline is not None:
+                base.append(_timed(cmd, args.baseline))
+            rep.append(_timed(cmd, REPO, cpu=rep_cpu))
         lines = sum(1 for _ in open(out, "rb"))
         b, m, r = statistics.median(bound), statistics.median(msgs), statistics.median(rep)
         kind = "events + labels" if label else "events only"
@@ -79,6 +104,17 @@ def main() -> None:
             f"{'':16s} peer: polars writing the same messages unordered {m:6.2f}s; "
             f"replay / that peer: {m / r:.2f}"
         )
+        bc, rc = statistics.median(bound_cpu), statistics.median(rep_cpu)
+        print(
+            f"{'':16s} CPU seconds (user+sys): bound {bc:.2f}, replay {rc:.2f}, "
+            f"ratio {bc / rc:.2f} (the wall ratio a saturated machine would give)"
+        )
+        if base:
+            p = statistics.median(base)
+            print(
+                f"{'':16s} baseline ({args.baseline}) {p:6.2f}s, ratio {b / p:.2f}; "
+                f"speed-up of this checkout: {p / r:.2f}x"
+            )
     out.unlink(missing_ok=True)
     Path(str(out) + ".labels").unlink(missing_ok=True)
 
