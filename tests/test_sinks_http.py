@@ -204,3 +204,22 @@ def test_record_is_not_written_when_the_replay_fails(http_server, tmp_path):
     with pytest.raises(SinkError, match="No --record run directory is written"):
         _run(failing, make_messages(30))
     assert not run.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_server_dying_on_the_last_requests_fails_the_close(http_server):
+    # All requests are handed to the workers before any fails: the failure surfaces at
+    # close() (flush), with final counts, instead of the replay ending as a success.
+    msgs = make_messages(20)
+    http_server.die_after = 17
+    sink = HttpSink(
+        http_server.url(), concurrency=3, retries=1, backoff_s=0.01, connect_timeout_s=0.5
+    )
+    sink.open()
+    for b in batches(msgs, msgs.height):
+        sink.write(b)
+    with pytest.raises(SinkError, match="stopped accepting connections") as err:
+        sink.close()
+    stats = sink.stats()
+    assert f"Delivered {stats['delivered']} messages" in str(err.value)
+    assert f"--resume-from {stats['position']}" in str(err.value)
+    assert stats["delivered"] == 17 and stats["failed"] >= 1

@@ -255,6 +255,15 @@ _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
+@dataclass
+class _Failure:
+    """A fatal failure seen by a worker, turned into the SinkError by the replay thread once
+    every worker has folded its tallies (so the error's counts and position are final)."""
+
+    what: str
+    fix: str
+
+
 class _ServerGone(Exception):
     """The connection could not be made or dropped, after every retry."""
 
@@ -323,7 +332,8 @@ class HttpSink(TransportSink):
         self._slot_count = 0
         self._tls_context: ssl.SSLContext | None = None
         self._threads: list[threading.Thread] = []
-        self._fatal: RtmlError | None = None
+        self._fatal: RtmlError | _Failure | None = None
+        self._fatal_raised = False
         self._inline: _Worker | None = None
         self._errors_by_status: dict[str, int] = {}
         self._requests = 0
@@ -386,6 +396,7 @@ class HttpSink(TransportSink):
                 self._slots.put(True)
             for i in range(self.concurrency):
                 worker = _Worker(self)
+                worker.batched = True
                 self._results.append(worker.results)
                 t = threading.Thread(target=worker.run, name=f"rtml-http-{i}", daemon=True)
                 t.start()
@@ -544,8 +555,14 @@ class HttpSink(TransportSink):
             slots.put(True)
 
     def _raise_fatal(self) -> None:
-        if self._fatal is not None:
-            raise self._fatal
+        fatal = self._fatal
+        if fatal is None:
+            return
+        if isinstance(fatal, _Failure):
+            self._wait_idle()  # every worker drains its job and folds what it saw
+            fatal = self._fatal = self._gave_up(fatal.what, fatal.fix)
+        self._fatal_raised = True
+        raise fatal
 
     def _save_checkpoint_locked(self, *, force: bool = False) -> None:
         with self._lock:
@@ -588,6 +605,10 @@ class HttpSink(TransportSink):
             self._work = None
             self._slots = None
             self._threads = []
+        if self._fatal is not None and not self._fatal_raised:
+            # A worker failed after the last write (e.g. the server died on the final
+            # requests): the replay must not end as a success.
+            self._raise_fatal()
 
     def _tls(self) -> ssl.SSLContext:
         """The TLS context of https targets (system CAs, hostname checked), made once."""
@@ -645,6 +666,40 @@ class _Worker:
         self.results = _Results()
         self.sock: socket.socket | None = None
         self.rfile: Any = None
+        # Answers not yet folded into the sink's shared counters and position: a worker in
+        # a pool folds them once per job (one lock per job, not per request: the lock was
+        # contended by 4 workers and the replay thread); the inline worker after each one.
+        self.batched = False
+        self._positions: list[int] = []
+        self._requests = 0
+        self._delivered = 0
+        self._errors: dict[str, int] = {}
+
+    def fold(self) -> None:
+        """Fold this worker's tallies into the sink's counters and confirmed position."""
+        if not self._requests:
+            return
+        s = self.sink
+        with s._lock:
+            s._requests += self._requests
+            s.delivered += self._delivered
+            for key, count in self._errors.items():
+                s._errors_by_status[key] = s._errors_by_status.get(key, 0) + count
+            done, done_range = s.tracker.done, s.tracker.done_range
+            ps = self._positions
+            i, n = 0, len(ps)
+            while i < n:  # runs of consecutive positions as ranges
+                j = i + 1
+                while j < n and ps[j] == ps[j - 1] + 1:
+                    j += 1
+                if j - i == 1:
+                    done(ps[i])
+                else:
+                    done_range(ps[i], ps[j - 1] + 1)
+                i = j
+        self._positions = []
+        self._requests = self._delivered = 0
+        self._errors = {}
 
     def run(self) -> None:
         s = self.sink
@@ -664,6 +719,7 @@ class _Worker:
                 if s._fatal is None:
                     s._fatal = SinkError(f"{s.target}: worker failed: {exc!r}")
             finally:
+                self.fold()  # before the slot goes back: flush() then sees every answer
                 slots.put(True)
 
     def close(self) -> None:
@@ -748,13 +804,15 @@ class _Worker:
         try:
             status, data, error = self._post(unit.body)
         except _ServerGone as exc:
+            self.fold()  # the error names what was delivered and confirmed so far
             with s._lock:
                 s.failed += len(unit.event_ids)
-                s._fatal = s._gave_up(
-                    f"the server stopped accepting connections ({exc}) and "
-                    f"{s.backoff.retries} retries failed",
-                    " Check the server, then resume.",
-                )
+                if s._fatal is None:
+                    s._fatal = _Failure(
+                        f"the server stopped accepting connections ({exc}) and "
+                        f"{s.backoff.retries} retries failed",
+                        " Check the server, then resume.",
+                    )
             return
         end = time.perf_counter_ns()
         n = len(unit.event_ids)
@@ -775,20 +833,17 @@ class _Worker:
             if error or score_error:
                 r.errors[unit.event_ids[k]] = error or score_error or ""
         bad = None if ok else (str(status) if status else (error or "error"))
-        with s._lock:  # one lock per request for every shared counter
-            s._requests += 1
-            if bad is None:
-                s.delivered += n
-            else:
-                s._errors_by_status[bad] = s._errors_by_status.get(bad, 0) + 1
-            positions = unit.positions
-            if len(positions) == 1:
-                s.tracker.done(positions[0])
-            else:
-                for p in positions:
-                    s.tracker.done(p)
+        self._requests += 1
+        if bad is None:
+            self._delivered += n
+        else:
+            self._errors[bad] = self._errors.get(bad, 0) + 1
+        self._positions.extend(unit.positions)
+        if not self.batched:
+            self.fold()
         if bad is not None and s.fail_on_error and s._fatal is None:
-            s._fatal = s._gave_up(
+            self.fold()
+            s._fatal = _Failure(
                 f"request for event {unit.event_ids[0]} failed ({bad}) and --fail-on-error is set",
                 " Drop --fail-on-error to count such errors instead of stopping.",
             )
