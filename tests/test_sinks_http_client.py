@@ -55,6 +55,8 @@ def test_close_semantics_interim_and_bodiless_responses():
     assert _resp(b'HTTP/1.0 200 OK\r\n\r\n{"score": 1}') == (200, b'{"score": 1}', True)
     ka = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n1"
     assert _resp(ka) == (200, b"1", False)
+    listed = b"HTTP/1.1 200 OK\r\nConnection: TE, close\r\nContent-Length: 1\r\n\r\n1"
+    assert _resp(listed) == (200, b"1", True)
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"
     assert _resp(interim) == (503, b"", False)
     assert _resp(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n") == (204, b"", False)

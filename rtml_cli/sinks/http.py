@@ -172,10 +172,10 @@ def _read_response(rfile: Any) -> tuple[int, bytes, bool]:
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
             elif name == b"connection":
-                token = value.strip().lower()
-                if token == b"close":
+                tokens = [t.strip() for t in value.lower().split(b",")]
+                if b"close" in tokens:
                     close = True
-                elif token == b"keep-alive":
+                elif b"keep-alive" in tokens:
                     close = False
         else:
             raise http.client.HTTPException(f"more than {_MAX_HEADERS} response headers")
