@@ -16,12 +16,13 @@ the event from the replay.
 with 1 the requests are made inline. Requests due together are handed to the workers in
 jobs (one hand-off per request cost more than the request). The client is a minimal
 HTTP/1.1 one (:func:`_read_response`): the request head is built once and each request is
-one ``sendall``, about 3x fewer CPU per request than ``http.client``. HTTP errors (4xx/5xx) and request
-timeouts are counted by status and are not fatal unless ``fail_on_error``. A connection that
-cannot be made or drops (the server died) is retried with backoff; when the retries are
-exhausted the sink raises a :class:`~rtml_cli.errors.SinkError` with the events delivered and
-the confirmed position (a timed-out or 5xx request counts as handled for the position: it
-got an answer, and resuming does not send it again).
+one ``sendall``, about 3x less CPU per request than ``http.client``. HTTP errors (4xx/5xx)
+and request timeouts are counted by status and are not fatal unless ``fail_on_error``. A
+connection that cannot be made or drops (the server died) is retried with backoff; when the
+retries are exhausted the sink raises a :class:`~rtml_cli.errors.SinkError` with the events
+delivered and the confirmed position (a timed-out or 5xx request counts as handled for the
+position: it got an answer, and resuming does not send it again). A failure in a worker
+after the last write is raised by :meth:`HttpSink.close`.
 
 ``record`` (``--record RUN_DIR``) writes a run directory that ``rtml report`` reads
 (docs/ARCHITECTURE.md schemas): ``predictions.parquet`` with strategy ``"deployed"``, ``score``
