@@ -34,7 +34,7 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -68,6 +68,7 @@ _WRITE_SLICE = 25_000
 #: End-of-stream marker between a reading thread and its consumer.
 _DONE = object()
 _ISO = "%Y-%m-%dT%H:%M:%S%.f"
+_Item = TypeVar("_Item")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1155,14 +1156,38 @@ def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
     return pl.concat([ev_json, lab_json]).gather(idx)
 
 
+def ndjson_buffers(json: pl.Series) -> list[bytes | memoryview]:
+    """Encoded messages as NDJSON bytes (each line ends in a newline), in a few large buffers.
+
+    polars joins a slice of messages into one string, whose Arrow data buffer is handed on as
+    is: one copy, no Python object per message. Slices of a few MB keep the bytes in cache for
+    the kernel's copy into the page cache.
+    """
+    n = len(json)
+    if n < 256:
+        return [("\n".join(json.to_list()) + "\n").encode()] if n else []
+    import pyarrow as pa
+
+    out: list[bytes | memoryview] = []
+    for i in range(0, n, _WRITE_SLICE):
+        text = json.slice(i, _WRITE_SLICE).str.join("\n").to_arrow()
+        if text.type != pa.large_string():
+            text = text.cast(pa.large_string())
+        _validity, offsets, data = text.buffers()
+        start, end = np.frombuffer(offsets, dtype=np.int64, count=2, offset=8 * text.offset)
+        out += [memoryview(data)[start:end], b"\n"]
+    return out
+
+
 class ReplayBatch(MessageBatch):
     """A :class:`MessageBatch` that carries its messages already encoded (``json``, a Series).
 
     Sinks that only know the protocol call :meth:`json_lines`; file sinks call
     :meth:`write_ndjson`, which writes the encoded column without a Python object per message.
+    ``ndjson``: the same as NDJSON bytes when they were made ahead (:func:`ndjson_buffers`).
     """
 
-    __slots__ = ("json", "label")
+    __slots__ = ("json", "label", "ndjson")
 
     def __init__(
         self,
@@ -1171,33 +1196,19 @@ class ReplayBatch(MessageBatch):
         *,
         json: pl.Series | None = None,
         scheduled_ns: np.ndarray | None = None,
+        ndjson: list[bytes | memoryview] | None = None,
     ) -> None:
         if json is None:
             json = encode_messages(frame, label)
         super().__init__(frame, scheduled_ns=scheduled_ns, encoder=lambda _f: json.to_list())
         self.json = json
         self.label = label
+        self.ndjson = ndjson
 
     def write_ndjson(self, fh: IO[bytes]) -> None:
         """Write the batch as NDJSON lines to a binary file."""
-        n = len(self)
-        if n < 256:
-            if n:
-                fh.write(("\n".join(self.json_lines()) + "\n").encode())
-            return
-        # polars joins a slice of messages into one string, whose Arrow data buffer is then
-        # written as is: one copy, no Python object per message. Slices of a few MB keep the
-        # bytes in cache for the kernel's copy into the page cache.
-        import pyarrow as pa
-
-        for i in range(0, n, _WRITE_SLICE):
-            text = self.json.slice(i, _WRITE_SLICE).str.join("\n").to_arrow()
-            if text.type != pa.large_string():
-                text = text.cast(pa.large_string())
-            _validity, offsets, data = text.buffers()
-            start, end = np.frombuffer(offsets, dtype=np.int64, count=2, offset=8 * text.offset)
-            fh.write(memoryview(data)[start:end])
-            fh.write(b"\n")
+        for buf in self.ndjson if self.ndjson is not None else ndjson_buffers(self.json):
+            fh.write(buf)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1205,7 +1216,7 @@ class ReplayBatch(MessageBatch):
 # --------------------------------------------------------------------------------------------
 
 
-def _prefetch(it: Iterator[pl.DataFrame], depth: int = 2) -> Generator[pl.DataFrame, None, None]:
+def _prefetch(it: Iterator[_Item], depth: int = 2) -> Generator[_Item, None, None]:
     """Run ``it`` in a background thread, ``depth`` items ahead.
 
     Reading and ordering the next record batch overlaps with sending the current one, so a paced
@@ -1324,10 +1335,23 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     # Paced: small record batches, so that reading and encoding ahead come in small slices of
     # CPU that do not delay the sends competing with them for the cores.
     chunk = min(opts.chunk_rows, _PACED_CHUNK_ROWS) if sched is not None else None
-    # Paced, encoding uses one core and leaves the other to the send loop.
-    stream = _prefetch(
-        iter_messages(src, encode=True, narrow=narrow, chunk_rows=chunk, parallel=sched is None)
-    )
+    # --max-speed to an NDJSON file or stdout: the NDJSON bytes are made ahead too.
+    ahead = sched is None and getattr(sink, "writes_ndjson", False)
+
+    def staged() -> Iterator[tuple[pl.DataFrame, pl.Series, np.ndarray, list[Any] | None]]:
+        # Runs in the reading thread, so that the sending thread only sends (at --max-speed to
+        # a file: only write system calls) while polars' pool works on the next batch.
+        # Paced, encoding uses one core and leaves the other to the send loop.
+        messages = iter_messages(
+            src, encode=True, narrow=narrow, chunk_rows=chunk, parallel=sched is None
+        )
+        for frame in messages:
+            json = frame[JSON]
+            frame = frame.drop(JSON)
+            kinds = (frame[KIND] == "event").to_numpy()
+            yield frame, json, kinds, ndjson_buffers(json) if ahead else None
+
+    stream = _prefetch(staged())
     import sys
 
     switch = sys.getswitchinterval()
@@ -1338,16 +1362,13 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     try:
         sink.open()
         t_start = clock()
-        for frame in stream:
+        for frame, json, kinds, ndjson in stream:
             if getattr(sink, "closed_by_reader", False):  # e.g. `rtml replay t | head`
                 break
-            json = frame[JSON]
-            frame = frame.drop(JSON)
-            kinds = (frame[KIND] == "event").to_numpy()
             if summary.first_time is None:
                 summary.first_time = frame[TIME][0]
             if sched is None:
-                sink.write(ReplayBatch(frame, label, json=json))
+                sink.write(ReplayBatch(frame, label, json=json, ndjson=ndjson))
                 if getattr(sink, "closed_by_reader", False):
                     break
                 _account(summary, frame, kinds, frame.height)

@@ -63,6 +63,8 @@ class NdjsonSink(_FileSink):
     name = "ndjson"
     #: Writes JSON lines only: batch frames may hold just rtml_kind, rtml_event_id, rtml_time.
     needs_frame = False
+    #: Writes NDJSON bytes: a replay may render them ahead, off the writing thread.
+    writes_ndjson = True
 
     def open(self) -> None:
         self._fh = self._open_file()
@@ -90,6 +92,7 @@ class StdoutSink(Sink):
 
     name = "stdout"
     needs_frame = False
+    writes_ndjson = True
 
     def __init__(self, target: str = "-", **_options: Any) -> None:
         self.target = target
