@@ -873,9 +873,9 @@ def iter_messages(
             out = out.slice(n)
         return out if out.height else None
 
-    try:
-        batches = src.batches(chunk_rows or opts.chunk_rows)
-        for batch in batches:
+    def prepared() -> Generator[tuple[int, pl.DataFrame, pl.DataFrame | None], None, None]:
+        """Each record batch as (watermark, its events, its labels), encoded when asked."""
+        for batch in src.batches(chunk_rows or opts.chunk_rows):
             if batch.height == 0:
                 continue
             # batches are in time order: later events are at or after the watermark
@@ -895,13 +895,22 @@ def iter_messages(
             ev = frame.select(ev_cols)
             if ev_json is not None:
                 ev = ev.with_columns(ev_json)
-            due_lab = None
+            lab = None
             if label is not None:
                 lab = frame.select(lab_cols)
                 if lab_json is not None:
                     lab = lab.with_columns(lab_json)
                 if frame[label].null_count():  # a null label sends no label message
                     lab = lab.filter(frame[label].is_not_null())
+            yield watermark, ev, lab
+
+    # Encoding in a thread of its own overlaps it with ordering this batch and with whatever
+    # the consumer does (writing): polars releases the GIL while it works.
+    source = _prefetch(prepared(), depth=1) if encode and parallel else prepared()
+    try:
+        for watermark, ev, lab in source:
+            due_lab = None
+            if lab is not None:
                 if pending_lab is not None and pending_lab.height:
                     lab = pl.concat([pending_lab, lab])
                 # a label at the watermark waits for the events at the watermark
@@ -923,6 +932,8 @@ def iter_messages(
         raise InputError(
             f"cannot read table '{src.source}' while replaying: {first}. The file may be corrupt."
         ) from None
+    finally:
+        source.close()
 
 
 # --------------------------------------------------------------------------------------------
