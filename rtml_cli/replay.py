@@ -1362,7 +1362,7 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
             kinds = (frame[KIND] == "event").to_numpy()
             yield frame, json, kinds, ndjson_buffers(json) if ahead else None
 
-    stream = _prefetch(staged())
+    stream = _prefetch(staged(), depth=2 if sched is not None else 1)
     import sys
 
     switch = sys.getswitchinterval()
