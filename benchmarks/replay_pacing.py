@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+# this checkout's rtml_cli, whatever editable install is active
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parent.parent)]
 from _tables import BENCH_DIR, event_table  # noqa: E402
 
 from rtml_cli.io import Roles  # noqa: E402
