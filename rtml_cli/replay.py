@@ -262,7 +262,14 @@ class ReplaySummary:
 
     @property
     def next_position(self) -> int:
-        """The ``--resume-from`` value that continues where this run stopped."""
+        """The ``--resume-from`` value that continues where this run stopped.
+
+        A network sink's confirmed position wins when it has one: it is what its checkpoint
+        holds, and a message can be confirmed after the replay last counted its batch.
+        """
+        confirmed = self.sink_stats.get("position")
+        if isinstance(confirmed, int):
+            return confirmed
         return self.skipped + self.messages
 
     @property
@@ -830,7 +837,8 @@ def iter_messages(
     """Yield the message stream as frames in arrival order (schema ``src.schema``).
 
     ``options.start_position`` messages are dropped from the front. Memory holds one record
-    batch plus the messages not yet due. With ``encode``, each frame has one more column,
+    batch (two when encoding runs ahead in its own thread: ``encode`` and ``parallel``) plus
+    the messages not yet due. With ``encode``, each frame has one more column,
     :data:`JSON`: the message as a flat JSON object, encoded per kind before events and labels
     are merged (so no message is encoded twice and no frame is split again by kind). With
     ``narrow`` too, frames hold only kind, event id, time and :data:`JSON` (for sinks that only
