@@ -186,7 +186,7 @@ def _read_response(rfile: Any) -> tuple[int, bytes, bool]:
     if status in (204, 304):
         return status, b"", close
     if chunked:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size_line = rfile.readline(_MAX_LINE + 1)
             try:
