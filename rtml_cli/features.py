@@ -658,9 +658,27 @@ def _window_sum(
     dtype: Any,
 ) -> np.ndarray:
     """Sum of ``weights`` over the rows active at each query: prefix(a < q) - prefix(e < q)."""
+    total, _ = _window_sum_raw(weights, oa, oe, ia, ie, dtype)
+    return total.astype(np.float64 if dtype is not np.int64 else np.int64)
+
+
+def _window_sum_raw(
+    weights: np.ndarray,
+    oa: np.ndarray,
+    oe: np.ndarray,
+    ia: np.ndarray,
+    ie: np.ndarray,
+    dtype: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_window_sum` in ``dtype``, with the magnitude of the two prefixes it subtracts.
+
+    The magnitude bounds the rounding error of the difference (about eps x magnitude), which
+    a caller needs to tell a true small result from cancellation noise.
+    """
     za = _prefix(weights, oa, dtype)
     ze = za if oe is oa else _prefix(weights, oe, dtype)
-    return (za[ia] - ze[ie]).astype(np.float64 if dtype is not np.int64 else np.int64)
+    a, e = za[ia], ze[ie]
+    return a - e, np.abs(a) + np.abs(e)
 
 
 @dataclasses.dataclass
@@ -829,7 +847,7 @@ def _one(
         sx = x - shift_code[code_r]
         # std needs the extra digits of long double (it subtracts large sums of squares).
         prec = np.longdouble if agg == "std" else np.float64
-        s1 = _window_sum(sx, oa, oe, ia, ie, prec)
+        s1, m1 = _window_sum_raw(sx, oa, oe, ia, ie, prec)
         shift_q = shift_code[np.clip(kc.code, 0, None)]
         with np.errstate(divide="ignore", invalid="ignore"):
             if agg == "sum":
@@ -840,9 +858,14 @@ def _one(
                 null = cnt == 0
             else:
                 sq = sx * sx
-                s2 = _window_sum(sq, oa, oe, ia, ie, prec)
-                var = (s2 - s1 * s1 / cnt) / (cnt - 1)
-                v = np.sqrt(np.maximum(var, 0.0))
+                s2, m2 = _window_sum_raw(sq, oa, oe, ia, ie, prec)
+                ss = s2 - s1 * s1 / cnt  # sum of squared deviations
+                # The prefixes run over every key before this one, so the difference carries
+                # rounding noise of about eps x their magnitude: a window of equal values must
+                # give exactly 0, not sqrt(noise).
+                noise = 16 * np.finfo(prec).eps * (m2 + 2 * np.abs(s1) * m1 / cnt)
+                ss = np.where(ss <= noise, 0.0, ss)
+                v = np.sqrt((ss / (cnt - 1)).astype(np.float64))
                 null = cnt < 2
         value = pl.Series(v).set(pl.Series(null), None)
     elif agg == "last":

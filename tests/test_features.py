@@ -455,3 +455,33 @@ def test_huge_time_span_with_many_keys() -> None:
     out = fresh_features(df, [FeatureSpec.parse("k:x:sum:100000d:s")])
     # Each key: one row in year 1, one in 9999 (outside a 100000-day window of each other).
     assert out["rtml_f_s"].to_list() == [0.0] * 40
+
+
+def test_std_of_equal_values_is_exactly_zero_despite_large_prefixes():
+    """Regression (found by the property test): prefix sums carry rounding noise from earlier
+    rows and keys; a window of equal values must still give 0.0, and a large offset must not
+    swallow a small spread."""
+    t0 = dt.datetime(2024, 1, 1)
+    m = dt.timedelta(minutes=1)
+    rows = [
+        ("b", t0, 3e7),
+        ("b", t0 + m, -2e7),  # another key first: big prefixes
+        ("a", t0, 1e-5),
+        ("a", t0, 6.0),
+        ("a", t0 + 5 * m, 0.0),
+        ("a", t0 + 5 * m, 0.0),
+        ("a", t0 + 10 * m, None),
+        ("c", t0, 1e6 + 1),
+        ("c", t0, 1e6 + 2),
+        ("c", t0, 1e6 + 3),
+        ("c", t0 + 5 * m, None),
+    ]
+    df = pl.DataFrame(
+        {"k": [r[0] for r in rows], T: [r[1] for r in rows], "x": [r[2] for r in rows]}
+    ).sort(T, maintain_order=True)
+    spec = FeatureSpec.parse("k:x:std:5m")
+    out = fresh_features(df, [spec]).with_columns(df["k"], df[T])
+    a_at_10 = out.filter((pl.col("k") == "a") & (pl.col(T) == t0 + 10 * m))
+    assert a_at_10[spec.value_col].to_list() == [0.0]
+    c_at_5 = out.filter((pl.col("k") == "c") & (pl.col(T) == t0 + 5 * m))
+    assert math.isclose(c_at_5[spec.value_col][0], 1.0, rel_tol=1e-9)
