@@ -1432,6 +1432,7 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
             summary.notes.append("stopped early: the reader closed the output (e.g. `| head`)")
     except KeyboardInterrupt:
         summary.interrupted = True
+        sink.interrupted = True
     finally:
         sys.setswitchinterval(switch)
         stream.close()

@@ -175,6 +175,21 @@ def test_record_writes_a_run_directory_report_can_score(http_server, tmp_path):
     assert "deployed" in json.dumps(metrics)
 
 
+def test_record_of_an_interrupted_replay_says_it_is_partial(http_server, tmp_path):
+    msgs = make_messages(60)
+    run = tmp_path / "run"
+    sink = HttpSink(http_server.url(), record=run, score_field="proba.1")
+    sink.open()
+    sink.write(batches(msgs, 20)[0])
+    sink.interrupted = True  # what the replay loop sets on Ctrl-C before close()
+    sink.close()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["interrupted"] is True
+    assert any("interrupted (Ctrl-C)" in w for w in manifest["warnings"])
+    events = sum(1 for k in msgs["rtml_kind"][:20] if k == "event")
+    assert pl.read_parquet(run / "predictions.parquet").height == events
+
+
 def test_record_refuses_an_existing_directory(http_server, tmp_path):
     with pytest.raises(UsageError, match="already exists"):
         HttpSink(http_server.url(), record=tmp_path).open()

@@ -69,6 +69,9 @@ class Sink(abc.ABC):
 
     #: Short name for summaries ("ndjson", "kafka", ...).
     name: str = "sink"
+    #: Set by the replay loop before ``close()`` when the replay was interrupted (Ctrl-C), so
+    #: a sink that writes a result (``--record``) can say it covers only part of the stream.
+    interrupted: bool = False
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Connect or create the target. Fail fast (bounded time) when it is unreachable."""

@@ -971,6 +971,11 @@ def write_run(sink: HttpSink) -> Path:
         warnings_.append("no label column known: pass the label column so y can be joined")
     if sink.score_field is None:
         warnings_.append("no --score-field: scores are taken only from bare-number responses")
+    if sink.interrupted:
+        warnings_.append(
+            f"the replay was interrupted (Ctrl-C): this run covers only the first {len(eid):,} "
+            "answered events, not the whole table"
+        )
     metrics: dict[str, Any] | None = None
     try:
         from rtml_cli.metrics import compute_metrics
@@ -1001,6 +1006,7 @@ def write_run(sink: HttpSink) -> Path:
         "versions": versions(),
         "timings": {"replay": round(time.time() - sink._started, 3)},
         "warnings": warnings_,
+        "interrupted": bool(sink.interrupted),
         "options": {
             "concurrency": sink.concurrency,
             "batch_size": sink.batch_size,
