@@ -170,11 +170,12 @@ def replay(
         ),
     ] = False,
     resume_from: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Skip the first N messages of the stream without sending them (continue an interrupted replay)."
+            help="Skip the first N messages of the stream without sending them (continue an "
+            "interrupted replay). Overrides a --checkpoint file; 0 starts over."
         ),
-    ] = 0,
+    ] = None,
     time_col: Annotated[
         str | None, typer.Option(help="Event time column (default: inferred).")
     ] = None,

@@ -135,6 +135,19 @@ def test_server_dies_then_checkpoint_resume_completes(runner, http_server, elec2
     assert json.loads(ck.read_text())["position"] == 600
 
 
+def test_explicit_resume_from_zero_overrides_the_checkpoint(runner, http_server, elec2, tmp_path):
+    ck = tmp_path / "ck.json"
+    args = ["replay", elec2, "--limit", "20", "--to", http_server.url(), "--checkpoint", str(ck)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert json.loads(ck.read_text())["position"] == 40
+    r = runner.invoke(app, args)  # the checkpoint says all was sent: nothing is re-sent
+    assert r.exit_code == 0, r.output
+    assert "skipped the first 40 messages" in r.output and len(http_server.received) == 20
+    r = runner.invoke(app, [*args, "--resume-from", "0"])  # ...unless told to start over
+    assert r.exit_code == 0, r.output
+    assert "skipped" not in r.output and len(http_server.received) == 40
+
+
 @pytest.mark.slow
 def test_ctrl_c_flushes_closes_summarises_and_exits_130(http_server, elec2, tmp_path):
     ck = tmp_path / "ck.json"

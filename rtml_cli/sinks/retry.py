@@ -420,7 +420,7 @@ def transport_options(
                 f"{flag} applies to {kinds} targets only, not to '{target}'. "
                 f"Drop {flag} or replay to such a target."
             )
-    start = resolve_start(resume_from or None, checkpoint)
+    start = resolve_start(resume_from, checkpoint)
     if scheme not in ("http", "https", "kafka", "redis"):
         return start, {}
     options: dict[str, Any] = {"start_position": start, "checkpoint": checkpoint}
