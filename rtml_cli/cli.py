@@ -7,15 +7,25 @@ No logic lives here (DESIGN §4). Every command body is wrapped by :func:`_edge`
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from rtml_cli import __version__
-from rtml_cli.errors import EXIT_INTERRUPTED, RtmlError, RtmlWarning
+from rtml_cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    RtmlError,
+    RtmlWarning,
+)
+from rtml_cli.escape import for_terminal
 
 app = typer.Typer(
     name="rtml",
@@ -32,38 +42,113 @@ app = typer.Typer(
 
 
 def _err(text: str) -> None:
-    typer.echo(text, err=True)
+    """One line (or a few) on stderr, with user-derived control characters made visible."""
+    typer.echo(for_terminal(text), err=True)
+
+
+#: Environment variable that, like ``--debug``, prints the traceback of an internal error.
+DEBUG_ENV = "RTML_DEBUG"
+_debug = False
+
+# OS errors a user's environment causes (a read-only folder, a full disk, a missing path):
+# reported as bad input, never as a bug.
+_USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EMFILE,
+    errno.ENOTEMPTY,
+}
+
+
+def _debugging() -> bool:
+    return _debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 @contextlib.contextmanager
 def _edge() -> Iterator[None]:
-    """Turn library errors into exit codes and warnings into one stderr line each."""
+    """Turn library errors into exit codes and warnings into one stderr line each.
+
+    Warnings are recorded while the command runs and shown only after the recording block has
+    ended: showing a foreign warning inside it would record it again (an endless loop).
+    """
+    failure: BaseException | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RtmlWarning)
         try:
             yield
-        except RtmlError as exc:
-            _flush_warnings(caught)
-            _err(f"error: {exc}")
-            raise typer.Exit(code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            _flush_warnings(caught)
-            _err("interrupted")
-            raise typer.Exit(code=EXIT_INTERRUPTED) from None
-        _flush_warnings(caught)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # sorted below, once the warnings are shown
+            failure = exc
+        recorded = list(caught)
+    _flush_warnings(recorded)
+    if failure is None:
+        return
+    if isinstance(failure, typer.Exit):
+        raise failure
+    if isinstance(failure, RtmlError):
+        _err(f"error: {failure}")
+        raise typer.Exit(code=failure.exit_code) from None
+    if isinstance(failure, KeyboardInterrupt):
+        _err("interrupted")
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
+    if isinstance(failure, SystemExit):
+        # rtml never calls sys.exit inside a command: this came from user code (a factory,
+        # a model) and must not pass for success or for a failed check.
+        _err(
+            f"error: code run on rtml's behalf called sys.exit({failure.code!r}); "
+            "a model or factory must return or raise, not exit."
+        )
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    if isinstance(failure, OSError) and failure.errno in _USER_OS_ERRORS:
+        where = f" '{failure.filename}'" if failure.filename else ""
+        _err(
+            f"error: cannot use{where}: {failure.strerror or failure}. "
+            "Check the path, its permissions and the free disk space."
+        )
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    _internal_error(failure)
 
 
-def _flush_warnings(caught: list[warnings.WarningMessage]) -> None:
-    seen: set[str] = set()
+def _internal_error(exc: BaseException) -> NoReturn:
+    """A bug in rtml: one line and exit 70; the traceback only with --debug or RTML_DEBUG=1."""
+    if _debugging():
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    _err(
+        f"internal error: {type(exc).__name__}{': ' + first if first else ''}\n"
+        "This is a bug in rtml; please report it with the command you ran"
+        + ("." if _debugging() else f" and the traceback (rerun with --debug or {DEBUG_ENV}=1).")
+    )
+    raise typer.Exit(code=EXIT_INTERNAL) from None
+
+
+def _flush_warnings(caught: list[warnings.WarningMessage], *, limit: int = 20) -> None:
+    """Show each distinct warning once; after ``limit`` distinct ones, only count the rest."""
+    seen: set[tuple[type[Warning], str]] = set()
+    hidden = 0
     for w in caught:
-        if issubclass(w.category, RtmlWarning):
-            text = str(w.message)
-            if text not in seen:
-                seen.add(text)
-                _err(f"warning: {text}")
-        else:  # not ours: let Python show it as usual
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    caught.clear()
+        text = str(w.message)
+        if (w.category, text) in seen:
+            continue
+        seen.add((w.category, text))
+        if len(seen) > limit:
+            hidden += 1
+        elif issubclass(w.category, RtmlWarning):
+            _err(f"warning: {text}")
+        else:  # not ours (a library's, a user model's): say whose it is
+            _err(f"warning ({w.category.__name__}, {w.filename}:{w.lineno}): {text}")
+    if hidden:
+        _err(f"warning: {hidden} more distinct warnings not shown")
 
 
 def _version(value: bool) -> None:
@@ -80,8 +165,21 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help=f"Print the traceback of an internal error (exit 70); same as {DEBUG_ENV}=1.",
+        ),
+    ] = False,
 ) -> None:
-    """rtml: batch vs streaming, measured on your own history."""
+    """rtml: batch vs streaming, measured on your own history.
+
+    Exit codes: 0 ok, 1 a --check failed, 2 bad usage or input, 3 a metric a check needs could
+    not be computed, 70 internal error (a bug in rtml), 130 interrupted.
+    """
+    global _debug
+    _debug = debug
 
 
 # ---- replay (issue 2) --------------------------------------------------------------------

@@ -10,11 +10,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-#: Exit codes (DESIGN §4).
+#: Exit codes, documented in the README: each means one thing, so a CI job can tell a failed
+#: check (1) from bad input (2), an uncomputable metric (3) and a bug in rtml (70).
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_METRIC = 3
+EXIT_INTERNAL = 70  # EX_SOFTWARE in sysexits.h
 EXIT_INTERRUPTED = 130
 
 
