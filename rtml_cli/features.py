@@ -33,6 +33,7 @@ which needs few distinct label values (a classification label).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -857,15 +858,7 @@ def _one(
                 v = shift_q + s1 / cnt
                 null = cnt == 0
             else:
-                sq = sx * sx
-                s2, m2 = _window_sum_raw(sq, oa, oe, ia, ie, prec)
-                ss = s2 - s1 * s1 / cnt  # sum of squared deviations
-                # The prefixes run over every key before this one, so the difference carries
-                # rounding noise of about eps x their magnitude: a window of equal values must
-                # give exactly 0, not sqrt(noise).
-                noise = 16 * np.finfo(prec).eps * (m2 + 2 * np.abs(s1) * m1 / cnt)
-                ss = np.where(ss <= noise, 0.0, ss)
-                v = np.sqrt((ss / (cnt - 1)).astype(np.float64))
+                v = _window_std(x, sx, win, kc, q_us=q_us, t_us=t_us, w=w, s1=s1, m1=m1)
                 null = cnt < 2
         value = pl.Series(v).set(pl.Series(null), None)
     elif agg == "last":
@@ -910,6 +903,78 @@ def _one(
     elif agg in NUMERIC_AGGS or value.dtype == pl.Boolean:
         value = value.cast(pl.Float64)
     return value.alias(spec.value_col), age.cast(pl.Int64).alias(spec.age_col)
+
+
+def _value_hash(x: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each float's value (splitmix64 of its bits; -0.0 hashes like 0.0)."""
+    h = (x + 0.0).view(np.uint64).copy()
+    with np.errstate(over="ignore"):
+        h += np.uint64(0x9E3779B97F4A7C15)
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _window_std(
+    x: np.ndarray,
+    sx: np.ndarray,
+    win: _Win,
+    kc: _Keys,
+    *,
+    q_us: np.ndarray,
+    t_us: np.ndarray,
+    w: int,
+    s1: np.ndarray,
+    m1: np.ndarray,
+) -> np.ndarray:
+    """Sample std of the window of every query: exactly 0 for equal values, never 0 otherwise.
+
+    The fast path subtracts prefix sums of squares (in long double), whose rounding error
+    grows with everything summed before the window, other keys included. So a window of
+    equal values is recognised exactly instead (the wrapping sum of a hash of its values is
+    ``count`` times the hash of one of them), and a window of distinct values whose spread is
+    too small for the prefix difference to be trusted is recomputed from its own values.
+    """
+    prec = np.longdouble
+    oa, oe, ia, ie, cnt = win.oa, win.oe, win.ia, win.ie, win.cnt
+    s2, m2 = _window_sum_raw(sx * sx, oa, oe, ia, ie, prec)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ss = s2 - s1 * s1 / cnt  # sum of squared deviations
+        noise = 16 * np.finfo(prec).eps * (m2 + 2 * np.abs(s1) * m1 / cnt)
+        v = np.sqrt(np.maximum(ss / (cnt - 1), 0)).astype(np.float64)
+    several = win.in_window & (cnt >= 2)
+    if not several.any():
+        return v
+    hx = _value_hash(x)
+    hashes, _ = _window_sum_raw(hx, oa, oe, ia, ie, np.uint64)
+    one = hx[np.clip(np.searchsorted(win.rows, win.newest), 0, len(x) - 1)]
+    with np.errstate(over="ignore"):
+        equal = several & (hashes == cnt.astype(np.uint64) * one)
+    v[equal] = 0.0
+    # Trust the fast path to ~1e-10 relative; below that recompute (rare: a spread that is
+    # tiny next to the magnitudes summed before it), and wherever squares underflowed to 0.
+    unsure = (noise > 1e-10 * np.abs(ss)) | ~(v > 0) | ~np.isfinite(v)
+    redo = np.flatnonzero(several & ~equal & unsure)
+    if redo.size:
+        t_rows = t_us[win.rows]
+        starts = np.searchsorted(win.code_a, kc.code[redo], "left")
+        for i, start in zip(redo.tolist(), starts.tolist(), strict=True):
+            cand = oa[start : ia[i]]
+            v[i] = _exact_std(x[cand[t_rows[cand] >= q_us[i] - w]])
+    return v
+
+
+def _exact_std(values: np.ndarray) -> float:
+    """Sample std of ``values`` by two passes of exact sums, scaled so no square underflows."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = math.fsum(values.tolist()) / n
+    dev = values - mean
+    scale = float(np.max(np.abs(dev)))
+    if scale == 0.0 or not math.isfinite(scale):
+        return 0.0 if scale == 0.0 else math.nan
+    return scale * math.sqrt(math.fsum(((dev / scale) ** 2).tolist()) / (n - 1))
 
 
 def _count_distinct(

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -201,10 +201,96 @@ KEYS = st.sampled_from(["k", None, ["k", "g"]])
 WINDOWS = st.sampled_from([1, 2, 7, 60, 1000])
 
 
+def small_table(rows: list[tuple[int, str, float | None]]) -> pl.DataFrame:
+    """(minute, key, x) rows as a ``tables()``-shaped frame (labels all arrive at once)."""
+    return pl.DataFrame(
+        {
+            T: [at(m) for m, _, _ in rows],
+            "k": [k for _, k, _ in rows],
+            "g": [0] * len(rows),
+            "x": [x for _, _, x in rows],
+            "s": ["p"] * len(rows),
+            "y": [True] * len(rows),
+            L: [at(m) for m, _, _ in rows],
+        },
+        schema={
+            T: pl.Datetime("us"),
+            "k": pl.String,
+            "g": pl.Int64,
+            "x": pl.Float64,
+            "s": pl.String,
+            "y": pl.Boolean,
+            L: pl.Datetime("us"),
+        },
+    )
+
+
+# Found by hypothesis: the std of a window is computed from prefix sums over every earlier row,
+# other keys included; a true small spread must survive that noise, and equal values must give 0.
+TINY_SPREAD = small_table(
+    [(0, "b", 3e7), (0, "b", -2e7), (1, "a", 0.0), (1, "a", 1.1920929e-07), (2, "a", None)]
+)
+EQUAL_AFTER_BIG = small_table(
+    [
+        (0, "a", 987.654321),
+        (0, "b", 0.3),
+        (5, "b", 0.3),
+        (5, "b", 0.3),
+        (6, "b", 0.3),
+        (7, "a", -555.5),
+        (8, "b", 1.0),
+    ]
+)
+TINY_GLOBAL = small_table(
+    [(0, "a", 1e3), (0, "a", -1e3), (1, "a", 0.0), (1, "a", 1.1920929e-07), (2, "a", 1e-300)]
+)
+
+
+@example(df=TINY_SPREAD, window=60, key="k")
+@example(df=TINY_SPREAD, window=60, key=None)
+@example(df=EQUAL_AFTER_BIG, window=7, key="k")
+@example(df=EQUAL_AFTER_BIG, window=2, key=["k", "g"])
+@example(df=TINY_GLOBAL, window=1, key=None)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(df=tables(), window=WINDOWS, key=KEYS)
 def test_fresh_matches_reference(df: pl.DataFrame, window: int, key: Any) -> None:
     check_against_reference(df, all_specs(window, key), None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(-1e3, 1e3),
+            st.sampled_from([0.0, -0.0, 1e-300, 5e-324, 1.1920929e-07, 3e7, -2e7, 0.1]),
+        ),
+        min_size=2,
+        max_size=25,
+    ),
+    data=st.data(),
+)
+@example(values=[3e7, -2e7, 0.0, 1.1920929e-07], data=None)
+@example(values=[1e3, 0.1, 0.1, 0.1], data=None)
+@example(values=[0.0, -0.0, 5e-324], data=None)
+def test_std_is_zero_exactly_when_values_are_equal(
+    values: list[float], data: st.DataObject | None
+) -> None:
+    """Equal values give exactly 0.0; distinct values never do, and match the reference."""
+    keys = (
+        data.draw(st.lists(st.sampled_from("ab"), min_size=len(values), max_size=len(values)))
+        if data
+        else ["b", "b"] + ["a"] * (len(values) - 2)
+    )
+    df = small_table([(i // 3, k, v) for i, (k, v) in enumerate(zip(keys, values, strict=True))])
+    spec = spec_for("std", "x", "k", 60)
+    out = fresh_features(df, [spec], label_col="y")[spec.value_col].to_list()
+    want, _ = reference(df.to_dicts(), spec, label_col="y")
+    assert_same(out, want, "std")
+    rows = df.to_dicts()
+    for i, got in enumerate(out):
+        window = [r["x"] for r in rows if r["k"] == rows[i]["k"] and r[T] < rows[i][T]]
+        if got is not None:
+            assert (got == 0.0) == (len(set(window)) == 1), (window, got)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
