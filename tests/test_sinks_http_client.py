@@ -8,7 +8,6 @@ that run to the end of the connection, interim 1xx responses, bodiless 204.
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import socket
@@ -20,11 +19,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtml_cli.errors import UsageError
-from rtml_cli.sinks.http import HttpSink, _read_response, _request_head
+from rtml_cli.sinks.http import HttpSink
+from rtml_cli.sinks.http_client import (
+    INCOMPLETE,
+    MALFORMED,
+    TOO_LARGE,
+    NoResponse,
+    Reader,
+    ResponseError,
+    read_response,
+    request_head,
+)
 
 
-def _resp(raw: bytes) -> tuple[int, bytes, bool]:
-    return _read_response(io.BufferedReader(io.BytesIO(raw)))
+def _reader(raw: bytes, step: int = 7) -> Reader:
+    """A reader over ``raw`` that receives at most ``step`` bytes at a time (responses
+    split across receives at awkward places)."""
+    src = io.BytesIO(raw)
+    return Reader(lambda n: src.read(min(n, step)))
+
+
+def _resp(raw: bytes, **kw) -> tuple[int, bytes, bool]:
+    return read_response(_reader(raw), **kw)
 
 
 def _chunked(body: bytes, cuts: list[int]) -> bytes:
@@ -35,14 +51,18 @@ def _chunked(body: bytes, cuts: list[int]) -> bytes:
     return out + b"0\r\nX-Trailer: t\r\n\r\n"
 
 
-@given(body=st.binary(max_size=300), cuts=st.lists(st.integers(0, 400), max_size=6))
-def test_chunked_and_sized_bodies_round_trip(body, cuts):
+@given(
+    body=st.binary(max_size=300),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    step=st.integers(1, 80),
+)
+def test_chunked_and_sized_bodies_round_trip(body, cuts, step):
     head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     # Two responses back to back on one stream: the first must not eat into the second.
     nxt = b"HTTP/1.1 201 Created\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
-    reader = io.BufferedReader(io.BytesIO(head + _chunked(body, cuts) + nxt))
-    assert _read_response(reader) == (200, body, False)
-    assert _read_response(reader) == (201, body, False)
+    reader = _reader(head + _chunked(body, cuts) + nxt, step)
+    assert read_response(reader) == (200, body, False)
+    assert read_response(reader) == (201, body, False)
 
 
 def test_close_semantics_interim_and_bodiless_responses():
@@ -63,41 +83,69 @@ def test_close_semantics_interim_and_bodiless_responses():
 
 
 @pytest.mark.parametrize(
-    ("raw", "error"),
+    ("raw", "kind"),
     [
-        (b"", http.client.RemoteDisconnected),
-        (b"garbage\r\n\r\n", http.client.BadStatusLine),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", http.client.IncompleteRead),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", http.client.HTTPException),
-        (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            http.client.IncompleteRead,
-        ),
+        (b"garbage\r\n\r\n", MALFORMED),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", INCOMPLETE),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", MALFORMED),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", MALFORMED),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MALFORMED),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", INCOMPLETE),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", INCOMPLETE),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", MALFORMED),
     ],
 )
-def test_malformed_or_cut_responses_raise_http_errors(raw, error):
-    # The worker treats these as a broken connection: it reconnects and retries.
-    with pytest.raises(error):
+def test_a_response_that_began_but_is_unusable_is_a_response_error(raw, kind):
+    # The server took the request: the worker counts this as an error of ``kind`` and
+    # drops the connection, it does not send the request again.
+    with pytest.raises(ResponseError) as err:
         _resp(raw)
+    assert err.value.kind == kind
+
+
+def test_a_connection_closed_before_any_answer_is_no_response():
+    # Nothing of the answer arrived: the request may not have been taken (a kept-alive
+    # connection the server closed), so the worker may send it again.
+    with pytest.raises(NoResponse):
+        _resp(b"")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 400000000\r\n\r\n" + b"x" * 100,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + (b"40\r\n" + b"x" * 64 + b"\r\n") * 3
+        + b"0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 129,
+    ],
+    ids=["content-length", "chunked", "to-close"],
+)
+def test_a_body_over_the_cap_is_refused(raw):
+    with pytest.raises(ResponseError) as err:
+        _resp(raw, max_body=128)
+    assert err.value.kind == TOO_LARGE
+    # At the cap exactly, the same kinds of body are read.
+    assert _resp(b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 128, max_body=128)[1] == b"x" * 128
 
 
 def test_request_head_is_built_once_with_host_and_headers():
-    head = _request_head("127.0.0.1", 8000, 80, "/p?a=1", {"Content-Type": "application/json"})
+    head = request_head("127.0.0.1", 8000, 80, "/p?a=1", {"Content-Type": "application/json"})
     assert head == (
         b"POST /p?a=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nAccept-Encoding: identity\r\n"
         b"Content-Type: application/json\r\nContent-Length: "
     )
-    own = _request_head("::1", 443, 443, "/", {"host": "model.internal", "Content-Length": "9"})
+    own = request_head("::1", 443, 443, "/", {"host": "model.internal", "Content-Length": "9"})
     assert b"Host: [::1]" not in own and b"host: model.internal" in own
     assert own.count(b"Content-Length") == 1  # the user's is dropped: the sink sets it
     with pytest.raises(UsageError, match="not a valid HTTP header"):
-        _request_head("h", 80, 80, "/", {"X-Bad": "a\r\nInjected: 1"})
+        request_head("h", 80, 80, "/", {"X-Bad": "a\r\nInjected: 1"})
     with pytest.raises(UsageError, match="not a valid HTTP header"):
-        _request_head("h", 80, 80, "/", {"Bad Name": "v"})
+        request_head("h", 80, 80, "/", {"Bad Name": "v"})
     with pytest.raises(UsageError, match="Percent-encode"):
-        _request_head("h", 80, 80, "/a b", {})
+        request_head("h", 80, 80, "/a b", {})
     with pytest.raises(UsageError, match="Latin-1"):
-        _request_head("h", 80, 80, "/", {"X-Name": "\u20ac"})
+        request_head("h", 80, 80, "/", {"X-Name": "\u20ac"})
 
 
 class _RawServer:

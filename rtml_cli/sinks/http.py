@@ -15,14 +15,25 @@ the event from the replay.
 ``concurrency`` worker threads (one keep-alive connection each) send requests in parallel;
 with 1 the requests are made inline. Requests due together are handed to the workers in
 jobs (one hand-off per request cost more than the request). The client is a minimal
-HTTP/1.1 one (:func:`_read_response`): the request head is built once and each request is
-one ``sendall``, about 3x less CPU per request than ``http.client``. HTTP errors (4xx/5xx)
-and request timeouts are counted by status and are not fatal unless ``fail_on_error``. A
-connection that cannot be made or drops (the server died) is retried with backoff; when the
-retries are exhausted the sink raises a :class:`~rtml_cli.errors.SinkError` with the events
-delivered and the confirmed position (a timed-out or 5xx request counts as handled for the
-position: it got an answer, and resuming does not send it again). A failure in a worker
-after the last write is raised by :meth:`HttpSink.close`.
+HTTP/1.1 one (:mod:`rtml_cli.sinks.http_client`): the request head is built once, each
+request is one ``sendall``, and each response is read **within ``timeout_s`` for the whole
+request** (connect, send and the full response, not per read) and **at most
+``max_response_bytes`` of body** (a larger answer is refused unread and its connection
+dropped).
+
+The counts say what went over the wire: ``requests`` is the requests sent, ``retries`` the
+re-sends of a request (``requests + retries`` POSTs went out), ``errors`` every
+response that failed by kind: HTTP status (``"503"``), ``"timeout"``, ``"incomplete
+response"`` (cut mid-body), ``"bad response"`` (malformed), ``"response too large"``, and,
+when scores are wanted (``score_field`` or ``record``), ``"no usable score"`` (a 2xx answer
+without a number at ``score_field``). None of these is sent again: the server took the
+request and answered (a re-send could duplicate it), and none is fatal unless
+``fail_on_error``; they count as handled for the confirmed position. A request is sent again
+only when the connection failed before any byte of its answer arrived (a kept-alive
+connection the server had closed, a server restarting): at once for a kept-alive
+connection, then with backoff; when the retries are exhausted the sink raises a
+:class:`~rtml_cli.errors.SinkError` with the events delivered and the confirmed position. A
+failure in a worker after the last write is raised by :meth:`HttpSink.close`.
 
 ``record`` (``--record RUN_DIR``) writes a run directory that ``rtml report`` reads
 (docs/ARCHITECTURE.md schemas): ``predictions.parquet`` with strategy ``"deployed"``, ``score``
@@ -30,23 +41,24 @@ picked from each response by ``score_field`` (a dotted path such as ``"proba.1"`
 by index) and ``y`` joined from the label messages; ``timings.parquet`` with one ``predict``
 row per event (``wall_ns`` = latency from schedule); ``manifest.json`` and ``metrics.json``,
 written atomically by :func:`rtml_cli.runs.write_run`; then ``responses.parquet`` (every
-event: status, latency, error, score), an extra file the report does not need.
+event: status, latency, error, score), an extra file the report does not need. A recorded
+replay in which no response carried a usable score fails (:class:`SinkError`, exit 2) and
+writes nothing: its metrics would be empty.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
+import math
 import os
 import queue
-import re
 import socket
 import ssl
 import threading
 import time
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,10 +69,22 @@ import numpy as np
 import polars as pl
 
 from rtml_cli.errors import RtmlError, SinkError, UsageError
+from rtml_cli.escape import for_terminal
 from rtml_cli.sinks.base import MessageBatch, register
+from rtml_cli.sinks.http_client import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Reader,
+    ResponseError,
+    read_response,
+    request_head,
+)
 from rtml_cli.sinks.retry import TransportSink, event_time_us, parse_pairs
 
 STRATEGY = "deployed"
+#: The error kind of a 2xx answer without a usable score (when scores are wanted).
+NO_SCORE = "no usable score"
+#: How much of such an answer is kept to show in the error of a --record run.
+_EXAMPLE_BYTES = 200
 #: Most requests handed to a worker at once (see ``HttpSink._send_outbox``).
 _JOB_MAX = 32
 
@@ -98,10 +122,9 @@ def pick(data: Any, path: str) -> Any:
 
 
 def _as_score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, (bool, int, float)):
+        score = float(value)
+        return score if math.isfinite(score) else None
     return None
 
 
@@ -133,129 +156,6 @@ class _Results:
     errors: dict[int, str] = field(default_factory=dict)  # event id -> error text
 
 
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
-
-
-def _read_response(rfile: Any) -> tuple[int, bytes, bool]:
-    """Read one HTTP/1.x response from a buffered socket reader.
-
-    Returns ``(status, body, close)``; ``close`` is true when the server will not keep the
-    connection alive. A minimal parser instead of :class:`http.client.HTTPResponse`, whose
-    header parsing (``email.parser``) and per-response ``makefile`` were most of the
-    per-request client cost; it handles what a model endpoint sends: ``Content-Length``,
-    chunked bodies, ``Connection: close``, HTTP/1.0, interim 1xx responses and bodiless
-    204/304. Malformed input raises :class:`http.client.HTTPException` (the caller
-    reconnects), a dropped connection :class:`http.client.RemoteDisconnected`.
-    """
-    while True:
-        line = rfile.readline(_MAX_LINE + 1)
-        if not line:
-            raise http.client.RemoteDisconnected("server closed the connection without a response")
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-            raise http.client.BadStatusLine(repr(line[:80]))
-        status = int(parts[1])
-        close = parts[0] == b"HTTP/1.0"
-        length: int | None = None
-        chunked = False
-        for _ in range(_MAX_HEADERS + 1):
-            h = rfile.readline(_MAX_LINE + 1)
-            if h in (b"\r\n", b"\n", b""):
-                break
-            name, _sep, value = h.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise http.client.HTTPException(f"bad Content-Length {value!r}") from None
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                tokens = [t.strip() for t in value.lower().split(b",")]
-                if b"close" in tokens:
-                    close = True
-                elif b"keep-alive" in tokens:
-                    close = False
-        else:
-            raise http.client.HTTPException(f"more than {_MAX_HEADERS} response headers")
-        if 100 <= status < 200 and status != 101:
-            continue  # an interim response (100 Continue): the real one follows
-        break
-    if status in (204, 304):
-        return status, b"", close
-    if chunked:
-        chunks: list[bytes] = []
-        while True:
-            size_line = rfile.readline(_MAX_LINE + 1)
-            try:
-                size = int(size_line.split(b";", 1)[0], 16)
-            except ValueError:
-                raise http.client.IncompleteRead(b"".join(chunks)) from None
-            if size == 0:
-                while rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return status, b"".join(chunks), close
-            chunk = rfile.read(size)
-            if len(chunk) < size:
-                raise http.client.IncompleteRead(chunk, size - len(chunk))
-            chunks.append(chunk)
-            rfile.readline(_MAX_LINE + 1)  # the CRLF after the chunk
-    if length is not None:
-        body = rfile.read(length)
-        if len(body) < length:
-            raise http.client.IncompleteRead(body, length - len(body))
-        return status, body, close
-    # Neither length nor chunked: the body runs until the server closes the connection.
-    return status, rfile.read(), True
-
-
-def _request_head(
-    host: str, port: int, default_port: int, path: str, headers: dict[str, str]
-) -> bytes:
-    """Everything of a POST request before the ``Content-Length`` value, built once.
-
-    Building the head per request (``http.client.putrequest``/``putheader``) costs more than
-    sending it; only the body length changes between requests. Names and values are checked
-    here as ``http.client`` would, so a bad ``--header`` fails at start with a usage error.
-    """
-    if _BAD_URL_CHARS.search(path):
-        raise UsageError(
-            f"replay target path '{path}' contains spaces or control characters. "
-            "Percent-encode them (e.g. %20 for a space)."
-        )
-    host_value = f"[{host}]" if ":" in host else host
-    if port != default_port:
-        host_value += f":{port}"
-    lines = [f"POST {path} HTTP/1.1"]
-    given = {k.lower() for k in headers}
-    if "host" not in given:
-        lines.append(f"Host: {host_value}")
-    if "accept-encoding" not in given:
-        lines.append("Accept-Encoding: identity")
-    for name, value in headers.items():
-        if name.lower() in ("content-length", "transfer-encoding"):
-            continue  # the sink sets the body length itself
-        if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
-            raise UsageError(
-                f"--header '{name}: {value}' is not a valid HTTP header (a name of letters, "
-                "digits and -, a value on one line). Write it like --header 'X-Api-Key: abc'."
-            )
-        lines.append(f"{name}: {value}")
-    try:
-        return ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
-    except UnicodeEncodeError:
-        raise UsageError(
-            f"--header values and the URL path must be Latin-1 text for {path}; "
-            "percent-encode or ASCII-encode them."
-        ) from None
-
-
-_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
 @dataclass
 class _Failure:
     """A fatal failure seen by a worker, turned into the SinkError by the replay thread once
@@ -268,6 +168,10 @@ class _Failure:
 class _ServerGone(Exception):
     """The connection could not be made or dropped, after every retry."""
 
+    def __init__(self, what: str, sends: int) -> None:
+        super().__init__(what)
+        self.sends = sends
+
 
 @register("http", "https")
 class HttpSink(TransportSink):
@@ -278,8 +182,11 @@ class HttpSink(TransportSink):
     target : ``http(s)://HOST:PORT/PATH``.
     concurrency : requests in flight at once (worker threads).
     batch_size : events per request (1: one event object per POST; more: a JSON list).
-    timeout_s : how long one request may take before it is counted as a timeout.
-    connect_timeout_s : how long a TCP connect may take.
+    timeout_s : how long one request may take, all of it (connect, send, the full response),
+        before it is counted as a timeout.
+    connect_timeout_s : how long a TCP connect may take (within ``timeout_s``).
+    max_response_bytes : the largest response body accepted; a larger one is an error
+        (``"response too large"``) and is never held in memory.
     headers : extra request headers, ``"Name: value"`` strings or a mapping.
     score_field : dotted path of the prediction in the response JSON (``None``: the response
         body itself when it is a number).
@@ -300,6 +207,7 @@ class HttpSink(TransportSink):
         batch_size: int = 1,
         timeout_s: float = 10.0,
         connect_timeout_s: float = 2.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         headers: Mapping[str, str] | Iterable[str] | None = None,
         score_field: str | None = None,
         record: str | Path | None = None,
@@ -313,6 +221,7 @@ class HttpSink(TransportSink):
         self.batch_size = batch_size
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.max_response_bytes = max_response_bytes
         self.headers = headers
         self.score_field = score_field
         self.record = Path(record) if record is not None else None
@@ -338,6 +247,8 @@ class HttpSink(TransportSink):
         self._inline: _Worker | None = None
         self._errors_by_status: dict[str, int] = {}
         self._requests = 0
+        #: the first 2xx body without a usable score, for the error of a --record run
+        self._unscored_example: bytes | None = None
         self._started = time.time()
         self._closed = False
         self._opened = False
@@ -363,6 +274,11 @@ class HttpSink(TransportSink):
         for name, sec in timeouts:
             if not sec > 0:
                 raise UsageError(f"{name} must be > 0 seconds. Got {sec} instead.")
+        cap = self.max_response_bytes
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise UsageError(
+                f"--max-response-bytes must be an integer >= 1 (bytes). Got {cap} instead."
+            )
         if self.record is not None and self.record.exists():
             raise UsageError(
                 f"--record directory {self.record} already exists. "
@@ -373,7 +289,7 @@ class HttpSink(TransportSink):
         self.port = port or (443 if self.https else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._headers = {"Content-Type": "application/json", **parse_headers(self.headers)}
-        self._head = _request_head(
+        self._head = request_head(
             self.host, self.port, 443 if self.https else 80, self.path, self._headers
         )
         # The one dict lookup per request left: whether responses must be decoded at all.
@@ -601,6 +517,7 @@ class HttpSink(TransportSink):
             # A replay that never started or stopped on an error leaves no run directory:
             # a partial one would look like a finished run to `rtml report`.
             if self.record is not None and self._opened and self._fatal is None:
+                self._check_scored()
                 write_run(self)
         finally:
             self._work = None
@@ -610,6 +527,38 @@ class HttpSink(TransportSink):
             # A worker failed after the last write (e.g. the server died on the final
             # requests): the replay must not end as a success.
             self._raise_fatal()
+
+    def _check_scored(self) -> None:
+        """Refuse to record a run in which no answered event has a score: its metrics would
+        be empty, and the usual cause (a wrong ``--score-field``) is the user's to fix."""
+        if not any(r.event_id for r in self._results):
+            return  # nothing was answered (an empty or interrupted replay): nothing to score
+        if any(np.isfinite(np.frombuffer(r.score, dtype=np.float64)).any() for r in self._results):
+            return
+        where = (
+            f"no response carried a number at --score-field '{self.score_field}'"
+            if self.score_field is not None
+            else "no response was a bare number (and no --score-field was given)"
+        )
+        errors = self.errors_by_status()
+        example = self._unscored_example
+        if example is not None:
+            shown = for_terminal(example.decode("utf-8", "replace"), inline=True)
+            more = "..." if len(example) >= _EXAMPLE_BYTES else ""
+            seen = f"; e.g. the endpoint answered '{shown}'{more}"
+        else:
+            failed = ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none"
+            seen = f"; no request got a usable 2xx answer (errors: {failed})"
+        fix = (
+            "Pass --score-field with the dotted path of the score in the answer (e.g. 'score' "
+            "or 'proba.1')"
+            if example is not None
+            else "Check the endpoint and its URL"
+        )
+        raise SinkError(
+            f"--record {self.record}: {where}{seen}. {fix}, then replay again. "
+            "No run directory was written."
+        )
 
     def _tls(self) -> ssl.SSLContext:
         """The TLS context of https targets (system CAs, hostname checked), made once."""
@@ -624,7 +573,7 @@ class HttpSink(TransportSink):
 
     # ----------------------------------------------------------------------------- results
     def errors_by_status(self) -> dict[str, int]:
-        """Failed requests by HTTP status (``"503"``) or ``"timeout"``."""
+        """Failed responses by HTTP status (``"503"``) or kind (``"timeout"``, ...)."""
         with self._lock:
             return dict(sorted(self._errors_by_status.items()))
 
@@ -639,8 +588,14 @@ class HttpSink(TransportSink):
         out: dict[str, Any] = {
             **super().stats(),
             "requests": self._requests,
-            # one line in the summary: "503: 6, timeout: 1"
-            "errors": ", ".join(f"{k}: {v}" for k, v in self.errors_by_status().items()) or "none",
+            # one line in the summary: "503: 6, timeout: 1, 2 responses without a usable score"
+            "errors": ", ".join(
+                f"{v} response{'s' if v != 1 else ''} without a usable score"
+                if k == NO_SCORE
+                else f"{k}: {v}"
+                for k, v in self.errors_by_status().items()
+            )
+            or "none",
         }
         if lat.size:
             p50, p99 = np.percentile(lat, [50, 99]) / 1e6
@@ -657,32 +612,35 @@ class HttpSink(TransportSink):
 class _Worker:
     """Sends requests over one keep-alive connection and records what came back.
 
-    The connection is a plain socket (TLS-wrapped for https) with one buffered reader kept
-    for its lifetime: each request is one ``sendall`` of the prebuilt head plus the body,
-    each response is read by :func:`_read_response`.
+    The connection is a plain socket (TLS-wrapped for https) with one receive buffer kept
+    for its lifetime (:class:`~rtml_cli.sinks.http_client.Reader`): each request is one
+    ``sendall`` of the prebuilt head plus the body, each response is read by
+    :func:`~rtml_cli.sinks.http_client.read_response` under the request's deadline.
     """
 
     def __init__(self, sink: HttpSink) -> None:
         self.sink = sink
         self.results = _Results()
         self.sock: socket.socket | None = None
-        self.rfile: Any = None
+        self.reader: Reader | None = None
         # Answers not yet folded into the sink's shared counters and position: a worker in
         # a pool folds them once per job (one lock per job, not per request: the lock was
         # contended by 4 workers and the replay thread); the inline worker after each one.
         self.batched = False
         self._positions: list[int] = []
         self._requests = 0
+        self._retries = 0
         self._delivered = 0
         self._errors: dict[str, int] = {}
 
     def fold(self) -> None:
         """Fold this worker's tallies into the sink's counters and confirmed position."""
-        if not self._requests:
+        if not (self._requests or self._retries or self._positions):
             return
         s = self.sink
         with s._lock:
             s._requests += self._requests
+            s.retried += self._retries
             s.delivered += self._delivered
             for key, count in self._errors.items():
                 s._errors_by_status[key] = s._errors_by_status.get(key, 0) + count
@@ -699,7 +657,7 @@ class _Worker:
                     done_range(ps[i], ps[j - 1] + 1)
                 i = j
         self._positions = []
-        self._requests = self._delivered = 0
+        self._requests = self._retries = self._delivered = 0
         self._errors = {}
 
     def run(self) -> None:
@@ -724,87 +682,101 @@ class _Worker:
                 slots.put(True)
 
     def close(self) -> None:
-        for f in (self.rfile, self.sock):
-            if f is not None:
-                with contextlib.suppress(OSError):
-                    f.close()
-        self.rfile = self.sock = None
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock = self.reader = None
 
-    def _connect(self) -> None:
+    def _connect(self, deadline: float) -> None:
+        """Connect (and TLS handshake) within both the connect timeout and ``deadline``."""
         s = self.sink
-        sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout_s)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no time left to connect")
+        sock = socket.create_connection((s.host, s.port), timeout=min(s.connect_timeout_s, left))
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if s.https:
+                sock.settimeout(max(deadline - time.monotonic(), 1e-3))
                 sock = s._tls().wrap_socket(sock, server_hostname=s.host)
-            sock.settimeout(s.timeout_s)
+            # The send and the response get what is left of this request's time.
+            left = max(deadline - time.monotonic(), 1e-3)
+            sock.settimeout(left)
         except BaseException:
             sock.close()
             raise
         self.sock = sock
-        self.rfile = sock.makefile("rb")
+        self.reader = Reader(sock.recv, sock.settimeout, left)
 
-    def _post(self, body: bytes) -> tuple[int, bytes | None, str | None]:
-        """One request, reconnecting with backoff if the server is gone.
+    def _post(self, body: bytes) -> tuple[int, bytes | None, str | None, int]:
+        """One request: ``(status, body, error, sends)``.
 
-        Returns ``(status, body, error)``; status 0 means no response (timeout).
+        ``status`` 0 means no usable response, ``error`` then says why (``"timeout"``, an
+        :class:`~rtml_cli.sinks.http_client.ResponseError` kind); ``sends`` is how many times
+        the request went out. Only a connection that failed before any byte of the answer
+        arrived is tried again: at once when it was a kept-alive one (the server may have
+        closed it between requests), then with backoff; :class:`_ServerGone` when every
+        retry failed.
         """
         s = self.sink
         # One write for head and body: a second small write costs a syscall and, against a
         # server without TCP_NODELAY, a Nagle/delayed-ACK wait that would pollute latency.
         request = b"%s%d\r\n\r\n%s" % (s._head, len(body), body)
-        last: BaseException | None = None
-        first = 0
-        if self.sock is not None:
-            # The common case, attempt 0 on the open connection, without building the
-            # retry schedule (a tuple and a generator per request otherwise).
-            try:
-                self.sock.sendall(request)
-                status, data, close = _read_response(self.rfile)
-                if close:
-                    self.close()
-                return status, data, None
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                if isinstance(exc, TimeoutError):
-                    return 0, None, "timeout"  # a slow answer, as below
-                last, first = exc, 1
-        # A kept-alive connection may have been closed by the server between requests:
-        # the first reconnect is immediate, the next ones back off.
-        for attempt, delay in enumerate((0.0, *s.backoff.delays())):
-            if attempt < first:
-                continue
-            if attempt:
-                if delay:
-                    time.sleep(delay)
-                if attempt > 1:
-                    with s._lock:
-                        s.retried += 1
-            connecting = self.sock is None
+        timeout = s.timeout_s
+        sends = 0
+        delays: Iterator[float] | None = None
+        while True:
+            deadline = time.monotonic() + timeout
+            reused = self.sock is not None
+            stage = "connect"
             try:
                 if self.sock is None:
-                    self._connect()
-                    connecting = False
-                assert self.sock is not None
-                self.sock.sendall(request)
-                status, data, close = _read_response(self.rfile)
-                if close:
-                    self.close()
-                return status, data, None
-            except (OSError, http.client.HTTPException) as exc:
+                    self._connect(deadline)
+                sock, reader = self.sock, self.reader
+                assert sock is not None and reader is not None
+                if reused and reader.timeout != timeout:
+                    sock.settimeout(timeout)  # the send's bound; reads are cut to the deadline
+                    reader.timeout = timeout
+                reader.deadline = deadline
+                stage = "send"
+                sock.sendall(request)
+                sends += 1
+                stage = "response"
+                status, data, close = read_response(reader, s.max_response_bytes)
+            except TimeoutError as exc:
                 self.close()
-                if isinstance(exc, TimeoutError) and not connecting:
+                if stage != "connect":
                     # The server took the request and did not answer in time: a slow
                     # answer, counted, not a dead server (sending again could duplicate it).
-                    return 0, None, "timeout"
+                    return 0, None, "timeout", sends
+                last: BaseException = exc
+            except ResponseError as exc:
+                self.close()  # what is left of the answer is unread: the connection is unusable
+                return 0, None, exc.kind, sends
+            except OSError as exc:  # refused, reset, or closed before any byte of the answer
+                self.close()
                 last = exc
-        raise _ServerGone(str(last))
+            else:
+                if close:
+                    self.close()
+                return status, data, None, sends
+            if reused and stage != "connect":
+                continue  # a kept-alive connection the server closed: reconnect at once
+            if delays is None:
+                delays = s.backoff.delays()
+            delay = next(delays, None)
+            if delay is None:
+                raise _ServerGone(str(last), sends)
+            time.sleep(delay)
 
     def handle(self, unit: _Unit) -> None:
         s = self.sink
         try:
-            status, data, error = self._post(unit.body)
+            status, data, error, sends = self._post(unit.body)
         except _ServerGone as exc:
+            if exc.sends:
+                self._requests += 1
+                self._retries += exc.sends - 1
             self.fold()  # the error names what was delivered and confirmed so far
             with s._lock:
                 s.failed += len(unit.event_ids)
@@ -820,9 +792,9 @@ class _Worker:
         ok = 200 <= status < 300 and error is None
         # Responses are decoded only when their scores are used (recording, --score-field).
         scores = self._scores(data, n) if ok and s._want_scores else [None] * n
-        score_error = None
-        if ok and s.score_field is not None and all(x is None for x in scores):
-            score_error = f"score field '{s.score_field}' not in response"
+        unscored = ok and s._want_scores and None in scores
+        if unscored and s._unscored_example is None:
+            s._unscored_example = (data or b"")[:_EXAMPLE_BYTES]
         r = self.results
         for k in range(n):
             r.event_id.append(unit.event_ids[k])
@@ -831,13 +803,19 @@ class _Worker:
             r.status.append(status)
             sc = scores[k]
             r.score.append(float("nan") if sc is None else sc)
-            if error or score_error:
-                r.errors[unit.event_ids[k]] = error or score_error or ""
-        bad = None if ok else (str(status) if status else (error or "error"))
-        self._requests += 1
-        if bad is None:
-            self._delivered += n
+            if error:
+                r.errors[unit.event_ids[k]] = error
+            elif unscored and sc is None:
+                r.errors[unit.event_ids[k]] = NO_SCORE
+        if ok:
+            bad = NO_SCORE if unscored else None
         else:
+            bad = str(status) if status else (error or "error")
+        self._requests += 1
+        self._retries += sends - 1
+        if ok:
+            self._delivered += n
+        if bad is not None:
             self._errors[bad] = self._errors.get(bad, 0) + 1
         self._positions.extend(unit.positions)
         if not self.batched:
@@ -1011,10 +989,12 @@ def write_run(sink: HttpSink) -> Path:
             "concurrency": sink.concurrency,
             "batch_size": sink.batch_size,
             "timeout_s": sink.timeout_s,
+            "max_response_bytes": sink.max_response_bytes,
             "score_field": sink.score_field,
         },
         "http": {
             "requests": sink._requests,
+            "retries": sink.retried,
             "events": int(len(eid)),
             "errors": dict(sorted(sink._errors_by_status.items())),
         },
