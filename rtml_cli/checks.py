@@ -13,6 +13,11 @@ be joined with ``and``. Parsed by a small recursive-descent parser (never ``eval
     NAME       := strategy "." metric             e.g. batch_daily.auc, stream.predict_p99_ms
     NUMBER     := 12, 0.01, 1e-3, 5%  (a trailing % divides by 100)
 
+A check is bounded (:data:`MAX_CHECK_CHARS` characters, :data:`MAX_CHECK_TOKENS` tokens,
+:data:`MAX_CHECK_DEPTH` levels of parentheses and unary minus): the parser and the evaluation
+recurse, and an unbounded expression would overflow the stack; a longer one is a
+:class:`~rtml_cli.errors.UsageError` that says the limit.
+
 Names are resolved against :func:`named_metrics` (the metrics of a run flattened to
 ``strategy.metric``). An unknown name is a :class:`~rtml_cli.errors.UsageError` (exit 2) that
 lists the known metrics; a known metric without a value (AUC with one class) makes that check an
@@ -60,6 +65,12 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "*": operator.mul,
     "/": operator.truediv,
 }
+#: Longest check expression accepted, in characters.
+MAX_CHECK_CHARS = 2000
+#: Most tokens (numbers, names, operators, parentheses) in one check.
+MAX_CHECK_TOKENS = 256
+#: Deepest nesting of parentheses and unary minus in one check.
+MAX_CHECK_DEPTH = 32
 GRAMMAR_HINT = (
     "A check compares metric expressions, e.g. 'online.auc - batch.auc >= 0.01' or "
     "'stream.predict_p99_ms <= 20' (names are strategy.metric; operators + - * /; "
@@ -168,11 +179,25 @@ class Check:
 # --------------------------------------------------------------------------- parser
 
 
+def _shown(src: str) -> str:
+    """The check as quoted in a message: long ones are cut."""
+    return repr(src) if len(src) <= 80 else repr(src[:60]) + f" … ({len(src):,} characters)"
+
+
+def _too_big(src: str, what: str, limit: str) -> UsageError:
+    return UsageError(
+        f"Check {_shown(src)} is {what}; the limit is {limit}. Split it into several --check "
+        "options or simplify it."
+    )
+
+
 def _tokenize(src: str) -> list[tuple[str, str, int]]:
     tokens: list[tuple[str, str, int]] = []
     pos = 0
     src_r = src.rstrip()
     while pos < len(src_r):
+        if len(tokens) >= MAX_CHECK_TOKENS:
+            raise _too_big(src, "too long", f"{MAX_CHECK_TOKENS} tokens")
         m = _TOKEN.match(src_r, pos)
         if not m or m.end() == pos:
             bad = src_r[pos:].lstrip()[:1]
@@ -191,6 +216,12 @@ class _Parser:
         self.src = src
         self.toks = _tokenize(src)
         self.i = 0
+        self.depth = 0  # open parentheses and unary minus around the current position
+
+    def _nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_CHECK_DEPTH:
+            raise _too_big(self.src, "too deeply nested", f"{MAX_CHECK_DEPTH} levels")
 
     def _peek(self) -> tuple[str, str, int] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -236,7 +267,10 @@ class _Parser:
         tok = self._peek()
         if tok is not None and tok[1] == "-":
             self.i += 1
-            return Neg(self._unary())
+            self._nest()
+            node = Neg(self._unary())
+            self.depth -= 1
+            return node
         return self._atom()
 
     def _atom(self) -> Any:
@@ -252,11 +286,13 @@ class _Parser:
             return Name(text)
         if text == "(":
             self.i += 1
+            self._nest()
             node = self._sum()
             nxt = self._peek()
             if nxt is None or nxt[1] != ")":
                 raise self._fail("')'")
             self.i += 1
+            self.depth -= 1
             return node
         if kind == "word":
             raise UsageError(
@@ -272,11 +308,15 @@ def parse_check(src: str) -> Check:
     Raises
     ------
     UsageError
-        The expression does not follow the grammar (the message says where).
+        The expression does not follow the grammar (the message says where), or exceeds
+        :data:`MAX_CHECK_CHARS`, :data:`MAX_CHECK_TOKENS` or :data:`MAX_CHECK_DEPTH`.
     """
-    if not str(src).strip():
+    text = str(src)
+    if not text.strip():
         raise UsageError(f"A check is empty. {GRAMMAR_HINT}")
-    return _Parser(str(src)).parse()
+    if len(text) > MAX_CHECK_CHARS:
+        raise _too_big(text, "too long", f"{MAX_CHECK_CHARS:,} characters")
+    return _Parser(text).parse()
 
 
 # --------------------------------------------------------------------------- named metrics

@@ -6,14 +6,29 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from rtml_cli.checks import evaluate_checks, exit_code, named_metrics, parse_check
+from rtml_cli.checks import (
+    MAX_CHECK_CHARS,
+    MAX_CHECK_DEPTH,
+    MAX_CHECK_TOKENS,
+    evaluate_checks,
+    exit_code,
+    named_metrics,
+    parse_check,
+)
+from rtml_cli.cli import app
 from rtml_cli.errors import UsageError
 
 RUN = Path(__file__).parent / "data" / "run_small"
 ENV = {"a.x": 2.0, "b.y": 3.0, "c.z": 0.5, "a.none": None}
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
 
 
 def one(expr: str, env=ENV, reasons=None):
@@ -139,3 +154,59 @@ def test_named_metrics_of_a_real_run_cover_quality_diff_latency_freshness():
         values["batch_daily.staleness_mean_s"]
         == m["freshness"]["batch_daily"]["staleness_s"]["mean"]
     )
+
+
+# --------------------------------------------------------------------------- bounded parsing
+
+LIMIT_CASES = [
+    ("(" * 5000 + "1" + ")" * 5000 + " > 0", "too long"),
+    ("-" * 100000 + "1 > 0", "too long"),
+    ("+".join(["1"] * 500_000) + " > 0", "too long"),  # a 1 MB sum
+    ("(" * (MAX_CHECK_DEPTH + 1) + "1" + ")" * (MAX_CHECK_DEPTH + 1) + " > 0", "too deeply nested"),
+    ("-" * (MAX_CHECK_DEPTH + 1) + "1 > 0", "too deeply nested"),
+    ("1" + " + 1" * MAX_CHECK_TOKENS + " > 0", "too long"),
+]
+
+
+@pytest.mark.parametrize("expr, fragment", LIMIT_CASES, ids=lambda v: str(v)[:20])
+def test_huge_or_deep_checks_are_refused_with_the_limit(expr, fragment):
+    with pytest.raises(UsageError) as e:
+        one(expr)
+    msg = str(e.value)
+    assert fragment in msg and "the limit is" in msg
+    assert len(msg) < 400  # the expression is quoted cut, not in full
+
+
+@pytest.mark.parametrize("expr, fragment", LIMIT_CASES[:4], ids=lambda v: str(v)[:20])
+def test_huge_checks_exit_2_through_the_cli(runner, expr, fragment):
+    r = runner.invoke(app, ["report", str(RUN), "--check", expr])
+    assert r.exit_code == 2, r.output
+    assert fragment in r.output and "Traceback" not in r.output
+
+
+def test_checks_at_the_limits_still_evaluate():
+    deep = "(" * (MAX_CHECK_DEPTH // 2) + "-" * (MAX_CHECK_DEPTH // 2) + "a.x"
+    deep += ")" * (MAX_CHECK_DEPTH // 2) + " == 2"
+    assert one(deep).status == "pass"
+    terms = (MAX_CHECK_TOKENS - 2) // 2  # "a.x + a.x + ... > 0"
+    assert one(" + ".join(["a.x"] * terms) + " > 0").status == "pass"
+    assert len("1" * MAX_CHECK_CHARS) == MAX_CHECK_CHARS
+    assert one("1" * (MAX_CHECK_CHARS - 4) + " > 0").status == "pass"
+
+
+_ALPHABET = st.sampled_from(
+    list("()-+*/%.<>=! 0123456789eEa_xyz") + ["and", "a.x", "b.y", "\x00", "é"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.lists(_ALPHABET, max_size=400).map("".join)))
+@example("(" * 40 + "1" + ")" * 40 + " > 0")
+@example("1e999999 * 0 > 1")
+@example("a.x / (a.x - a.x) > 0")
+def test_arbitrary_text_raises_only_usage_errors(src):
+    try:
+        results = evaluate_checks([src], ENV, {"a.none": "only one class"})
+    except UsageError:
+        return
+    assert results[0].status in ("pass", "fail", "error")
