@@ -354,24 +354,41 @@ def replay(
     maxlen: Annotated[
         int | None, typer.Option(help="redis://: trim the stream to its newest N entries.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing output file (a regular file only, never the input)."
+        ),
+    ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="rtml.toml to take the [data] roles from (default: the one beside the table, if any); flags override.",
+        ),
+    ] = None,
 ) -> None:
     """Replay a table as a stream of event and label messages, paced by event time.
 
-    Events are sent at their event time; labels when they became known (--label-time-col, or --label-delay after the event). Ties: time, then events before labels, then table order.
+    Events are sent at their event time; labels when they became known (--label-time-col, or --label-delay after the event). Ties: time, then events before labels, then table order. Roles (time, label, label_time or label_delay, key, ignore) come from flags, else from [data] of the rtml.toml beside the table (or --config), else are inferred.
 
-    Pace with --speed or --rate; the default is --max-speed. A summary (messages, achieved rate, lateness p50/p99/max against the schedule) is printed on stderr.
+    Pace with --speed or --rate; the default is --max-speed. Progress goes to stderr while it runs; a summary (messages, achieved rate, lateness p50/p99/max against the schedule) follows.
+
+    A file output is written whole or not at all: to a temporary file beside it, renamed into place when complete. A failed or interrupted (Ctrl-C) replay leaves the file as it was. An existing file needs --force.
     """
     from rtml_cli.durations import parse_duration, parse_timestamp
     from rtml_cli.errors import UsageError
     from rtml_cli.io import Roles
-    from rtml_cli.replay import ReplayOptions, plan_replay
+    from rtml_cli.replay import ReplayOptions, ReplaySource, plan_replay
     from rtml_cli.replay import replay as run
+    from rtml_cli.replay_guard import roles_from_config
+    from rtml_cli.replay_progress import Progress
     from rtml_cli.sinks.retry import transport_options
 
     with _edge():
         if max_speed and (speed is not None or rate is not None):
             raise UsageError("--max-speed contradicts --speed/--rate: pass one pace only.")
-        start_position, sink_options = transport_options(
+        _start, sink_options = transport_options(
             to,
             resume_from=resume_from,
             checkpoint=checkpoint,
@@ -388,19 +405,24 @@ def replay(
             kafka_config=kafka_config,
             maxlen=maxlen,
         )
-        roles = Roles(
-            time=time_col,
-            label=label_col,
-            key=key_col,
-            label_time=label_time_col,
-            ignore=_csv_list(ignore),
-            time_unit=time_unit,
-            time_format=time_format,
+        roles, label_delay_us, config_note = roles_from_config(
+            table,
+            Roles(
+                time=time_col,
+                label=label_col,
+                key=key_col,
+                label_time=label_time_col,
+                ignore=_csv_list(ignore),
+                time_unit=time_unit,
+                time_format=time_format,
+            ),
+            config=config,
+            label_delay=label_delay,
         )
+        if config_note:
+            _err(f"note: {config_note}")
         opts = ReplayOptions(
-            label_delay_us=parse_duration(label_delay, what="--label-delay")
-            if label_delay
-            else None,
+            label_delay_us=label_delay_us,
             drop_null_time=drop_null_time,
             start=parse_timestamp(start, what="--start") if start else None,
             end=parse_timestamp(end, what="--end") if end else None,
@@ -410,16 +432,32 @@ def replay(
             seed=seed,
             speed=speed,
             rate=rate,
-            start_position=start_position,
+            start_position=resume_from,  # None: from --checkpoint, checked against this replay
         )
         if dry_run:
-            plan = plan_replay(table, roles, opts)
+            plan = plan_replay(table, roles, opts, to=to, sink_options=sink_options, force=force)
             for note in plan.notes:
                 _err(f"note: {note}")
             typer.echo("\n".join(plan.lines()))
             return
-        summary = run(table, roles, opts, to=to, sink_options=sink_options)
-        for note in summary.notes:
+        shown: list[str] = []
+
+        def started(src: ReplaySource) -> None:  # notes before the first message, not after
+            shown.extend(src.notes)
+            for note in src.notes:
+                _err(f"note: {note}")
+
+        summary = run(
+            table,
+            roles,
+            opts,
+            to=to,
+            sink_options=sink_options,
+            force=force,
+            on_start=started,
+            progress=lambda total: Progress(sys.stderr, total=total),
+        )
+        for note in summary.notes[len(shown) :]:
             _err(f"note: {note}")
         _render_pairs(
             "replay interrupted" if summary.interrupted else "replay done", summary.rows()
@@ -443,15 +481,20 @@ def sample(
             help="Output file (.parquet, .csv, .ndjson, .arrow); default NAME.parquet.",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing output file (a regular file only).")
+    ] = False,
 ) -> None:
     """Write a realistic synthetic table for demos, tests and benchmarks.
 
     clickstream: a recommendation impression log (ts, user_id, item_id, category, price, position, device, hour, item_popularity, click, click_time) whose user preferences drift within hours. A non-click is known 10 minutes after the impression (click_time = ts + 10m).
+
+    The file is written to a temporary name beside the output and renamed when complete; an existing file needs --force.
     """
     from rtml_cli.sample import write_sample
 
     with _edge():
-        path = write_sample(name, rows=rows, seed=seed, out=out)
+        path = write_sample(name, rows=rows, seed=seed, out=out, force=force)
         typer.echo(f"wrote {path}")
 
 

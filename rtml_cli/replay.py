@@ -53,6 +53,9 @@ from rtml_cli.io import (
     scan_table,
     time_expr,
 )
+from rtml_cli.replay_guard import RESERVED_COLUMNS, check_output, stream_identity
+from rtml_cli.replay_guard import check_reserved_columns as _check_reserved
+from rtml_cli.replay_progress import Progress
 from rtml_cli.sinks.base import MessageBatch, Sink, open_sink
 
 #: Message columns that every message frame starts with.
@@ -93,6 +96,8 @@ class ReplayOptions:
     rate : messages per wall second.
         Neither ``speed`` nor ``rate``: as fast as possible (``--max-speed``).
     start_position : skip the first N messages of the stream without sending them (resume).
+        ``None``: from the target's ``--checkpoint`` file when it exists (checked to belong
+        to this target, table and stream), else 0. Beyond the stream's end is an error.
     chunk_rows : rows read per record batch.
     """
 
@@ -106,7 +111,7 @@ class ReplayOptions:
     seed: int = 0
     speed: float | None = None
     rate: float | None = None
-    start_position: int = 0
+    start_position: int | None = 0
     chunk_rows: int = DEFAULT_CHUNK_ROWS
 
     @property
@@ -141,6 +146,11 @@ def validate_options(opts: ReplayOptions) -> None:
             raise UsageError(
                 f"The '--{name}' option of replay must be >= 0. Got {value!r} instead."
             )
+    if opts.max_gap_us is not None and opts.speed is None:
+        raise UsageError(
+            "--max-gap shortens idle gaps of event time, which only --speed follows: with "
+            "--rate or --max-speed it has no meaning. Add --speed, or drop --max-gap."
+        )
     if opts.max_gap_us is not None and opts.max_gap_us <= 0:
         raise UsageError("The '--max-gap' option of replay must be a duration > 0, such as '1m'.")
     if opts.disorder_us < 0:
@@ -253,6 +263,8 @@ class ReplaySummary:
     lateness: LatencyHistogram | None = None
     sink_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     interrupted: bool = False
+    #: the file target was left as it was (an interrupted or failed run writes no file)
+    discarded: bool = False
     pace: str = ""
 
     @property
@@ -305,7 +317,16 @@ class ReplaySummary:
         out.append(
             ("sink", f"{self.sink_name} -> {self.target}" + (f" ({stats})" if stats else ""))
         )
-        if self.interrupted:
+        if self.interrupted and self.discarded:
+            out.append(
+                (
+                    "interrupted",
+                    f"after {self.messages:,} of {self.planned - self.skipped:,} messages; "
+                    f"nothing written: {self.target} was left as it was (a file is written "
+                    "whole or not at all). Run the replay again to write it",
+                )
+            )
+        elif self.interrupted:
             out.append(
                 (
                     "interrupted",
@@ -644,6 +665,10 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
     source = str(path)
     lf = scan_table(source)
     schema = lf.collect_schema()
+    check_reserved_columns(schema.names(), ignore=roles.ignore, source=source)
+    ignored_internal = [c for c in schema.names() if c in _INTERNAL and c in roles.ignore]
+    if ignored_internal:  # left out of messages: dropped before rtml adds its own columns
+        lf = lf.drop(ignored_internal)
     roles, notes = resolve_roles(schema, roles, source=source)
     lf, _dropped = check_time_column(
         lf, schema, roles, source=source, drop_null_time=opts.drop_null_time
@@ -953,6 +978,13 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 #: Text columns computed once per batch and shared by both kinds of message.
 _ID_TEXT = "rtml_id_text"
 _TIME_TEXT = "rtml_time_text"
+#: Names a table column may not have (unless ignored): message fields and working columns.
+_INTERNAL = (*RESERVED_COLUMNS, T, L, JSON, _ARRIVAL, _ID_TEXT, _TIME_TEXT)
+
+
+def check_reserved_columns(columns: list[str], *, ignore: list[str], source: str) -> None:
+    """Raise :class:`InputError` for a table column named like a message field (not ignored)."""
+    _check_reserved(columns, ignore=ignore, source=source, reserved=_INTERNAL)
 
 
 def _plain_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:
@@ -1273,13 +1305,26 @@ def _prefetch(it: Iterator[_Item], depth: int = 2) -> Generator[_Item, None, Non
         stop.set()
 
 
-def plan_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> ReplayPlan:
+def plan_replay(
+    path: str | Path,
+    roles: Roles,
+    opts: ReplayOptions,
+    *,
+    to: str = "-",
+    sink_options: dict[str, Any] | None = None,
+    force: bool = False,
+) -> ReplayPlan:
     """``--dry-run``: validate and describe the replay; nothing is sent or written.
 
-    The expected wall time is exact: the message stream is built (not encoded, not sent) and
-    run through the pacing :class:`Schedule`.
+    The target and a resume checkpoint are checked as :func:`replay` would. The expected wall
+    time is exact: the message stream is built (not encoded, not sent) and run through the
+    pacing :class:`Schedule`.
     """
+    check_output(path, to, force=force)
     src = prepare_replay(path, roles, opts)
+    src = _resolve_start(src, to, dict(sink_options or {}))
+    opts = src.options
+    assert opts.start_position is not None
     expected: float | None = None
     last_msg: dt.datetime | None = None
     sent = 0
@@ -1321,13 +1366,18 @@ def _account(summary: ReplaySummary, frame: pl.DataFrame, kinds: np.ndarray, sen
         summary.last_time = frame[TIME][sent - 1]
 
 
-def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySummary:
+def run_replay(
+    src: ReplaySource, sink: Sink, *, target: str = "", progress: Progress | None = None
+) -> ReplaySummary:
     """Send the stream of ``src`` to ``sink`` (opened here, always closed).
 
     A Ctrl-C (``KeyboardInterrupt``) stops the replay cleanly: the sink is flushed and closed and
-    the summary comes back with ``interrupted=True`` and how far it got.
+    the summary comes back with ``interrupted=True`` and how far it got. A file sink then
+    discards its output (the target keeps its previous content), as it does when the replay
+    fails. ``progress`` is updated as messages go out (rate-limited by itself).
     """
     opts = src.options
+    assert opts.start_position is not None, "resolve the start position first"
     label = src.roles.label
     summary = ReplaySummary(
         source=src.source,
@@ -1391,6 +1441,8 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
                 if getattr(sink, "closed_by_reader", False):
                     break
                 _account(summary, frame, kinds, frame.height)
+                if progress is not None and progress.due(clock()):
+                    progress.update(summary.messages, summary.last_time, None)
                 continue
             assert hist is not None
             times = frame[TIME].cast(pl.Int64).to_numpy()
@@ -1421,6 +1473,10 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
                         break
                     sent_at[i:j] = now
                     i = j
+                    if progress is not None and progress.due(now):
+                        progress.update(
+                            summary.messages + i, frame[TIME][i - 1], now - due[i - 1], now_ns=now
+                        )
             finally:
                 # Bookkeeping once per chunk, not per send (also after Ctrl-C): the send loop
                 # does as little as possible between sleeps.
@@ -1433,15 +1489,58 @@ def run_replay(src: ReplaySource, sink: Sink, *, target: str = "") -> ReplaySumm
     except KeyboardInterrupt:
         summary.interrupted = True
         sink.interrupted = True
+    except BaseException:
+        sink.aborted = True  # a file sink leaves its target as it was
+        raise
     finally:
         sys.setswitchinterval(switch)
         stream.close()
+        if progress is not None:
+            progress.finish()
         try:
             sink.close()
         finally:
             summary.wall_s = (clock() - t_start) / 1e9
             summary.sink_stats = dict(sink.stats())
+            summary.discarded = bool(getattr(sink, "discarded", False))
     return summary
+
+
+def _resolve_start(
+    src: ReplaySource, target: str, sink_options: dict[str, Any] | None
+) -> ReplaySource:
+    """``src`` with its start position settled, and the checkpoint told what it belongs to.
+
+    ``start_position`` None means "from the ``checkpoint`` sink option when that file exists":
+    the file must name this target, this table (by content) and this stream. A start beyond
+    the stream's end is an error, not a silent no-op.
+    """
+    from rtml_cli.replay_guard import same_table, table_fingerprint
+    from rtml_cli.sinks.retry import verify_resume
+
+    opts = src.options
+    ck = (sink_options or {}).get("checkpoint")
+    identity: dict[str, Any] | None = None
+    if ck is not None:
+        identity = {"table": table_fingerprint(src.source), "stream": stream_identity(src)}
+        if sink_options is not None:
+            sink_options["identity"] = identity
+    start = opts.start_position
+    if start is None:
+        stored = None
+        if ck is not None and identity is not None:
+            stored = verify_resume(
+                ck, target=target, identity=identity, messages=src.messages, compare=same_table
+            )
+        start = stored or 0
+    elif start > src.messages:
+        raise UsageError(
+            f"--resume-from {start} is beyond the end of the stream of {src.source} "
+            f"({src.messages:,} messages). Pass a smaller position, or 0 to start over."
+        )
+    if sink_options is not None and "start_position" in sink_options:
+        sink_options["start_position"] = start
+    return dataclasses.replace(src, options=dataclasses.replace(opts, start_position=start))
 
 
 def replay(
@@ -1451,14 +1550,32 @@ def replay(
     *,
     to: str | Sink = "-",
     sink_options: dict[str, Any] | None = None,
+    force: bool = False,
+    on_start: Callable[[ReplaySource], None] | None = None,
+    progress: Callable[[int], Progress] | None = None,
 ) -> ReplaySummary:
     """Replay a table to a target: ``-`` (stdout), a file by suffix, a URL, or a :class:`Sink`.
 
+    A file target that is the input (same file on disk) or lies inside a folder or glob read as
+    input is refused before anything is read; an existing one is refused unless ``force``.
     The table is validated before the sink is opened, so bad input writes nothing.
+    ``on_start(src)`` runs once the table is validated, before the first message (the CLI
+    prints its notes there); ``progress(total)`` makes the progress reporter.
     """
+    if isinstance(to, str):
+        check_output(path, to, force=force)
     src = prepare_replay(path, roles, opts)
+    target = getattr(to, "target", type(to).__name__) if isinstance(to, Sink) else to
+    options = dict(sink_options or {})
+    src = _resolve_start(src, target, options)
     if isinstance(to, Sink):
-        sink, target = to, getattr(to, "target", type(to).__name__)
+        sink = to
     else:
-        sink, target = open_sink(to, **(sink_options or {})), to
-    return run_replay(src, sink, target=target)
+        if "://" not in to and to != "-":
+            options["force"] = force
+        sink = open_sink(to, **options)
+    if on_start is not None:
+        on_start(src)
+    skip = src.options.start_position or 0
+    reporter = progress(src.messages - min(skip, src.messages)) if progress else None
+    return run_replay(src, sink, target=target, progress=reporter)

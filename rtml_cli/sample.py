@@ -192,28 +192,36 @@ DEFAULT_ROWS = {"clickstream": 50_000}
 
 
 def write_sample(
-    name: str, *, rows: int | None = None, seed: int = 0, out: str | Path | None = None
+    name: str,
+    *,
+    rows: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    force: bool = False,
 ) -> Path:
     """Generate sample table ``name`` and write it (Parquet, CSV, NDJSON or Arrow by suffix).
 
-    Returns the path written (default ``<name>.parquet`` in the current folder).
+    Returns the path written (default ``<name>.parquet`` in the current folder). An existing
+    file is refused unless ``force`` (and only a regular file is ever replaced). The table is
+    written to a temporary file beside the target and renamed over it when complete, so a
+    failed or interrupted run leaves the previous file as it was.
     """
     from rtml_cli.errors import suggest
+    from rtml_cli.safe_write import atomic_output, refuse_existing
 
     if name not in GENERATORS:
         raise UsageError(
             f"unknown sample '{name}'.{suggest(name, GENERATORS)} Known samples: "
             f"{', '.join(GENERATORS)}."
         )
-    df = GENERATORS[name](rows if rows is not None else DEFAULT_ROWS[name], seed=seed)
     path = Path(out) if out is not None else Path(f"{name}.parquet")
     suffix = path.suffix.lower()
-    writers = {
-        ".parquet": lambda: df.write_parquet(path, compression="zstd", statistics=True),
-        ".csv": lambda: df.write_csv(path),
-        ".ndjson": lambda: df.write_ndjson(path),
-        ".jsonl": lambda: df.write_ndjson(path),
-        ".arrow": lambda: df.write_ipc(path),
+    writers: dict[str, Callable[[pl.DataFrame, Path], None]] = {
+        ".parquet": lambda df, p: df.write_parquet(p, compression="zstd", statistics=True),
+        ".csv": lambda df, p: df.write_csv(p),
+        ".ndjson": lambda df, p: df.write_ndjson(p),
+        ".jsonl": lambda df, p: df.write_ndjson(p),
+        ".arrow": lambda df, p: df.write_ipc(p),
     }
     if suffix not in writers:
         raise UsageError(
@@ -222,5 +230,8 @@ def write_sample(
         )
     if not path.parent.exists():
         raise UsageError(f"cannot write sample to '{path}': folder '{path.parent}' does not exist.")
-    writers[suffix]()
+    refuse_existing(path, force=force, what="sample output")
+    df = GENERATORS[name](rows if rows is not None else DEFAULT_ROWS[name], seed=seed)
+    with atomic_output(path) as tmp:
+        writers[suffix](df, tmp)
     return path

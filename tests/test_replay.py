@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rtml_cli.errors import UsageError
 from rtml_cli.io import Roles
 from rtml_cli.replay import (
     LatencyHistogram,
@@ -222,8 +223,10 @@ def test_resume_from_skips_exactly_the_first_messages(tmp_path: Path) -> None:
     )
     path = _table(tmp_path, df)
     full = _run(path, label_delay_us=90_000_000, chunk_rows=7)
-    for k in (0, 1, 13, 99, 100, 150):
+    for k in (0, 1, 13, 99, 100):
         assert _run(path, label_delay_us=90_000_000, chunk_rows=7, start_position=k) == full[k:]
+    with pytest.raises(UsageError, match="--resume-from 150 is beyond the end"):
+        _run(path, label_delay_us=90_000_000, chunk_rows=7, start_position=150)
 
 
 def test_speed_k_scales_the_schedule_by_one_over_k() -> None:

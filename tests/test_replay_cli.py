@@ -276,9 +276,10 @@ def test_help_says_max_speed_is_the_default(runner) -> None:
     assert "--max-speed" in r.output and "default" in r.output.lower()
 
 
-def test_ctrl_c_exits_130_with_summary_and_a_closed_file(
+def test_ctrl_c_exits_130_and_leaves_the_previous_file_as_it_was(
     runner, tmp_path: Path, monkeypatch
 ) -> None:
+    """Interrupted replays to a file write nothing: the target keeps its old bytes, no temp."""
     from rtml_cli.sinks import files
 
     f = tmp_path / "t.parquet"
@@ -294,11 +295,13 @@ def test_ctrl_c_exits_130_with_summary_and_a_closed_file(
 
     monkeypatch.setattr(files.NdjsonSink, "write", write)
     out = tmp_path / "o.ndjson"
-    r = runner.invoke(app, ["replay", str(f), "--to", str(out), "--rate", "100000"])
+    out.write_bytes(b"previous run\n")
+    r = runner.invoke(app, ["replay", str(f), "--to", str(out), "--rate", "100000", "--force"])
     assert r.exit_code == 130, r.output
-    assert "replay interrupted" in r.output and "--resume-from" in r.output
-    sent = len(out.read_text().splitlines())
-    assert sent >= 1 and f"continue with --resume-from {sent}" in r.output
+    assert "replay interrupted" in r.output
+    assert "was left as it was" in r.output and "Run the replay again" in r.output
+    assert out.read_bytes() == b"previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.ndjson", "t.parquet"]
 
 
 def test_real_table_elec2_via_cli(runner, tmp_path: Path) -> None:

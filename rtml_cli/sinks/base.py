@@ -72,6 +72,9 @@ class Sink(abc.ABC):
     #: Set by the replay loop before ``close()`` when the replay was interrupted (Ctrl-C), so
     #: a sink that writes a result (``--record``) can say it covers only part of the stream.
     interrupted: bool = False
+    #: Set by the replay loop before ``close()`` when the replay failed (an exception): a sink
+    #: that writes a file discards it instead of putting a partial one in place.
+    aborted: bool = False
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Connect or create the target. Fail fast (bounded time) when it is unreachable."""

@@ -1,8 +1,12 @@
 """File sinks for ``rtml replay``: stdout (``-``), NDJSON, Arrow IPC stream and Parquet.
 
 They write batch-wise and column-wise (no per-message Python work on the fast path), so a
-``--max-speed`` replay to a file runs at close to polars' own NDJSON writing speed. A paced
-replay flushes after every batch, so a reader tailing the file sees messages when they are due.
+``--max-speed`` replay to a file runs at close to polars' own NDJSON writing speed.
+
+A file target is written whole or not at all: the bytes go to ``.NAME.tmp-PID`` beside it and
+are renamed over it when the replay completes. A failed or interrupted (Ctrl-C) replay removes
+the temporary file and leaves the target as it was. To watch messages arrive as they are due,
+replay to stdout (``--to -``), which a paced replay flushes after every batch.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 
 from rtml_cli.errors import SinkError
+from rtml_cli.safe_write import AtomicFile
 from rtml_cli.sinks.base import MessageBatch, Sink, register
 
 
@@ -30,28 +36,67 @@ def _write_ndjson(batch: MessageBatch, fh: IO[bytes]) -> None:
 
 
 class _FileSink(Sink):
-    """Common part: the target path, opened only in :meth:`open` (bad input writes nothing)."""
+    """Common part: the target path, opened only in :meth:`open` (bad input writes nothing).
 
-    def __init__(self, target: str, **_options: Any) -> None:
+    The bytes go to a temporary file beside the target, renamed over it by :meth:`close`
+    once complete (:class:`~rtml_cli.safe_write.AtomicFile`). A replay that fails
+    (:attr:`aborted`) or is interrupted (:attr:`interrupted`) removes the temporary file and
+    leaves the target as it was: an existing file is never replaced by a partial one. An
+    existing target is refused unless ``force``, and even then only a regular file is replaced.
+    """
+
+    def __init__(self, target: str, *, force: bool = False, **_options: Any) -> None:
         self.target = target
         self.path = Path(target)
+        self.force = force
         self.messages = 0
+        #: the target was left as it was (failed or interrupted run)
+        self.discarded = False
         self._fh: IO[bytes] | None = None
+        self._atomic: AtomicFile | None = None
 
     def _open_file(self) -> IO[bytes]:
+        from rtml_cli.safe_write import refuse_existing
+
+        refuse_existing(self.target, force=self.force, what="replay output")
         try:
             if self.path.parent and not self.path.parent.exists():
                 raise FileNotFoundError(f"folder '{self.path.parent}' does not exist")
-            return open(self.path, "wb")  # noqa: SIM115 - closed in close()
+            self._atomic = AtomicFile(self.path)
+            return open(self._atomic.open(), "wb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise SinkError(
                 f"cannot write replay output '{self.target}': {exc.strerror or exc}. "
                 "Check that the folder exists and is writable."
             ) from None
 
+    def _finish(self, close: Callable[[], None]) -> None:
+        """Run ``close`` (flush and close the writer), then put the file in place or discard it."""
+        atomic, self._atomic = self._atomic, None
+        ok = False
+        try:
+            close()
+            ok = not (self.aborted or self.interrupted)
+        finally:
+            if atomic is not None:
+                if ok:
+                    try:
+                        atomic.commit()
+                    except OSError as exc:
+                        atomic.discard()
+                        raise SinkError(
+                            f"cannot put replay output '{self.target}' in place: "
+                            f"{exc.strerror or exc}. The previous file is unchanged."
+                        ) from None
+                else:
+                    self.discarded = True
+                atomic.discard()
+
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"messages": self.messages}
-        if self.path.exists():
+        if self.discarded:
+            out["written"] = "no (left as it was)"
+        elif self.path.is_file():
             out["bytes"] = self.path.stat().st_size
         return out
 
@@ -81,9 +126,12 @@ class NdjsonSink(_FileSink):
             self._fh.flush()
 
     def close(self) -> None:
-        if self._fh is not None:
-            fh, self._fh = self._fh, None
-            fh.close()
+        def close_file() -> None:
+            if self._fh is not None:
+                fh, self._fh = self._fh, None
+                fh.close()
+
+        self._finish(close_file)
 
 
 @register("-")
@@ -188,14 +236,17 @@ class ArrowSink(_FileSink):
             self._fh.flush()
 
     def close(self) -> None:
-        try:
-            if self._writer is not None:
-                self._writer.close()
-        finally:
-            self._writer = None
-            if self._fh is not None:
-                fh, self._fh = self._fh, None
-                fh.close()
+        def close_file() -> None:
+            try:
+                if self._writer is not None:
+                    self._writer.close()
+            finally:
+                self._writer = None
+                if self._fh is not None:
+                    fh, self._fh = self._fh, None
+                    fh.close()
+
+        self._finish(close_file)
 
 
 @register(".parquet")
@@ -235,12 +286,17 @@ class ParquetSink(_FileSink):
         self._writer.write_table(table)
 
     def close(self) -> None:
-        try:
-            self.flush()
-            if self._writer is not None:
-                self._writer.close()
-        finally:
-            self._writer = None
-            if self._fh is not None:
-                fh, self._fh = self._fh, None
-                fh.close()
+        def close_file() -> None:
+            try:
+                if not (self.aborted or self.interrupted):  # a discarded file needs no rest
+                    self.flush()
+                if self._writer is not None:
+                    self._writer.close()
+            finally:
+                self._writer = None
+                self._buffer, self._buffered = [], 0
+                if self._fh is not None:
+                    fh, self._fh = self._fh, None
+                    fh.close()
+
+        self._finish(close_file)

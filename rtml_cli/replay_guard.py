@@ -1,0 +1,207 @@
+"""Checks that keep ``rtml replay`` from harming the user's data or resuming the wrong stream.
+
+- :func:`check_output`: the output is not the input (by inode), not inside a folder or glob
+  read as input, and not an existing file without ``--force``; run before anything is opened.
+- :func:`check_reserved_columns`: a table column may not take the name of a message field.
+- :func:`table_fingerprint` and :func:`stream_identity`: what a ``--checkpoint`` file records
+  about the table and the options that shape the message stream, so that resuming from it
+  is refused for another table or another stream (:func:`rtml_cli.sinks.retry.verify_resume`).
+- :func:`roles_from_config`: the ``[data]`` roles of the ``rtml.toml`` beside the table.
+
+Examples
+--------
+>>> check_reserved_columns(["ts", "x"], ignore=[], source="t.parquet")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rtml_cli.errors import ConfigError, InputError
+from rtml_cli.io import Roles, _expand
+from rtml_cli.safe_write import refuse_existing, refuse_input_as_output
+
+if TYPE_CHECKING:
+    from rtml_cli.replay import ReplaySource
+
+#: Column names that a message or rtml's own bookkeeping uses: a table column of that name
+#: would be overwritten by (or overwrite) rtml's field in every message.
+RESERVED_COLUMNS = ("rtml_kind", "rtml_time", "rtml_event_id", "rtml_row")
+#: Bytes of each file's start and end that the fingerprint hashes (with the file's size).
+_HEAD_BYTES = 4 << 10
+_TAIL_BYTES = 64 << 10
+#: The ``[data]`` keys a replay reads from ``rtml.toml``; other sections are never read.
+_REPLAY_ROLES = ("time", "label", "key", "label_time", "time_unit", "time_format")
+
+
+def _is_file_target(to: str) -> bool:
+    return to != "-" and "://" not in to
+
+
+def check_output(table: str | Path, to: str, *, force: bool) -> None:
+    """Refuse a file output that is (or would join) the input, or exists without ``force``.
+
+    Raises :class:`~rtml_cli.errors.UsageError` (exit 2) before anything is read or opened.
+    """
+    if not _is_file_target(to):
+        return
+    source = str(table)
+    inputs: list[str] = []
+    pattern = source if any(ch in source for ch in "*?[") else None
+    if Path(source).is_dir():
+        inputs.append(source)
+    try:
+        inputs += _expand(source)[0]
+    except InputError:
+        pass  # a missing or unreadable input is reported when it is read
+    refuse_input_as_output(to, inputs, pattern=pattern)
+    refuse_existing(to, force=force, what="replay output")
+
+
+def check_reserved_columns(
+    columns: Iterable[str],
+    *,
+    ignore: Iterable[str],
+    source: str,
+    reserved: Iterable[str] = RESERVED_COLUMNS,
+) -> None:
+    """Raise :class:`InputError` for a kept column named like a message field.
+
+    ``reserved``: the names to refuse (default :data:`RESERVED_COLUMNS`; a caller adds the
+    names of its own working columns). A column left out with ``ignore`` may keep its name.
+    """
+    skipped, names = set(ignore), set(reserved)
+    clash = [c for c in columns if c in names and c not in skipped]
+    if clash:
+        shown = ", ".join(f"'{c}'" for c in clash)
+        raise InputError(
+            f"{source} has a column named {shown}: the name is reserved for rtml's own message "
+            f"fields ({', '.join(RESERVED_COLUMNS)} and rtml's working columns). Leave it out "
+            f"with --ignore {','.join(clash)}, or rename the column."
+        )
+
+
+def table_fingerprint(table: str | Path) -> dict[str, Any]:
+    """What a checkpoint records about its table: file count, total size and a content digest.
+
+    The digest hashes each file's size, its first 4 KiB and its last 64 KiB, in table order.
+    That reads at most 68 KiB per file, whatever the table's size (a 10 GB table costs
+    milliseconds), and still changes when the table is rewritten: a Parquet file ends with its
+    footer (schema, row groups, their offsets and statistics), a CSV or NDJSON file that grows
+    or shrinks changes size and tail. Modification times are left out on purpose: a copied or
+    restored table is the same table. The path is stored for messages only, not compared.
+    """
+    source = str(table)
+    files, _fmt = _expand(source)
+    h = hashlib.blake2b(digest_size=16)
+    total = 0
+    for f in files:
+        size = os.path.getsize(f)
+        total += size
+        h.update(size.to_bytes(8, "little"))
+        with open(f, "rb") as fh:
+            h.update(fh.read(_HEAD_BYTES))
+            if size > _HEAD_BYTES:
+                fh.seek(max(_HEAD_BYTES, size - _TAIL_BYTES))
+                h.update(fh.read(_TAIL_BYTES))
+    return {"path": source, "files": len(files), "bytes": total, "digest": h.hexdigest()}
+
+
+def same_table(stored: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether two fingerprints are of the same table content (the path may differ)."""
+    return all(stored.get(k) == current.get(k) for k in ("files", "bytes", "digest"))
+
+
+def stream_identity(src: ReplaySource) -> dict[str, Any]:
+    """The replay options that decide which messages the stream holds, and in which order.
+
+    Pacing (``--speed``, ``--rate``) and transport options change when messages are sent, not
+    which: they may differ between a run and its resume.
+    """
+    o, r = src.options, src.roles
+    return {
+        "time": r.time,
+        "label": r.label,
+        "label_time": r.label_time,
+        "ignore": sorted(r.ignore),
+        "time_unit": r.time_unit,
+        "time_format": r.time_format,
+        "drop_null_time": o.drop_null_time,
+        "label_delay_us": o.label_delay_us,
+        "disorder_us": o.disorder_us,
+        "seed": o.seed if o.disorder_us else None,
+        "start": o.start.isoformat() if o.start else None,
+        "end": o.end.isoformat() if o.end else None,
+        "limit": o.limit,
+    }
+
+
+def roles_from_config(
+    table: str | Path,
+    roles: Roles,
+    *,
+    config: str | Path | None = None,
+    label_delay: str | None = None,
+) -> tuple[Roles, int | None, str | None]:
+    """The roles and label delay from ``[data]`` of ``rtml.toml``, flags overriding.
+
+    ``config`` is ``--config``; without it, the ``rtml.toml`` beside the table is used when
+    there is one. Only ``[data]`` is read and validated (``time``, ``label``, ``label_time``,
+    ``label_delay``, ``key``, ``ignore``, ``time_unit``, ``time_format``): a model named in the
+    file is never imported. Returns ``(roles, label_delay_us, note)``; ``note`` says which file
+    was used and what it gave (``None`` when no file was used).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable TOML, an unknown top-level section or ``[data]`` key, a bad value.
+    """
+    from rtml_cli.config import (
+        _DATA_KEYS,
+        _TOP_KEYS,
+        _check_keys,
+        _duration,
+        _str,
+        _str_list,
+        find_config,
+        load_toml,
+    )
+
+    path = Path(config) if config is not None else find_config(table)
+    merged = Roles(**{k: getattr(roles, k) for k in Roles.__dataclass_fields__})
+    delay_us = _duration(label_delay, "--label-delay") if label_delay is not None else None
+    if path is None:
+        return merged, delay_us, None
+    raw = load_toml(path)
+    where = f" of {path}"
+    _check_keys(raw, _TOP_KEYS, f"the top level{where}")
+    data = raw.get("data", {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"[data]{where} must be a table.")
+    _check_keys(data, _DATA_KEYS, f"[data]{where}")
+    used: list[str] = []
+    for k in _REPLAY_ROLES:
+        if k in data:
+            value = _str(data[k], f"[data] {k}{where}")
+            if k == "label_time" and delay_us is not None:
+                continue  # --label-delay replaces the file's label-time column
+            if getattr(merged, k) is None:
+                setattr(merged, k, value)
+                used.append(f"{k}={value}")
+    if "ignore" in data:
+        ignore = _str_list(data["ignore"], f"[data] ignore{where}")
+        if not merged.ignore:
+            merged.ignore = ignore
+            used.append(f"ignore={','.join(ignore)}")
+    if "label_delay" in data:
+        file_delay = _duration(data["label_delay"], f"[data] label_delay{where}")
+        if delay_us is None and merged.label_time is None:
+            delay_us = file_delay
+            used.append(f"label_delay={data['label_delay']}")
+    what = ", ".join(used) if used else "no role: flags set them all"
+    how = "--config" if config is not None else "found beside the table; --config to change"
+    return merged, delay_us, f"using roles from {path} ({what}) ({how})"
