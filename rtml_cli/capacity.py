@@ -145,8 +145,11 @@ def simulate_capacity(
         ``{"traffic", "slo_ms", "arrivals", "span_s", "rate_per_s", "service_ms" {pcts},
         "utilization_1" (offered load in workers), "workers_needed" (int | None),
         "by_workers": [{"workers", "latency_ms" {pcts}, "utilization", "peak_hour_p99_ms"}],
-        "peak_minute" {"start_us", "events", "rate_per_s", "x_mean"},
-        "peak_hour" {...}, "reason" (str | None)}``. Latencies are in milliseconds.
+        "peak_minute" {"start_us", "end_us", "events", "rate_per_s", "x_mean"},
+        "peak_hour" {...}, "reason" (str | None)}``. Latencies are in milliseconds. Peak
+        windows are clock minutes and hours of the original timeline (``arrivals_us``, not the
+        compressed one); their ``rate_per_s`` is at ``traffic`` and ``peak_hour_p99_ms`` is the
+        p99 of the events of that hour.
     """
     a = scale_arrivals(arrivals_us, traffic)
     svc = np.asarray(service_us, dtype=np.float64)
@@ -176,20 +179,25 @@ def simulate_capacity(
         service_ms=_pcts(svc / 1e3),
         offered_load=_fin(load),
     )
-    a_int = a.astype(np.int64)
+    # Peaks are found on the table's own timeline: with --traffic the simulated arrivals are
+    # compressed, but the busiest hour is still a clock hour of the data (e.g. 14:00-15:00),
+    # whose events arrive `traffic` times denser. Scaling keeps the order, so event i of the
+    # sorted original is event i of the simulation.
+    orig = np.sort(np.asarray(arrivals_us, dtype=np.float64)).astype(np.int64)
     peaks: dict[str, dict[str, Any]] = {}
     for name, width in (("peak_minute", 60_000_000), ("peak_hour", 3_600_000_000)):
-        start, count = _peak(a_int, width)
-        prate = count / (width / 1e6)
+        start, count = _peak(orig, width)
+        prate = count * float(traffic) / (width / 1e6)
         peaks[name] = {
             "start_us": start,
+            "end_us": start + width,
             "events": count,
             "rate_per_s": prate,
             "x_mean": _fin(prate / rate) if math.isfinite(rate) and rate > 0 else None,
         }
     out.update(peaks)
     hour_start = int(peaks["peak_hour"]["start_us"])
-    in_hour = (a_int >= hour_start) & (a_int < hour_start + 3_600_000_000)
+    in_hour = (orig >= hour_start) & (orig < hour_start + 3_600_000_000)
 
     cache: dict[int, np.ndarray] = {}
 

@@ -689,7 +689,8 @@ def report(
     github_summary: Annotated[
         bool,
         typer.Option(
-            "--github-summary", help="Also append the Markdown report to $GITHUB_STEP_SUMMARY."
+            "--github-summary",
+            help="Also append the Markdown report to $GITHUB_STEP_SUMMARY (stdout outside GitHub Actions).",
         ),
     ] = False,
     traffic: Annotated[
@@ -741,3 +742,5 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover - interrupt outside a command body
         _err("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+        for note in out.notes:
+            _err(note)

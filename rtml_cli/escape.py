@@ -17,6 +17,8 @@ Examples
 '&lt;b&gt;&amp;'
 >>> for_xml("ok\\x00")
 'ok\\\\x00'
+>>> for_json('"a\\x9bb"')
+'"a\\\\u009bb"'
 """
 
 from __future__ import annotations
@@ -83,3 +85,17 @@ def for_xml(text: object) -> str:
     s = _XML_INVALID.sub(_visible, str(text))
     s = _CONTROL.sub(_visible, s)
     return html.escape(s, quote=True)
+
+
+# What json.dumps(ensure_ascii=False) leaves raw although a terminal acts on it.
+_JSON_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def for_json(text: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``) safe to print on a terminal.
+
+    ``json.dumps`` escapes C0 controls but not DEL, C1 controls (``\\x9b`` starts an escape
+    sequence) or bidirectional overrides; these can only occur inside strings, where ``\\uXXXX``
+    is the same character to any JSON reader.
+    """
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

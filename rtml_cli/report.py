@@ -41,15 +41,11 @@ table of name = expression) from the run's resolved config in the manifest. Chec
 from __future__ import annotations
 
 import datetime as dt
-import html
-import io
 import json
 import math
 import os
-import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +54,12 @@ import polars as pl
 
 from rtml_cli import capacity as cap_mod
 from rtml_cli import checks as checks_mod
+from rtml_cli import report_render as _render
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import RunDirError, UsageError
+from rtml_cli.escape import for_json, for_terminal, for_xml
+from rtml_cli.report_render import Block, Curve, Series, Table, finite, fnum
+from rtml_cli.report_render import sparkline as sparkline  # re-exported: part of the API
 from rtml_cli.runs import Run
 from rtml_cli.runs import read_run as _runs_read
 
@@ -76,7 +76,6 @@ METRIC_LABEL = {
     "rmse": "RMSE",
     "r2": "R²",
 }
-_SPARK = "▁▂▃▄▅▆▇█"
 
 
 # --------------------------------------------------------------------------- reading a run
@@ -103,60 +102,30 @@ def read_run(path: str | Path) -> Run:
 # --------------------------------------------------------------------------- formatting
 
 
-def fnum(x: float | None, digits: int = 3) -> str:
-    """A metric value: fixed decimals, ``n/a`` when missing."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:.{digits}f}"
-
-
-def fdiff(x: float | None, digits: int = 3) -> str:
+def fdiff(x: Any, digits: int = 3) -> str:
     """A signed difference (``+0.021``), ``n/a`` when missing."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:+.{digits}f}"
+    return f"{x:+.{digits}f}" if finite(x) else "n/a"
 
 
-def fms(x: float | None) -> str:
+def fms(x: Any) -> str:
     """Milliseconds with 3 significant digits."""
-    if x is None or not math.isfinite(x):
+    if not finite(x):
         return "n/a"
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
-def fsec(x: float | None) -> str:
+def fsec(x: Any) -> str:
     """Seconds as a compact duration ("6h", "1d2h"); exactly zero is "0"."""
-    if x is None or not math.isfinite(x):
+    if not finite(x):
         return "n/a"
     if x == 0:
         return "0"
     return format_duration(x * 1e6)
 
 
-def sparkline(
-    values: Sequence[float | None], lo: float | None = None, hi: float | None = None
-) -> str:
-    """Unicode sparkline; missing values are spaces. ``lo``/``hi`` share a scale across lines.
-
-    Examples
-    --------
-    >>> sparkline([0, 0.5, 1, None])
-    '▁▅█ '
-    """
-    fin = [v for v in values if v is not None and math.isfinite(v)]
-    if not fin:
-        return " " * len(values)
-    lo = min(fin) if lo is None else lo
-    hi = max(fin) if hi is None else hi
-    span = hi - lo
-    out = []
-    for v in values:
-        if v is None or not math.isfinite(v):
-            out.append(" ")
-        else:
-            i = 0 if span <= 0 else int(round((v - lo) / span * (len(_SPARK) - 1)))
-            out.append(_SPARK[max(0, min(len(_SPARK) - 1, i))])
-    return "".join(out)
+def fint(x: Any) -> str:
+    """A count, ``n/a`` when missing."""
+    return str(int(x)) if finite(x) else "n/a"
 
 
 # --------------------------------------------------------------------------- building
@@ -178,13 +147,13 @@ def _kinds(manifest: dict[str, Any], names: Sequence[str]) -> dict[str, str | No
 
 def primary_metric(metrics: dict[str, Any]) -> str:
     """The verdict's metric: AUC for binary (accuracy if AUC is unavailable), MAE otherwise."""
-    names = metrics.get("metric_names", [])
+    names = metrics.get("metric_names") or []
     if metrics.get("task") == "regression":
-        return "mae" if "mae" in names else names[0]
-    base = metrics.get("quality", {}).get(metrics.get("baseline"), {})
+        return "mae" if "mae" in names or not names else str(names[0])
+    base = (metrics.get("quality") or {}).get(metrics.get("baseline")) or {}
     if "auc" in names and base.get("auc") is not None:
         return "auc"
-    return "accuracy" if "accuracy" in names else names[0]
+    return "accuracy" if "accuracy" in names or not names else str(names[0])
 
 
 def _pair(metrics: dict[str, Any], a: str, b: str, metric: str) -> dict[str, Any] | None:
@@ -198,7 +167,7 @@ def _pair(metrics: dict[str, Any], a: str, b: str, metric: str) -> dict[str, Any
         if p["strategy"] == b and p["reference"] == a:
             neg = dict(d)
             for k, k2 in (("estimate", "estimate"), ("low", "high"), ("high", "low")):
-                neg[k] = None if d.get(k2) is None else -d[k2]
+                neg[k] = -d[k2] if finite(d.get(k2)) else None
             if d.get("better") is not None and d.get("significant"):
                 neg["better"] = not d["better"]
             return neg
@@ -364,11 +333,12 @@ def build_report(
         A check does not parse or names an unknown metric; bad traffic, SLO or workers.
     """
     run = read_run(run_dir)
-    m = run.metrics
-    names = list(m["strategies"])
-    kinds = _kinds(run.manifest, names)
+    # NaN is a missing value from here on: every renderer shows it as n/a, JSON as null
+    m, manifest = _json_safe(run.metrics), _json_safe(run.manifest)
+    names = [str(n) for n in m["strategies"] or []]
+    kinds = _kinds(manifest, names)
     metric = primary_metric(m)
-    hib = bool(m.get("higher_is_better", {}).get(metric, True))
+    hib = bool((m.get("higher_is_better") or {}).get(metric, True))
     tr = cap_mod.parse_traffic(traffic) if traffic is not None else None
     slo_ms = parse_duration(slo, what="--slo") / 1000 if slo is not None else 50.0
     if slo is not None and slo_ms <= 0:
@@ -380,40 +350,24 @@ def build_report(
     if capacity:
         top = {s: per[f"{capacity['traffic'][-1]:g}x"] for s, per in capacity["strategies"].items()}
     values, reasons = checks_mod.named_metrics(m, top)
-    results = checks_mod.evaluate_checks(_check_sources(run.manifest, checks), values, reasons)
+    results = checks_mod.evaluate_checks(_check_sources(manifest, checks), values, reasons)
     findings = _findings(m, kinds, metric)
     verdict = [_finding_sentence(f, hib) for f in findings]
-    q = m["quality"]
-    ranked = [n for n in names if q.get(n, {}).get(metric) is not None]
+    if not names:
+        verdict.append("This run has no strategies: there is nothing to compare.")
+    q = m["quality"] or {}
+    ranked = [n for n in names if finite((q.get(n) or {}).get(metric))]
     if ranked:
         best = (max if hib else min)(ranked, key=lambda n: q[n][metric])
         base = m["baseline"]
         verdict.append(
             f"Best {METRIC_LABEL.get(metric, metric)}: {best} ({fnum(q[best][metric])}); "
-            f"baseline {base}: {fnum(q.get(base, {}).get(metric))}."
+            f"baseline {base}: {fnum((q.get(base) or {}).get(metric))}."
         )
     verdict += _freshness_sentences(m, names, kinds)
     verdict += _latency_sentences(m, names, kinds)
     if capacity:
-        lvl = f"{capacity['traffic'][-1]:g}x"
-        for s, per in capacity["strategies"].items():
-            r = per[lvl]
-            if r.get("workers_needed"):
-                ch = r.get("chosen") or {}
-                verdict.append(
-                    f"Serving {s} per event needs {r['workers_needed']} worker(s) for p99 ≤ "
-                    f"{slo_ms:g} ms at {lvl} traffic"
-                    + (
-                        f" (p99 {fms(ch.get('latency_ms', {}).get('p99'))} ms with {ch['workers']})"
-                        if ch
-                        else ""
-                    )
-                    + "; the busiest hour runs at "
-                    + f"{_x(r.get('peak_hour', {}).get('x_mean'))} the mean rate."
-                )
-            elif r.get("reason"):
-                verdict.append(f"Capacity for {s} at {lvl}: {r['reason']}.")
-            break  # one sentence: the first per-event strategy; the table has the rest
+        verdict += _capacity_sentences(capacity)
     if results:
         npass = sum(r.status == "pass" for r in results)
         nfail = sum(r.status == "fail" for r in results)
@@ -435,16 +389,56 @@ def build_report(
         "exit_code": checks_mod.exit_code(results),
         "capacity": capacity,
         "metrics": m,
-        "manifest": run.manifest,
+        "manifest": manifest,
         "run_b": None,
     }
     if run_b is not None:
-        out["run_b"] = _compare_runs(m, read_run(run_b).metrics, str(run_b), metric)
+        out["run_b"] = _compare_runs(m, _json_safe(read_run(run_b).metrics), str(run_b), metric)
     return out
 
 
-def _x(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.1f}x"
+def _x(v: Any) -> str:
+    return f"{v:.1f}x" if finite(v) else "n/a"
+
+
+def _n_workers(n: Any) -> str:
+    return f"{fint(n)} worker" + ("" if n == 1 else "s")
+
+
+def capacity_phrase(level: str, w: dict[str, Any], slo_ms: float) -> str:
+    """Which traffic, which workers, which p99, and whether it meets the SLO, in one phrase.
+
+    Examples
+    --------
+    >>> capacity_phrase("10x", {"workers": 1, "latency_ms": {"p99": 25.94}, "meets_slo": True}, 50)
+    'at 10x traffic, 1 worker: p99 25.9 ms — meets p99 ≤ 50 ms'
+    """
+    p99 = (w.get("latency_ms") or {}).get("p99")
+    lat = f"p99 {fms(p99)} ms" if finite(p99) else "p99 n/a"
+    ok = "meets" if w.get("meets_slo") else "misses"
+    return f"at {level} traffic, {_n_workers(w.get('workers'))}: {lat} — {ok} p99 ≤ {slo_ms:g} ms"
+
+
+def _capacity_sentences(capacity: dict[str, Any]) -> list[str]:
+    """One sentence: the first per-event strategy at the highest traffic (the table has all)."""
+    slo, lvl = capacity["slo_ms"], f"{capacity['traffic'][-1]:g}x"
+    for s, per in capacity["strategies"].items():
+        r = per.get(lvl) or {}
+        by = {w.get("workers"): w for w in r.get("by_workers") or []}
+        need, chosen = r.get("workers_needed"), r.get("chosen")
+        if not chosen:
+            return [f"Capacity of {s} at {lvl} traffic: {r.get('reason') or 'not computed'}."]
+        text = f"Serving {s} per event {capacity_phrase(lvl, chosen, slo)}"
+        if need and chosen.get("workers") != need:
+            text += f"; {_n_workers(need)} would meet it"
+        elif need and need - 1 in by:
+            text += f"; {capacity_phrase(lvl, by[need - 1], slo)}"
+        ph = r.get("peak_hour") or {}
+        return [
+            text + f". The busiest hour of the data ({_iso(ph.get('start_us'))}) arrives at "
+            f"{_x(ph.get('x_mean'))} the mean rate."
+        ]
+    return []
 
 
 def _freshness_sentences(
@@ -520,37 +514,6 @@ def _compare_runs(a: dict[str, Any], b: dict[str, Any], b_path: str, metric: str
 # --------------------------------------------------------------------------- layout
 
 
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Series:
-    """Quality over time: one line per strategy over shared bucket starts."""
-
-    title: str
-    x: list[str]
-    lines: dict[str, list[float | None]]
-
-
-@dataclass
-class Curve:
-    """An x/y chart, drawn in HTML only (terminal and Markdown show the numbers as a table)."""
-
-    title: str
-    xlabel: str
-    ylabel: str
-    lines: dict[str, list[tuple[float, float]]]
-    hline: float | None = None
-    logy: bool = False
-
-
-Block = Any  # str (paragraph) | list[str] (bullets) | Table | Series | Curve
-
-
 def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     """Format-neutral sections of the report, in reading order."""
     m = rep["metrics"]
@@ -561,31 +524,32 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     sections: list[tuple[str, list[Block]]] = [("Verdict", [list(rep["verdict"])])]
 
     if rep["checks"]:
-        rows = [[c["status"].upper(), c["check"], c["detail"]] for c in rep["checks"]]
+        rows = [
+            [str(c["status"]).upper(), str(c["check"]), str(c["detail"])] for c in rep["checks"]
+        ]
         sections.append(("Checks", [Table(["status", "check", "value"], rows)]))
 
-    mnames = m["metric_names"]
-    q = m["quality"]
+    mnames = [str(x) for x in m["metric_names"] or []]
+    q = {n: (m["quality"] or {}).get(n) or {} for n in names}
     rows = []
     for n in names:
-        row = [n, kinds.get(n) or "", str(q[n].get("n", ""))] + [fnum(q[n].get(x)) for x in mnames]
+        row = [n, kinds.get(n) or "", fint(q[n].get("n"))] + [fnum(q[n].get(x)) for x in mnames]
         if n == base:
             row.append("baseline")
         else:
-            d = m.get("diff_to_baseline", {}).get(n, {}).get(metric, {})
-            iv = (
-                f" [{fnum(d.get('low'))}, {fnum(d.get('high'))}]"
-                if d.get("low") is not None
-                else ""
-            )
+            d = ((m.get("diff_to_baseline") or {}).get(n) or {}).get(metric) or {}
+            iv = f" [{fnum(d.get('low'))}, {fnum(d.get('high'))}]" if finite(d.get("low")) else ""
             row.append(f"{fdiff(d.get('estimate'))}{iv}")
         rows.append(row)
     notes = [f"{n}.{x}: {why}" for n in names for x, why in (q[n].get("reasons") or {}).items()]
-    boot = m.get("bootstrap", {})
+    span, bucket = m.get("span") or {}, (m.get("bucket") or {}).get("text") or "bucket"
+    boot = m.get("bootstrap") or {}
+    level = boot.get("level")
     caption = (
-        f"Δ{METRIC_LABEL.get(metric, metric)} vs {base} with a {boot.get('level', 0.95):.0%} "
-        f"block-bootstrap interval ({boot.get('resamples', 0)} resamples over "
-        f"{boot.get('blocks', 0)} time blocks of {m.get('bucket', {}).get('text', '?')})."
+        f"Δ{METRIC_LABEL.get(metric, metric)} vs {base} with a "
+        f"{_pct(level) if finite(level) else 'n/a'} "
+        f"block-bootstrap interval ({fint(boot.get('resamples'))} resamples over "
+        f"{fint(boot.get('blocks'))} time blocks of {(m.get('bucket') or {}).get('text', '?')})."
     )
     blocks: list[Block] = [
         Table(
@@ -600,33 +564,32 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         blocks.append(["not computed: " + n for n in notes])
     sections.append(("Quality", blocks))
 
-    qot = m.get("quality_over_time", {})
-    lines = {n: qot.get("strategies", {}).get(n, {}).get(metric, []) for n in names}
+    qot = m.get("quality_over_time") or {}
+    lines = {n: list(((qot.get("strategies") or {}).get(n) or {}).get(metric) or []) for n in names}
     sections.append(
         (
             "Quality over time",
             [
                 Series(
-                    f"{METRIC_LABEL.get(metric, metric)} per "
-                    f"{m.get('bucket', {}).get('text', 'bucket')} "
-                    f"({m.get('span', {}).get('start', '')[:16]} → "
-                    f"{m.get('span', {}).get('end', '')[:16]})",
-                    list(qot.get("start", [])),
+                    f"{METRIC_LABEL.get(metric, metric)} per {bucket} "
+                    f"({str(span.get('start') or '')[:16]} → {str(span.get('end') or '')[:16]})",
+                    [str(x) for x in qot.get("start") or []],
                     lines,
+                    METRIC_LABEL.get(metric, metric),
                 )
             ],
         )
     )
 
-    fr = m.get("freshness", {})
+    fr = m.get("freshness") or {}
     rows = []
     for n in names:
-        f = fr.get(n, {})
-        st, fa, ma = f.get("staleness_s", {}), f.get("feature_age_s", {}), f.get("model_age_s", {})
+        f = fr.get(n) or {}
+        st, fa, ma = (f.get(k) or {} for k in ("staleness_s", "feature_age_s", "model_age_s"))
         rows.append([
             n, fsec(st.get("mean")), fsec(st.get("p90")), fsec(st.get("max")),
             fsec(fa.get("mean")), fsec(fa.get("p90")), fsec(ma.get("mean")), fsec(ma.get("p90")),
-            str(f.get("cold_start", 0)),
+            fint(f.get("cold_start", 0)),
         ])  # fmt: skip
     blocks = [
         Table(
@@ -645,10 +608,11 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         )  # fmt: skip
     ]
     srows = []
+    qbs = m.get("quality_by_staleness") or {}
     for n in names:
-        for b in m.get("quality_by_staleness", {}).get(n, []):
-            srows.append([n, b["label"], str(b["n"]), fnum(b.get(metric))])
-    if any(len(m.get("quality_by_staleness", {}).get(n, [])) > 1 for n in names):
+        for b in qbs.get(n) or []:
+            srows.append([n, str(b.get("label")), fint(b.get("n")), fnum(b.get(metric))])
+    if any(len(qbs.get(n) or []) > 1 for n in names):
         blocks.append(
             Table(
                 ["strategy", "staleness", "events", METRIC_LABEL.get(metric, metric)],
@@ -658,24 +622,24 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
         )
     sections.append(("Freshness", blocks))
 
-    comp = m.get("compute", {})
+    comp = m.get("compute") or {}
     rows = []
     for n in names:
-        c = comp.get(n, {})
+        c = comp.get(n) or {}
         entries = [("predict (1 row)", c.get("predict_single_row"))] + [
             (k, v) for k, v in (c.get("kinds") or {}).items()
         ]
         single_n = (c.get("predict_single_row") or {}).get("count")
         for label, calls in entries:
-            if not calls or (label == "predict" and calls["count"] == single_n):
+            if not calls or (label == "predict" and calls.get("count") == single_n):
                 continue  # every predict call was a single-row one: same numbers twice
-            w = calls["wall_ms"]
+            w, tot = calls.get("wall_ms") or {}, calls.get("wall_total_s")
             rows.append([
-                n, label, str(calls["count"]), fms(w.get("p50")), fms(w.get("p90")),
+                n, str(label), fint(calls.get("count")), fms(w.get("p50")), fms(w.get("p90")),
                 fms(w.get("p99")), fms(w.get("p99.9")), fms(w.get("max")),
-                fms(calls["cpu_ms"].get("p50")), f"{calls['wall_total_s']:.3g}",
+                fms((calls.get("cpu_ms") or {}).get("p50")), f"{tot:.3g}" if finite(tot) else "n/a",
             ])  # fmt: skip
-    thr = [f"{n}: {fnum(comp.get(n, {}).get('events_per_s'), 0)} events/s" for n in names]
+    thr = [f"{n}: {fnum((comp.get(n) or {}).get('events_per_s'), 0)} events/s" for n in names]
     sections.append(
         (
             "Compute",
@@ -705,31 +669,37 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     capb: list[Block] = []
     capacity = rep.get("capacity")
     if capacity:
-        rows = []
-        peaks = []
+        slo = capacity["slo_ms"]
+        rows, said = [], []
         for s, per in capacity["strategies"].items():
             for lvl, r in per.items():
-                if r.get("reason") and not r["by_workers"]:
-                    peaks.append(f"{s} at {lvl}: {r['reason']}")
+                if r.get("reason") and not r.get("by_workers"):
+                    said.append(f"{s} at {lvl} traffic: {r['reason']}.")
                     continue
-                for w in r["by_workers"]:
-                    lat = w["latency_ms"]
+                for w in r.get("by_workers") or []:
+                    lat = w.get("latency_ms") or {}
                     rows.append([
-                        s, lvl, str(w["workers"]), fms(lat.get("p50")), fms(lat.get("p99")),
+                        s, lvl, fint(w.get("workers")), fms(lat.get("p50")), fms(lat.get("p99")),
                         fms(lat.get("p99.9")), fms(lat.get("max")), fms(w.get("peak_hour_p99_ms")),
-                        _pct(w.get("utilization")),
-                        "yes" if w["meets_slo"] else "no",
+                        _pct(w.get("utilization")), "yes" if w.get("meets_slo") else "no",
                     ])  # fmt: skip
+                said.append(
+                    f"{s}: "
+                    + "; ".join(capacity_phrase(lvl, w, slo) for w in r.get("by_workers") or [])
+                    + "."
+                )
                 need = r.get("workers_needed")
-                pm, ph = r.get("peak_minute", {}), r.get("peak_hour", {})
-                peaks.append(
-                    f"{s} at {lvl}: {need if need else 'no'} worker(s) meet "
-                    f"p99 ≤ {capacity['slo_ms']:g} ms"
+                pm, ph = r.get("peak_minute") or {}, r.get("peak_hour") or {}
+                said.append(
+                    f"{s} at {lvl} traffic: "
+                    + (f"{_n_workers(need)} needed" if need else "no worker count meets")
+                    + f" for p99 ≤ {slo:g} ms"
                     + (f" ({r['reason']})" if r.get("reason") else "")
-                    + f"; mean rate {fms(r.get('rate_per_s'))}/s, busiest minute "
-                    f"{fms(pm.get('rate_per_s'))}/s ({_x(pm.get('x_mean'))}), busiest hour "
-                    f"{fms(ph.get('rate_per_s'))}/s ({_x(ph.get('x_mean'))}) from "
-                    f"{_iso(ph.get('start_us'))}"
+                    + f"; mean rate {fms(r.get('rate_per_s'))}/s; busiest minute "
+                    f"{_iso(pm.get('start_us'))} at {fms(pm.get('rate_per_s'))}/s "
+                    f"({_x(pm.get('x_mean'))} the mean); busiest hour {_iso(ph.get('start_us'))} "
+                    f"at {fms(ph.get('rate_per_s'))}/s ({_x(ph.get('x_mean'))}). Times are the "
+                    "data's own clock."
                 )
         capb.append(
             Table(
@@ -743,19 +713,19 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
                     "max ms",
                     "busiest-hour p99 ms",
                     "utilization",
-                    f"p99 ≤ {capacity['slo_ms']:g} ms",
+                    f"p99 ≤ {slo:g} ms",
                 ],
                 rows,
                 "End-to-end latency (queueing + service) of a FIFO queue fed with the historical "
                 "arrivals and the measured single-row predict times.",
             )  # fmt: skip
         )
-        capb.append(peaks)
+        capb.append(said)
         curves = {
-            f"{s} at {lvl}": [
+            f"{s} at {lvl} traffic": [
                 (float(w["workers"]), float(w["latency_ms"]["p99"]))
-                for w in r["by_workers"]
-                if w["latency_ms"].get("p99") is not None
+                for w in r.get("by_workers") or []
+                if finite(w.get("workers")) and finite((w.get("latency_ms") or {}).get("p99"))
             ]
             for s, per in capacity["strategies"].items()
             for lvl, r in per.items()
@@ -767,7 +737,7 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
                     "workers",
                     "p99 latency (ms)",
                     {k: v for k, v in curves.items() if v},
-                    hline=capacity["slo_ms"],
+                    hline=slo,
                     logy=True,
                 )
             )
@@ -782,17 +752,17 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     model = man.get("model", {}) or {}
     versions = man.get("versions", {}) or {}
     kv = [
-        ["data", str(tbl.get("source", "n/a"))],
-        ["rows", str(tbl.get("rows", "n/a"))],
-        ["fingerprint", str(tbl.get("fingerprint", "n/a"))],
-        ["task", str(man.get("task", m.get("task")))],
-        ["model", str(model.get("repr") or model.get("spec") or "n/a")],
-        ["warm-up ends", str(man.get("warmup_end", "n/a"))],
-        ["scored events", str(man.get("scored_events", m.get("span", {}).get("events", "n/a")))],
-        ["created", str(man.get("created", "n/a"))],
+        ["data", _val(tbl.get("source"))],
+        ["rows", _val(tbl.get("rows"))],
+        ["fingerprint", _val(tbl.get("fingerprint"))],
+        ["task", _val(man.get("task", m.get("task")))],
+        ["model", _val(model.get("repr") or model.get("spec"))],
+        ["warm-up ends", _val(man.get("warmup_end"))],
+        ["scored events", _val(man.get("scored_events", (m.get("span") or {}).get("events")))],
+        ["created", _val(man.get("created"))],
         ["versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "n/a"],
     ]
-    if isinstance(man.get("peak_memory_mb"), (int, float)):
+    if finite(man.get("peak_memory_mb")):
         kv.append(["peak memory", f"{man['peak_memory_mb']:.0f} MB"])
     phases = man.get("timings") or {}
     if isinstance(phases, dict) and phases:
@@ -830,286 +800,100 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
     return sections
 
 
-def _pct(u: float | None) -> str:
-    if u is None:
+def _val(x: Any) -> str:
+    """A manifest value as text; missing (None, NaN) is ``n/a``."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return str(x)
+
+
+def _pct(u: Any) -> str:
+    if not finite(u):
         return "n/a"
     return "<1%" if 0 < u < 0.01 else f"{u:.0%}"
 
 
-def _iso(us: int | None) -> str:
-    if us is None:
+def _iso(us: Any) -> str:
+    if not finite(us):
         return "n/a"
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))).isoformat(
-        timespec="minutes"
-    )
+    try:
+        when = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))
+    except OverflowError:
+        return "n/a"
+    return when.isoformat(timespec="minutes")
 
 
 # --------------------------------------------------------------------------- renderers
 
 
-def _series_lines(s: Series) -> list[tuple[str, str, str]]:
-    fin = [v for vals in s.lines.values() for v in vals if v is not None and math.isfinite(v)]
-    lo, hi = (min(fin), max(fin)) if fin else (None, None)
-    out = []
-    for name, vals in s.lines.items():
-        f = [v for v in vals if v is not None and math.isfinite(v)]
-        rng = f"{fnum(min(f))}–{fnum(max(f))}" if f else "n/a"
-        out.append((name, sparkline(vals, lo, hi), rng))
-    return out
+def _head(rep: dict[str, Any]) -> str:
+    return f"rtml report — {rep['run']}"
 
 
 def render_terminal(rep: dict[str, Any], *, color: bool = False, width: int | None = None) -> str:
-    """Rich tables and sparklines; ANSI colour only when ``color`` (the CLI passes isatty)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table as RTable
-    from rich.text import Text
-
-    buf = io.StringIO()
-    con = Console(
-        file=buf, force_terminal=color, no_color=not color, color_system="auto" if color else None,
-        width=width or (None if color else 120), highlight=False, soft_wrap=False,
-    )  # fmt: skip
-    con.print(Text(f"rtml report — {rep['run']}", style="bold"))
-    status_style = {"PASS": "green", "FAIL": "bold red", "ERROR": "bold yellow"}
-    for title, blocks in layout(rep):
-        con.print()
-        con.print(Text(title, style="bold underline"))
-        for b in blocks:
-            if isinstance(b, str):
-                con.print(b)
-            elif isinstance(b, list):
-                for line in b:
-                    con.print(Text("• " + line))
-            elif isinstance(b, Table):
-                t = RTable(box=box.SIMPLE_HEAD, caption=b.caption or None, caption_justify="left",
-                           show_edge=False, pad_edge=False)  # fmt: skip
-                for h in b.headers:
-                    t.add_column(h, overflow="fold")
-                for r in b.rows:
-                    cells = [Text(c, style=status_style.get(c, "")) for c in r]
-                    t.add_row(*cells)
-                con.print(t)
-            elif isinstance(b, Series):
-                con.print(b.title)
-                t = RTable(box=None, show_header=False, pad_edge=False)
-                t.add_column("strategy")
-                t.add_column("sparkline", no_wrap=True)
-                t.add_column("range")
-                for name, spark, rng in _series_lines(b):
-                    t.add_row(name, Text(spark, style="cyan"), rng)
-                con.print(t)
-    return buf.getvalue()
-
-
-def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    """Rich tables and sparklines (:func:`rtml_cli.report_render.render_terminal`)."""
+    return _render.render_terminal(_head(rep), layout(rep), color=color, width=width)
 
 
 def render_markdown(rep: dict[str, Any]) -> str:
-    """Markdown for a pull-request comment or a GitHub job summary."""
-    out = [f"## rtml report — `{rep['run']}`", ""]
-    for title, blocks in layout(rep):
-        detail = title in ("Run", "Compute", "Capacity") and title != "Verdict"
-        if detail:
-            out += [f"<details><summary><b>{title}</b></summary>", ""]
-        else:
-            out += [f"### {title}", ""]
-        for b in blocks:
-            if isinstance(b, str):
-                out += [b, ""]
-            elif isinstance(b, list):
-                out += [f"- {line}" for line in b] + [""]
-            elif isinstance(b, Table):
-                out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
-                out.append("|" + "---|" * len(b.headers))
-                for r in b.rows:
-                    cells = [_md_cell(c) for c in r]
-                    if title == "Checks":
-                        cells[0] = {"PASS": "✅ pass", "FAIL": "❌ fail", "ERROR": "⚠️ error"}.get(
-                            r[0], r[0]
-                        )
-                    out.append("| " + " | ".join(cells) + " |")
-                out.append("")
-                if b.caption:
-                    out += [f"_{b.caption}_", ""]
-            elif isinstance(b, Series):
-                out += [f"{b.title}:", "", "```"]
-                lines = _series_lines(b)
-                pad = max(len(n) for n, _, _ in lines) if lines else 0
-                out += [f"{n.ljust(pad)}  {s}  {r}" for n, s, r in lines]
-                out += ["```", ""]
-        if detail:
-            out += ["</details>", ""]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _svg_chart(s: Series, ylabel: str) -> str:
-    """Inline SVG line chart (matplotlib, Agg-free SVG canvas, no pyplot global state)."""
-    from matplotlib import rc_context
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
-    from matplotlib.figure import Figure
-
-    with rc_context({"svg.hashsalt": "rtml", "svg.fonttype": "none"}):
-        fig = Figure(figsize=(8, 3.2))
-        FigureCanvasSVG(fig)
-        ax = fig.add_subplot()
-        x = np.arange(len(s.x))
-        for name, vals in s.lines.items():
-            y = np.array([np.nan if v is None else v for v in vals], dtype=float)
-            ax.plot(x, y, marker=".", label=name)
-        step = max(1, len(s.x) // 6)
-        ax.set_xticks(x[::step])
-        ax.set_xticklabels([t[:16].replace("T", " ") for t in s.x[::step]], fontsize=7)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    return clean_svg(buf.getvalue())
-
-
-def _svg_curve(c: Curve) -> str:
-    """Inline SVG x/y chart with an optional horizontal reference line (the SLO)."""
-    from matplotlib import rc_context
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
-    from matplotlib.figure import Figure
-
-    with rc_context({"svg.hashsalt": "rtml", "svg.fonttype": "none"}):
-        fig = Figure(figsize=(8, 3.2))
-        FigureCanvasSVG(fig)
-        ax = fig.add_subplot()
-        for name, pts in c.lines.items():
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-        if c.hline is not None:
-            ax.axhline(c.hline, color="grey", linestyle="--", label=f"SLO {c.hline:g} ms")
-        if c.logy:
-            ax.set_yscale("log")
-        ax.set_xlabel(c.xlabel)
-        ax.set_ylabel(c.ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    return clean_svg(buf.getvalue())
-
-
-def clean_svg(svg: str) -> str:
-    """Make matplotlib's SVG inline-ready and free of external URLs (namespaces, metadata)."""
-    svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
-    svg = re.sub(r"<!DOCTYPE[^>]*>", "", svg)
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
-    svg = svg.replace("xlink:href", "href")
-    return svg.strip()
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:72em;
-color:#222;padding:0 1em}
-h1{font-size:1.4em}
-h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left}
-caption{caption-side:bottom;text-align:left;font-size:.85em;color:#555;padding-top:.3em}
-.PASS{color:#176f2c;font-weight:bold}.FAIL{color:#b00020;font-weight:bold}.ERROR{color:#a66a00;font-weight:bold}
-.verdict li{margin:.3em 0}pre{background:#f6f6f6;padding:.6em}
-"""
+    """Markdown for a pull-request comment or a GitHub job summary; long sections fold."""
+    return _render.render_markdown(_head(rep), layout(rep), folded=("Run", "Compute", "Capacity"))
 
 
 def render_html(rep: dict[str, Any]) -> str:
     """One self-contained, well-formed HTML file (inline CSS and SVG; no external URL)."""
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8" />',
-        f"<title>rtml report — {e(rep['run'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>rtml report — <code>{e(rep['run'])}</code></h1>",
-    ]
-    for title, blocks in layout(rep):
-        parts.append(f"<h2>{e(title)}</h2>")
-        for b in blocks:
-            if isinstance(b, str):
-                parts.append(f"<p>{e(b)}</p>")
-            elif isinstance(b, list):
-                cls = ' class="verdict"' if title == "Verdict" else ""
-                parts.append(f"<ul{cls}>" + "".join(f"<li>{e(x)}</li>" for x in b) + "</ul>")
-            elif isinstance(b, Table):
-                rows = []
-                for r in b.rows:
-                    cells = "".join(
-                        f'<td class="{e(c)}">{e(c)}</td>'
-                        if c in ("PASS", "FAIL", "ERROR")
-                        else f"<td>{e(c)}</td>"
-                        for c in r
-                    )
-                    rows.append(f"<tr>{cells}</tr>")
-                cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
-                head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
-                parts.append(
-                    f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-                )
-            elif isinstance(b, Series):
-                parts.append(f"<p>{e(b.title)}</p>")
-                ylabel = METRIC_LABEL.get(rep["primary_metric"], rep["primary_metric"])
-                try:
-                    parts.append(f'<div class="chart">{_svg_chart(b, ylabel)}</div>')
-                except ImportError:
-                    lines = _series_lines(b)
-                    parts.append(
-                        "<p>Charts need matplotlib: install the plot extra "
-                        "(<code>pip install 'rtml[plot]'</code>). Sparklines instead:</p><pre>"
-                        + e("\n".join(f"{n}  {s}  {r}" for n, s, r in lines))
-                        + "</pre>"
-                    )
-            elif isinstance(b, Curve):
-                try:
-                    parts.append(f"<p>{e(b.title)}</p>")
-                    parts.append(f'<div class="chart">{_svg_curve(b)}</div>')
-                except ImportError:
-                    parts.append("<p>(chart omitted: install the plot extra, rtml[plot])</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return _render.render_html(_head(rep), layout(rep))
+
+
+def _json_safe(o: Any) -> Any:
+    """NaN and infinities become null: they are not JSON, and a reader cannot parse them."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    return o
 
 
 def render_json(rep: dict[str, Any]) -> str:
     """The report dict as stable JSON (sorted keys, schema in the module docstring)."""
-    return json.dumps(rep, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json.dumps(
+        _json_safe(rep), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
+    )
+    return for_json(text) + "\n"
 
 
 def render_junit(rep: dict[str, Any]) -> str:
-    """JUnit XML: one test case per check; failed checks carry <failure>, missing values <error>."""
+    """JUnit XML: one test case per check; failed checks carry <failure>, missing values <error>.
+
+    Written as text with :func:`for_xml` on every value: ElementTree escapes ``<`` and ``&`` but
+    lets control characters through, which makes the file ill-formed for every JUnit reader.
+    """
+    x = for_xml
     res = rep["checks"]
-    suite = ET.Element(
-        "testsuite",
-        {
-            "name": f"rtml report {rep['run']}",
-            "tests": str(len(res)),
-            "failures": str(sum(c["status"] == "fail" for c in res)),
-            "errors": str(sum(c["status"] == "error" for c in res)),
-            "skipped": "0",
-        },
-    )
+    nfail = sum(c["status"] == "fail" for c in res)
+    nerr = sum(c["status"] == "error" for c in res)
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name="rtml" tests="{len(res)}">',
+        f'  <testsuite name="{x("rtml report " + str(rep["run"]))}" tests="{len(res)}" '
+        f'failures="{nfail}" errors="{nerr}" skipped="0">',
+    ]
     for c in res:
-        case = ET.SubElement(suite, "testcase", {"classname": "rtml.checks", "name": c["check"]})
+        check, detail = str(c["check"]), str(c["detail"])
+        out.append(f'    <testcase classname="rtml.checks" name="{x(check)}">')
         if c["status"] == "fail":
-            f = ET.SubElement(
-                case, "failure", {"message": f"check failed: {c['detail']}", "type": "CheckFailed"}
+            out.append(
+                f'      <failure message="{x("check failed: " + detail)}" type="CheckFailed">'
+                f"{x(check)}\n{x(detail)}</failure>"
             )
-            f.text = f"{c['check']}\n{c['detail']}"
         elif c["status"] == "error":
-            f = ET.SubElement(case, "error", {"message": c["detail"], "type": "MetricError"})
-            f.text = c["detail"]
-        out = ET.SubElement(case, "system-out")
-        out.text = c["detail"]
-    root = ET.Element("testsuites", {"name": "rtml", "tests": str(len(res))})
-    root.append(suite)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+            out.append(f'      <error message="{x(detail)}" type="MetricError">{x(detail)}</error>')
+        out.append(f"      <system-out>{x(detail)}</system-out>")
+        out.append("    </testcase>")
+    out += ["  </testsuite>", "</testsuites>"]
+    return "\n".join(out) + "\n"
 
 
 def render(rep: dict[str, Any], fmt: str, *, color: bool = False, width: int | None = None) -> str:
@@ -1132,11 +916,13 @@ def render(rep: dict[str, Any], fmt: str, *, color: bool = False, width: int | N
 
 @dataclass
 class ReportOutput:
-    """What the CLI prints (``stdout``, may be empty) and exits with."""
+    """What the CLI prints (``stdout``, may be empty; ``notes``, one stderr line each) and exits
+    with."""
 
     stdout: str
     exit_code: int
     written: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def run_report(
@@ -1156,20 +942,18 @@ def run_report(
 
     With ``output`` the rendered report goes to that file and stdout gets a one-line note plus
     the check results; ``github_summary`` appends the Markdown rendering to
-    ``$GITHUB_STEP_SUMMARY``.
+    ``$GITHUB_STEP_SUMMARY``. Outside GitHub Actions (the variable unset) the summary goes to
+    stdout instead, with a note saying so; it is left out, with a note, when stdout already
+    carries a JSON, JUnit or HTML report that Markdown would corrupt.
     """
     if fmt not in FORMATS:
         raise UsageError(f"Unknown report format {fmt!r}. Choose one of: {', '.join(FORMATS)}.")
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if github_summary and not summary_path:
-        raise UsageError(
-            "--github-summary appends to the file named by $GITHUB_STEP_SUMMARY, which is not set "
-            "(GitHub Actions sets it). Use --format markdown --output FILE elsewhere."
-        )
     rep = build_report(run_dir, run_b, checks=checks, traffic=traffic, slo=slo, workers=workers)
     text = render(rep, fmt, color=color and output is None)
     written = None
     stdout = text
+    notes: list[str] = []
     if output is not None:
         try:
             Path(output).write_text(text, encoding="utf-8")
@@ -1178,11 +962,28 @@ def run_report(
                 f"Cannot write the report to '{output}' ({exc}); pass another --output."
             ) from None
         written = str(output)
-        lines = [f"wrote {fmt} report to {output}"]
-        lines += [f"{c['status'].upper():5} {c['check']}  ({c['detail']})" for c in rep["checks"]]
+        t = for_terminal
+        lines = [f"wrote {fmt} report to {t(output, inline=True)}"]
+        lines += [
+            f"{str(c['status']).upper():5} {t(c['check'], inline=True)}  "
+            f"({t(c['detail'], inline=True)})"
+            for c in rep["checks"]
+        ]
         stdout = "\n".join(lines) + "\n"
-    if github_summary and summary_path:
+    if github_summary:
         md = text if fmt == "markdown" else render_markdown(rep)
-        with open(summary_path, "a", encoding="utf-8") as fh:
-            fh.write(md + "\n")
-    return ReportOutput(stdout, rep["exit_code"], written)
+        unset = "$GITHUB_STEP_SUMMARY is not set (GitHub Actions sets it)"
+        if summary_path:
+            with open(summary_path, "a", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+        elif fmt == "markdown" and output is None:
+            notes.append(f"{unset}: the Markdown summary is the report on stdout.")
+        elif output is None and fmt in ("json", "junit", "html"):
+            notes.append(
+                f"{unset}, and stdout carries the {fmt} report: the Markdown summary was not "
+                "written. Pass --output FILE to get it on stdout."
+            )
+        else:
+            stdout += ("\n" if stdout else "") + md
+            notes.append(f"{unset}: the Markdown summary went to stdout.")
+    return ReportOutput(stdout, rep["exit_code"], written, notes)

@@ -14,6 +14,7 @@ import pytest
 
 from rtml_cli.cli import app
 from rtml_cli.errors import RunDirError
+from rtml_cli.escape import for_markdown
 from rtml_cli.metrics import compute_metrics
 from rtml_cli.report import build_report, render, render_html, sparkline
 
@@ -84,9 +85,9 @@ def test_report_json_is_stable_and_documented_fields_exist(rep):
 def test_markdown_has_verdict_tables_and_checks(rep):
     md = render(rep, "markdown")
     assert md.startswith("## rtml report")
-    assert rep["verdict"][0] in md
+    assert f"- {for_markdown(rep['verdict'][0])}\n" in md
     assert "| strategy | kind | events |" in md
-    assert "❌ fail | online.auc > 0.99" in md
+    assert "❌ fail | online.auc &gt; 0.99" in md  # a check is user text: HTML-escaped
     assert "<details>" in md  # long sections fold in a PR comment
 
 
@@ -110,7 +111,6 @@ class _Collector(HTMLParser):
 
 
 def test_html_is_well_formed_self_contained_with_inline_svg(rep):
-    pytest.importorskip("matplotlib")
     doc = render_html(rep)
     assert "http" not in doc.lower()  # no external URL at all (svg namespaces stripped too)
     # well-formed: the whole document parses as XML once the doctype is removed
@@ -144,7 +144,7 @@ def test_sparkline_shares_a_scale():
 def test_cli_exit_0_when_checks_pass(runner):
     r = runner.invoke(app, ["report", str(RUN), "--check", "stream.auc > 0.5", "-f", "markdown"])
     assert r.exit_code == 0, r.output
-    assert "✅ pass | stream.auc > 0.5" in r.output
+    assert "✅ pass | stream.auc &gt; 0.5" in r.output
 
 
 def test_cli_exit_1_when_a_check_fails_and_lists_each_check(runner):
@@ -233,10 +233,30 @@ def test_output_file_and_github_summary(runner, tmp_path, monkeypatch):
     assert text.startswith("previous step\n## rtml report")  # appended, not overwritten
 
 
-def test_github_summary_without_the_variable_is_bad_usage(runner, monkeypatch):
+def test_github_summary_outside_github_actions_goes_to_stdout_with_a_note(runner, monkeypatch):
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    r = runner.invoke(app, ["report", str(RUN), "--github-summary", "-f", "markdown"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("## rtml report") and r.stdout.count("## rtml report") == 1
+    assert "$GITHUB_STEP_SUMMARY is not set" in r.stderr and "stdout" in r.stderr
+    # the terminal report on stdout, then the Markdown summary after it
     r = runner.invoke(app, ["report", str(RUN), "--github-summary"])
-    assert r.exit_code == 2 and "GITHUB_STEP_SUMMARY" in r.output
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("rtml report") and "\n## rtml report" in r.stdout
+    assert "the Markdown summary went to stdout" in r.stderr
+
+
+def test_github_summary_outside_github_actions_with_output_file(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", str(RUN), "-f", "html", "-o", str(out), "--github-summary"])
+    assert r.exit_code == 0, r.output
+    assert f"wrote html report to {out}" in r.stdout and "\n## rtml report" in r.stdout
+    assert "$GITHUB_STEP_SUMMARY is not set" in r.stderr
+    # stdout carrying JSON stays valid JSON: the summary is left out, and the note says so
+    r = runner.invoke(app, ["report", str(RUN), "-f", "json", "--github-summary"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["schema_version"] == 1
+    assert "was not written" in r.stderr
 
 
 def test_capacity_options_reach_the_report(runner):
@@ -406,8 +426,13 @@ def test_run_b_rows_include_per_event_latency(runner):
 
 
 def test_html_draws_the_capacity_curve_with_the_slo_line():
-    pytest.importorskip("matplotlib")
     doc = render_html(build_report(RUN, workers=3, slo="2ms"))
     root = ET.fromstring(doc.replace("<!DOCTYPE html>", "", 1))
-    assert len(root.findall(".//svg")) == 2  # quality over time + p99 by workers
+    charts = root.findall(".//svg[@class='chart']")
+    assert len(charts) == 2  # quality over time + p99 by workers
+    assert [c.findtext("title") for c in charts] == [
+        next(t for t in root.itertext() if t.startswith("AUC per")),
+        "End-to-end p99 latency by number of workers",
+    ]
+    assert len(root.findall(".//svg[@class='spark']")) == len(METRICS["strategies"])
     assert "SLO 2 ms" in doc and "http" not in doc.lower()

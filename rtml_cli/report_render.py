@@ -1,0 +1,339 @@
+"""Drawing the report's format-neutral sections in a terminal, in Markdown and in HTML.
+
+:func:`rtml_cli.report.layout` gives sections of blocks holding *raw* text: strategy names,
+paths, check expressions and manifest values exactly as the user wrote them. Each renderer here
+escapes every piece of text for its medium when it draws it, through :mod:`rtml_cli.escape`
+(one function per medium), so no caller has to remember to.
+
+Blocks: ``str`` (a paragraph), ``list[str]`` (bullets), :class:`Table`, :class:`Series`
+(quality over time: sparklines, and a chart in HTML) and :class:`Curve` (an x/y chart, HTML
+only; the other formats show its numbers in a table).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rtml_cli import report_svg
+from rtml_cli.escape import for_html, for_markdown, for_terminal
+from rtml_cli.report_svg import finite, finite_values
+
+_SPARK = "▁▂▃▄▅▆▇█"
+STATUS = ("PASS", "FAIL", "ERROR")
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Series:
+    """Quality over time: one line per strategy over shared bucket starts."""
+
+    title: str
+    x: list[str]
+    lines: dict[str, list[float | None]]
+    ylabel: str = ""
+
+
+@dataclass
+class Curve:
+    """An x/y chart, drawn in HTML only (terminal and Markdown show the numbers as a table)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    lines: dict[str, list[tuple[float, float]]]
+    hline: float | None = None
+    logy: bool = False
+
+
+Block = Any  # str (paragraph) | list[str] (bullets) | Table | Series | Curve
+Sections = list[tuple[str, list[Block]]]
+
+
+def fnum(x: Any, digits: int = 3) -> str:
+    """A metric value: fixed decimals, ``n/a`` when missing (None, NaN, not a number)."""
+    return f"{x:.{digits}f}" if finite(x) else "n/a"
+
+
+def sparkline(
+    values: Sequence[float | None], lo: float | None = None, hi: float | None = None
+) -> str:
+    """Unicode sparkline; missing values are spaces. ``lo``/``hi`` share a scale across lines.
+
+    Examples
+    --------
+    >>> sparkline([0, 0.5, 1, None])
+    '▁▅█ '
+    """
+    fin = finite_values(values)
+    if not fin:
+        return " " * len(values)
+    lo = min(fin) if lo is None else lo
+    hi = max(fin) if hi is None else hi
+    span = hi - lo
+    out = []
+    for v in values:
+        if not finite(v):
+            out.append(" ")
+        else:
+            i = 0 if span <= 0 else int(round((v - lo) / span * (len(_SPARK) - 1)))
+            out.append(_SPARK[max(0, min(len(_SPARK) - 1, i))])
+    return "".join(out)
+
+
+def _shrink(values: Sequence[float | None], n: int) -> list[float | None]:
+    """At most ``n`` points: consecutive buckets averaged, so a sparkline fits a narrow line."""
+    if len(values) <= n or n < 1:
+        return list(values)
+    out: list[float | None] = []
+    for k in range(n):
+        chunk = finite_values(values[k * len(values) // n : (k + 1) * len(values) // n])
+        out.append(sum(chunk) / len(chunk) if chunk else None)
+    return out
+
+
+def series_lines(s: Series, max_len: int | None = None) -> list[tuple[str, str, str]]:
+    """(name, sparkline, "min–max") per line, on one scale shared by every line."""
+    fin = finite_values(v for vals in s.lines.values() for v in vals)
+    lo, hi = (min(fin), max(fin)) if fin else (None, None)
+    out = []
+    for name, vals in s.lines.items():
+        f = finite_values(vals)
+        rng = f"{fnum(min(f))}–{fnum(max(f))}" if f else "n/a"
+        shown = _shrink(vals, max_len) if max_len else vals
+        out.append((name, sparkline(shown, lo, hi), rng))
+    return out
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def _t(text: Any) -> str:
+    return for_terminal(text, inline=True)
+
+
+def _min_width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(w) for w in text.split()), default=0)
+
+
+def render_terminal(
+    head: str, sections: Sections, *, color: bool = False, width: int | None = None
+) -> str:
+    """Rich tables and sparklines; ANSI colour only when ``color`` (the CLI passes isatty).
+
+    A table that cannot fit the width without breaking a word is drawn stacked instead (one
+    block per row, ``header: value`` lines), so an 80-column terminal never gets split numbers.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RTable
+    from rich.text import Text
+
+    buf = io.StringIO()
+    con = Console(
+        file=buf, force_terminal=color, no_color=not color, color_system="auto" if color else None,
+        width=width or (None if color else 120), highlight=False, soft_wrap=False, markup=False,
+        emoji=False,
+    )  # fmt: skip
+    w = con.width
+    status_style = {"PASS": "green", "FAIL": "bold red", "ERROR": "bold yellow"}
+
+    def bullets(lines: Sequence[str]) -> None:
+        g = RTable.grid(padding=(0, 1))
+        g.add_column(no_wrap=True)
+        g.add_column(overflow="fold")
+        for line in lines:
+            g.add_row("•", Text(_t(line)))
+        con.print(g)
+
+    def table(b: Table) -> None:
+        headers = [_t(h) for h in b.headers]
+        rows = [[_t(c) for c in r] for r in b.rows]
+        mins = [
+            max([_min_width(h)] + [_min_width(r[i]) for r in rows if i < len(r)])
+            for i, h in enumerate(headers)
+        ]
+        if sum(mins) + 3 * (len(mins) - 1) + 2 <= w:
+            t = RTable(box=box.SIMPLE_HEAD, caption=Text(_t(b.caption)) if b.caption else None,
+                       caption_justify="left", show_edge=False, pad_edge=False)  # fmt: skip
+            for h, m in zip(headers, mins, strict=True):
+                t.add_column(Text(h), overflow="fold", min_width=m)
+            for r in rows:
+                t.add_row(*[Text(c, style=status_style.get(c, "")) for c in r])
+            con.print(t)
+            return
+        label_w = min(max((len(h) for h in headers[1:]), default=0), max(8, w // 3))
+        for r in rows:
+            con.print(Text(r[0] if r else "", style=status_style.get(r[0], "bold") if r else ""))
+            g = RTable.grid(padding=(0, 1), pad_edge=False)
+            g.add_column(width=2)
+            g.add_column(overflow="fold", max_width=label_w, style="dim")
+            g.add_column(overflow="fold")
+            for h, c in zip(headers[1:], r[1:], strict=False):
+                g.add_row("", Text(h + ":"), Text(c, style=status_style.get(c, "")))
+            con.print(g)
+        if b.caption:
+            con.print(Text(_t(b.caption), style="dim"))
+
+    con.print(Text(_t(head), style="bold"))
+    for title, blocks in sections:
+        con.print()
+        con.print(Text(_t(title), style="bold underline"))
+        for b in blocks:
+            if isinstance(b, str):
+                con.print(Text(_t(b)))
+            elif isinstance(b, list):
+                bullets(b)
+            elif isinstance(b, Table):
+                table(b)
+            elif isinstance(b, Series):
+                con.print(Text(_t(b.title)))
+                names = [_t(n) for n in b.lines]
+                name_w = min(max((len(n) for n in names), default=0), w // 3)
+                room = max(8, w - name_w - len("0.000–0.000") - 4)
+                t = RTable(box=None, show_header=False, pad_edge=False)
+                t.add_column("strategy", overflow="fold", max_width=name_w or None)
+                t.add_column("sparkline", no_wrap=True)
+                t.add_column("range", no_wrap=True)
+                for name, spark, rng in series_lines(b, room):
+                    t.add_row(Text(_t(name)), Text(spark, style="cyan"), Text(rng))
+                con.print(t)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+_MD_STATUS = {"PASS": "✅ pass", "FAIL": "❌ fail", "ERROR": "⚠️ error"}
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_markdown(head: str, sections: Sections, *, folded: Sequence[str] = ()) -> str:
+    """Markdown for a pull-request comment or a GitHub job summary.
+
+    Every text goes through :func:`for_markdown` (HTML escaped, ``|`` and emphasis characters
+    backslash-escaped), in tables, bullets, paragraphs, captions and titles alike. Sections named
+    in ``folded`` are collapsed in ``<details>``.
+    """
+    md = for_markdown
+    out = [f"## {md(head)}", ""]
+    for title, blocks in sections:
+        fold = title in folded
+        out += [f"<details><summary><b>{md(title)}</b></summary>", ""] if fold else [
+            f"### {md(title)}", ""]  # fmt: skip
+        for b in blocks:
+            if isinstance(b, str):
+                out += [md(b), ""]
+            elif isinstance(b, list):
+                out += [f"- {md(line)}" for line in b] + [""]
+            elif isinstance(b, Table):
+                out.append(_md_row([md(h) for h in b.headers]))
+                out.append("|" + "---|" * len(b.headers))
+                for r in b.rows:
+                    out.append(_md_row([_MD_STATUS.get(c, md(c)) for c in r]))
+                out.append("")
+                if b.caption:
+                    out += [f"_{md(b.caption)}_", ""]
+            elif isinstance(b, Series):
+                # a table, not a code block: names stay escaped and sparklines line up in code
+                out += [f"{md(b.title)}:", "", _md_row(["strategy", "over time", "range"])]
+                out.append("|---|---|---|")
+                out += [_md_row([md(n), f"`{s}`", md(r)]) for n, s, r in series_lines(b)]
+                out.append("")
+        if fold:
+            out += ["</details>", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:72em;
+color:#222;padding:0 1em}
+h1{font-size:1.4em;overflow-wrap:anywhere}
+h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}
+caption{caption-side:bottom;text-align:left;font-size:.85em;color:#555;padding-top:.3em}
+.PASS{color:#176f2c;font-weight:bold}.FAIL{color:#b00020;font-weight:bold}.ERROR{color:#a66a00;font-weight:bold}
+.verdict li{margin:.3em 0}
+table.sparks td{vertical-align:middle;line-height:0;padding:.2em .6em}
+table.sparks td:first-child,table.sparks td:last-child{line-height:normal}
+svg.spark{display:block;width:120px;height:20px}
+svg.chart{display:block;max-width:100%;height:auto}
+"""
+
+
+def render_html(head: str, sections: Sections) -> str:
+    """One self-contained, well-formed HTML file: inline CSS and SVG drawn by rtml, no URL."""
+    e = for_html
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8" />',
+        f"<title>{e(head)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{e(head)}</h1>",
+    ]
+    for title, blocks in sections:
+        parts.append(f"<h2>{e(title)}</h2>")
+        for b in blocks:
+            if isinstance(b, str):
+                parts.append(f"<p>{e(b)}</p>")
+            elif isinstance(b, list):
+                cls = ' class="verdict"' if title == "Verdict" else ""
+                parts.append(f"<ul{cls}>" + "".join(f"<li>{e(x)}</li>" for x in b) + "</ul>")
+            elif isinstance(b, Table):
+                rows = []
+                for r in b.rows:
+                    cells = "".join(
+                        f'<td class="{c}">{c}</td>' if c in STATUS else f"<td>{e(c)}</td>"
+                        for c in r
+                    )
+                    rows.append(f"<tr>{cells}</tr>")
+                cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
+                hdr = "".join(f"<th>{e(h)}</th>" for h in b.headers)
+                parts.append(
+                    f"<table>{cap}<thead><tr>{hdr}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+                )
+            elif isinstance(b, Series):
+                parts.append(f"<p>{e(b.title)}</p>")
+                parts.append(report_svg.line_chart(b.title, b.x, b.lines, b.ylabel))
+                parts.append(_html_sparks(b))
+            elif isinstance(b, Curve):
+                parts.append(f"<p>{e(b.title)}</p>")
+                parts.append(
+                    report_svg.xy_chart(
+                        b.title, b.lines, b.xlabel, b.ylabel, hline=b.hline, logy=b.logy
+                    )
+                )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_sparks(s: Series) -> str:
+    """One row per line: name, sparkline (same box and y-scale for all rows), min–max."""
+    fin = finite_values(v for vals in s.lines.values() for v in vals)
+    lo, hi = (min(fin), max(fin)) if fin else (None, None)
+    rows = []
+    for k, (name, vals) in enumerate(s.lines.items()):
+        colour = report_svg.PALETTE[k % len(report_svg.PALETTE)]
+        f = finite_values(vals)
+        rng = f"{fnum(min(f))}–{fnum(max(f))}" if f else "n/a"
+        spark = report_svg.sparkline_svg(vals, lo=lo, hi=hi, colour=colour)
+        rows.append(f"<tr><td>{for_html(name)}</td><td>{spark}</td><td>{rng}</td></tr>")
+    return '<table class="sparks"><tbody>' + "".join(rows) + "</tbody></table>"

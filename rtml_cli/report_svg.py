@@ -1,0 +1,254 @@
+"""Inline SVG for the HTML report, drawn by rtml itself (no plotting library needed).
+
+Every chart is a plain ``<svg>`` element with a ``viewBox``, no external reference and every
+piece of user text (strategy names, axis labels, tick labels) escaped with
+:func:`rtml_cli.escape.for_html`, so an HTML report is complete with only the base install.
+
+Sparklines of one series share one box (same ``width``, ``height`` and ``viewBox``) and one
+y-scale, so rows line up and compare by eye.
+
+Examples
+--------
+>>> s = sparkline_svg([0.0, 1.0], lo=0.0, hi=1.0)
+>>> s.startswith('<svg class="spark"') and 'viewBox="0 0 120 20"' in s
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeGuard
+
+from rtml_cli.escape import for_html
+
+# Matplotlib's "tab10": distinguishable and colour-blind tolerant.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+SPARK_W, SPARK_H = 120, 20
+_W, _H = 720, 280
+_L, _R, _T, _B = 64, 16, 14, 48  # plot margins: left, right, top, bottom
+
+
+def finite(v: object) -> TypeGuard[float]:
+    """A real number (not None, NaN, infinite, a bool or a string)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def finite_values(values: Iterable[object]) -> list[float]:
+    """The finite numbers among ``values``, as floats."""
+    return [float(v) for v in values if finite(v)]
+
+
+def _num(v: float) -> str:
+    return f"{v:.1f}"
+
+
+def _path(points: Sequence[tuple[float, float] | None]) -> str:
+    """An SVG path through the points; ``None`` breaks the line (a missing value)."""
+    out, pen = [], "M"
+    for p in points:
+        if p is None:
+            pen = "M"
+            continue
+        out.append(f"{pen}{_num(p[0])} {_num(p[1])}")
+        pen = "L"
+    return " ".join(out)
+
+
+def sparkline_svg(
+    values: Sequence[float | None], *, lo: float | None, hi: float | None, colour: str = PALETTE[0]
+) -> str:
+    """One row's sparkline in the shared box; ``lo``/``hi`` are the series-wide scale."""
+    n = len(values)
+    pts: list[tuple[float, float] | None] = []
+    span = (hi - lo) if finite(lo) and finite(hi) else 0.0
+    for i, v in enumerate(values):
+        if not finite(v):
+            pts.append(None)
+            continue
+        x = 1 + (SPARK_W - 2) * (i / (n - 1) if n > 1 else 0.5)
+        frac = (v - lo) / span if span > 0 and finite(lo) else 0.5
+        pts.append((x, SPARK_H - 2 - (SPARK_H - 4) * frac))
+    dots = "".join(
+        f'<circle cx="{_num(p[0])}" cy="{_num(p[1])}" r="1.2" fill="{colour}" />'
+        for i, p in enumerate(pts)
+        if p is not None
+        and (i == 0 or pts[i - 1] is None)
+        and (i == len(pts) - 1 or pts[i + 1] is None)
+    )  # isolated points would be invisible as a path
+    return (
+        f'<svg class="spark" width="{SPARK_W}" height="{SPARK_H}" '
+        f'viewBox="0 0 {SPARK_W} {SPARK_H}" role="img" aria-hidden="true">'
+        f'<path d="{_path(pts)}" fill="none" stroke="{colour}" stroke-width="1.5" />{dots}</svg>'
+    )
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, n - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    out, v = [], first
+    while v <= hi + step * 1e-9:
+        out.append(round(v, 12))
+        v += step
+    return out
+
+
+def _fmt_tick(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _frame(
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    yticks: list[tuple[float, str]],
+    xticks: list[tuple[float, str]],
+) -> list[str]:
+    """Axes, grid, tick labels and axis labels (coordinates already in pixels)."""
+    x0, x1, y0, y1 = _L, _W - _R, _H - _B, _T
+    out = [
+        f'<svg class="chart" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" role="img" '
+        'font-family="system-ui,sans-serif" font-size="11">',
+        f"<title>{for_html(title)}</title>",
+        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999" />',
+    ]
+    for py, label in yticks:
+        out.append(f'<line x1="{x0}" x2="{x1}" y1="{_num(py)}" y2="{_num(py)}" stroke="#e5e5e5" />')
+        out.append(
+            f'<text x="{x0 - 4}" y="{_num(py + 4)}" text-anchor="end">{for_html(label)}</text>'
+        )
+    for px, label in xticks:
+        out.append(
+            f'<line x1="{_num(px)}" x2="{_num(px)}" y1="{y0}" y2="{y0 + 4}" stroke="#999" />'
+        )
+        out.append(
+            f'<text x="{_num(px)}" y="{y0 + 16}" text-anchor="middle">{for_html(label)}</text>'
+        )
+    out.append(
+        f'<text x="{(x0 + x1) // 2}" y="{_H - 8}" text-anchor="middle">{for_html(xlabel)}</text>'
+    )
+    out.append(
+        f'<text x="14" y="{(y0 + y1) // 2}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(y0 + y1) // 2})">{for_html(ylabel)}</text>'
+    )
+    return out
+
+
+def _legend(names: Sequence[str]) -> list[str]:
+    out = []
+    for i, name in enumerate(names):
+        y = _T + 12 + 14 * i
+        c = PALETTE[i % len(PALETTE)]
+        out.append(
+            f'<line x1="{_W - _R - 150}" x2="{_W - _R - 134}" y1="{y - 4}" y2="{y - 4}" '
+            f'stroke="{c}" stroke-width="2" /><text x="{_W - _R - 130}" y="{y}">'
+            f"{for_html(name)}</text>"
+        )
+    return out
+
+
+def line_chart(
+    title: str, x: Sequence[str], lines: Mapping[str, Sequence[float | None]], ylabel: str
+) -> str:
+    """Values over shared categorical x positions (bucket starts), one line per name."""
+    fin = finite_values(v for vals in lines.values() for v in vals)
+    lo, hi = (min(fin), max(fin)) if fin else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max([len(x)] + [len(v) for v in lines.values()])
+
+    def px(i: int) -> float:
+        return _L + (_W - _L - _R) * (i / (n - 1) if n > 1 else 0.5)
+
+    def py(v: float) -> float:
+        return _H - _B - (_H - _B - _T) * (v - lo) / (hi - lo)
+
+    step = max(1, n // 6)
+    xt = [(px(i), str(x[i])[:16].replace("T", " ")) for i in range(0, min(n, len(x)), step)]
+    yt = [(py(t), _fmt_tick(t)) for t in _ticks(lo, hi)]
+    out = _frame(title, "", ylabel, yt, xt)
+    for k, (name, vals) in enumerate(lines.items()):
+        c = PALETTE[k % len(PALETTE)]
+        pts = [(px(i), py(v)) if finite(v) else None for i, v in enumerate(vals)]
+        out.append(
+            f'<path d="{_path(pts)}" fill="none" stroke="{c}" stroke-width="1.8">'
+            f"<title>{for_html(name)}</title></path>"
+        )
+        out += [
+            f'<circle cx="{_num(p[0])}" cy="{_num(p[1])}" r="2" fill="{c}" />' for p in pts if p
+        ]
+    out += _legend(list(lines))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def xy_chart(
+    title: str,
+    lines: Mapping[str, Sequence[tuple[float, float]]],
+    xlabel: str,
+    ylabel: str,
+    *,
+    hline: float | None = None,
+    logy: bool = False,
+) -> str:
+    """Numeric x/y lines with an optional dashed horizontal reference (the SLO)."""
+    pts_all = [(a, b) for v in lines.values() for a, b in v if finite(a) and finite(b)]
+    if logy:
+        pts_all = [(a, b) for a, b in pts_all if b > 0]
+    ref = float(hline) if finite(hline) and (not logy or hline > 0) else None
+    ys = [b for _, b in pts_all] + ([ref] if ref is not None else [])
+    xs = [a for a, _ in pts_all]
+    xlo, xhi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    if xhi <= xlo:
+        xlo, xhi = xlo - 1, xhi + 1
+    ylo, yhi = (min(ys), max(ys)) if ys else (1.0, 10.0)
+    tr = (lambda v: math.log10(v)) if logy else (lambda v: v)
+    tlo, thi = tr(ylo), tr(yhi)
+    if thi <= tlo:
+        tlo, thi = tlo - 0.5, thi + 0.5
+
+    def px(v: float) -> float:
+        return _L + (_W - _L - _R) * (v - xlo) / (xhi - xlo)
+
+    def py(v: float) -> float:
+        return _H - _B - (_H - _B - _T) * (tr(v) - tlo) / (thi - tlo)
+
+    if logy:
+        yt = [(py(10.0**e), _fmt_tick(10.0**e)) for e in range(math.floor(tlo), math.ceil(thi) + 1)]
+        yt = [(p, s) for p, s in yt if _T - 0.5 <= p <= _H - _B + 0.5]
+    else:
+        yt = [(py(t), _fmt_tick(t)) for t in _ticks(tlo, thi)]
+    xt = [(px(t), _fmt_tick(t)) for t in _ticks(xlo, xhi) if xlo <= t <= xhi]
+    out = _frame(title, xlabel, ylabel, yt, xt)
+    names = list(lines)
+    if ref is not None:
+        y = py(ref)
+        out.append(
+            f'<line x1="{_L}" x2="{_W - _R}" y1="{_num(y)}" y2="{_num(y)}" stroke="#777" '
+            f'stroke-dasharray="5 4"><title>{for_html(f"SLO {ref:g} ms")}</title></line>'
+            f'<text x="{_L + 4}" y="{_num(y - 4)}" fill="#555">{for_html(f"SLO {ref:g} ms")}'
+            "</text>"
+        )
+    for k, name in enumerate(names):
+        c = PALETTE[k % len(PALETTE)]
+        pts = [
+            (px(a), py(b))
+            for a, b in lines[name]
+            if finite(a) and finite(b) and (not logy or b > 0)
+        ]
+        out.append(
+            f'<path d="{_path(pts)}" fill="none" stroke="{c}" stroke-width="1.8">'
+            f"<title>{for_html(name)}</title></path>"
+        )
+        out += [f'<circle cx="{_num(p[0])}" cy="{_num(p[1])}" r="3" fill="{c}" />' for p in pts]
+    out += _legend(names)
+    out.append("</svg>")
+    return "".join(out)
