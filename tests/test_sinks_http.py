@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import numpy as np
 import polars as pl
 import pytest
+from conftest import shared_table
 from conftest_services import LOOPBACK, batches, encode, free_port, make_messages
+from scripted_http import ScriptedServer, answer, drip, score_of
 
+from rtml_cli.cli import app
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks import open_sink
 from rtml_cli.sinks.http import HttpSink, parse_headers, pick
@@ -238,3 +242,92 @@ def test_server_dying_on_the_last_requests_fails_the_close(http_server):
     assert f"Delivered {stats['delivered']} messages" in str(err.value)
     assert f"--resume-from {stats['position']}" in str(err.value)
     assert stats["delivered"] == 17 and stats["failed"] >= 1
+
+
+# ------------------------------------------------------------------- answers without a score
+def _unscored(number: int, body: bytes, conn: socket.socket) -> bool:
+    """Two answers in three carry no usable score: plain text, then JSON without the field."""
+    if number % 3 == 0:
+        return answer(conn, b"OK")
+    if number % 3 == 1:
+        return answer(conn, b'{"other": 1}')
+    return answer(conn, score_of(body))
+
+
+def test_answers_without_a_usable_score_are_counted_and_summarised():
+    msgs = make_messages(30)
+    with ScriptedServer(_unscored) as server:
+        sink = _run(HttpSink(server.url(), score_field="score"), msgs)
+    assert sink.errors_by_status() == {"no usable score": 20}
+    s = sink.stats()
+    assert s["errors"] == "20 responses without a usable score"
+    assert s["delivered"] == 30 and s["requests"] == 30  # answered, not sent again
+    with ScriptedServer(_unscored) as server:
+        stop = HttpSink(server.url(), score_field="score", fail_on_error=True)
+        with pytest.raises(SinkError, match=r"event 0 failed \(no usable score\)"):
+            _run(stop, msgs)
+
+
+def test_record_fails_clearly_when_no_answer_carries_the_score(runner, tmp_path):
+    run = tmp_path / "run"
+
+    def html(number: int, body: bytes, conn: socket.socket) -> bool:
+        return answer(conn, b"<html>\x1b[31mbusy\n</html>")
+
+    with ScriptedServer(html) as server:
+        r = runner.invoke(
+            app,
+            [
+                "replay",
+                str(shared_table("elec2.parquet")),
+                "--limit",
+                "20",
+                "--to",
+                server.url(),
+                "--score-field",
+                "proba.1",
+                "--record",
+                str(run),
+            ],
+        )
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert "no response carried a number at --score-field 'proba.1'" in text
+    assert "'<html>\\x1b[31mbusy\\x0a</html>'" in text  # the body received, escaped
+    assert "\x1b" not in r.output
+    assert "No run directory was written" in text and not run.exists()
+
+
+def test_record_fails_clearly_when_no_request_succeeded(http_server, tmp_path):
+    http_server.status_for = lambda ev: 503
+    run = tmp_path / "run"
+    with pytest.raises(SinkError, match=r"no request got a usable 2xx answer \(errors: 503: 40\)"):
+        _run(HttpSink(http_server.url(), score_field="score", record=run), make_messages(40))
+    assert not run.exists()
+
+
+# ------------------------------------------------------------------------------ CLI flags
+def test_timeout_takes_a_duration_and_bounds_each_whole_request(runner):
+    table = str(shared_table("elec2.parquet"))
+    # One byte every 0.2 s (bounded: 15 bytes, 3 s per request): only a whole-request
+    # deadline of 500 ms turns these into timeouts.
+    with ScriptedServer(lambda n, b, c: drip(c, every_s=0.2, max_bytes=15)) as server:
+        args = ["replay", table, "--limit", "2", "--to", server.url(), "--timeout", "500ms"]
+        r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "requests 2, errors timeout: 2" in " ".join(r.output.split())
+    bad = runner.invoke(app, ["replay", table, "--to", "http://127.0.0.1:9/p", "--timeout", "soon"])
+    assert bad.exit_code == 2 and "--timeout must be a duration" in " ".join(bad.output.split())
+
+
+def test_max_response_bytes_caps_the_answers(runner, http_server, tmp_path):
+    table = str(shared_table("elec2.parquet"))
+    args = ["replay", table, "--limit", "5", "--to", http_server.url()]
+    r = runner.invoke(app, [*args, "--max-response-bytes", "16"])  # answers are ~40 bytes
+    assert r.exit_code == 0, r.output
+    assert "errors response too large: 5" in " ".join(r.output.split())
+    r = runner.invoke(app, [*args, "--max-response-bytes", "0"])
+    assert r.exit_code == 2 and "--max-response-bytes must be an integer >= 1" in r.output
+    out = tmp_path / "o.ndjson"
+    r = runner.invoke(app, ["replay", table, "--to", str(out), "--max-response-bytes", "9"])
+    assert r.exit_code == 2 and "--max-response-bytes applies to http://" in r.output

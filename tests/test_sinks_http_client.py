@@ -12,11 +12,13 @@ import io
 import json
 import socket
 import threading
+import time
 
 import pytest
 from conftest_services import LOOPBACK, batches, make_messages
 from hypothesis import given
 from hypothesis import strategies as st
+from scripted_http import ScriptedServer, answer, drip, score_of, stream
 
 from rtml_cli.errors import UsageError
 from rtml_cli.sinks.http import HttpSink
@@ -297,3 +299,95 @@ def test_https_target_verifies_the_certificate(tls_server, monkeypatch):
     sink.close()
     assert sink.stats()["delivered"] == 20 and sink.stats()["errors"] == "none"
     assert sorted(seen) == list(range(20))
+
+
+# ------------------------------------------------------- counts, deadline and body cap (served)
+def _run(sink: HttpSink, n_events: int) -> HttpSink:
+    sink.open()
+    try:
+        for b in batches(make_messages(n_events), 7):
+            sink.write(b)
+    finally:
+        sink.close()
+    return sink
+
+
+def _eventually(check, limit_s: float = 20.0) -> None:
+    """Wait (bounded) for a server thread to get there; no time is asserted."""
+    deadline = time.monotonic() + limit_s
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_cut_responses_are_errors_and_the_counts_match_what_the_server_got(concurrency):
+    # Every third answer stops after 5 bytes of its declared body and the server closes.
+    def respond(number: int, body: bytes, conn: socket.socket) -> bool:
+        full = score_of(body)
+        if number % 3 == 2:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(full), full[:5]))
+            return False
+        return answer(conn, full)
+
+    with ScriptedServer(respond) as server:
+        sink = _run(HttpSink(server.url(), concurrency=concurrency), 30)
+    s = sink.stats()
+    # What the summary says went out is what the server received: a cut answer is not
+    # silently sent again (the server took the request), it is an error.
+    assert s["requests"] + s["retries"] == server.posts == 30
+    assert sink.errors_by_status() == {INCOMPLETE: 10}
+    assert s["errors"] == "incomplete response: 10"
+    assert s["delivered"] == 20 and s["position"] == make_messages(30).height
+
+
+def test_connections_dropped_before_any_answer_are_resent_and_counted_as_retries():
+    # Every fourth POST is read and the connection closed without a byte of answer.
+    def respond(number: int, body: bytes, conn: socket.socket) -> bool:
+        return number % 4 != 3 and answer(conn, score_of(body))
+
+    with ScriptedServer(respond) as server:
+        sink = _run(HttpSink(server.url(), backoff_s=0.01), 30)
+    s = sink.stats()
+    assert s["requests"] == 30 and s["retries"] == server.posts - 30 > 0
+    assert s["delivered"] == 30 and s["errors"] == "none"
+
+
+def test_timeout_bounds_the_whole_request_not_each_read():
+    # One byte every 0.3 s: each read waits far less than the 1 s timeout, so a per-read
+    # timeout never fires. The server's drip is bounded (20 bytes, ~6 s per request).
+    with ScriptedServer(lambda n, b, c: drip(c, every_s=0.3, max_bytes=20)) as server:
+        sink = _run(HttpSink(server.url(), timeout_s=1.0), 2)
+    assert sink.errors_by_status() == {"timeout": 2}
+    s = sink.stats()
+    assert (s["requests"], s["retries"], server.posts) == (2, 0, 2)
+
+
+_PIECE = b"x" * 65536
+
+
+@pytest.mark.parametrize(
+    ("head", "piece", "tail", "cap"),
+    [
+        # a declared 400 MB answer, of which 32 MiB at most are streamed; the default cap
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 400000000\r\n\r\n", _PIECE, b"", None),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"10000\r\n" + _PIECE + b"\r\n",
+            b"0\r\n\r\n",
+            256 * 1024,
+        ),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_an_answer_over_the_cap_is_an_error_and_its_connection_dropped(head, piece, tail, cap):
+    def respond(number: int, body: bytes, conn: socket.socket) -> bool:
+        return stream(conn, head, piece, pieces=512, tail=tail)
+
+    kw = {} if cap is None else {"max_response_bytes": cap}
+    with ScriptedServer(respond) as server:
+        sink = _run(HttpSink(server.url(), **kw), 3)
+        # The sink hung up on each answer instead of reading it to its end.
+        _eventually(lambda: server.dropped_by_client == 3)
+        assert server.dropped_by_client == 3
+    assert sink.errors_by_status() == {TOO_LARGE: 3}
+    assert sink.stats()["requests"] == 3 and server.posts == 3
