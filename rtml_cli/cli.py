@@ -731,6 +731,8 @@ def report(
             color=sys.stdout.isatty(),
         )
         typer.echo(out.stdout, nl=False)
+        for note in out.notes:
+            _err(note)
     if out.exit_code:
         raise typer.Exit(code=out.exit_code)
 
@@ -742,5 +744,3 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover - interrupt outside a command body
         _err("interrupted")
         sys.exit(EXIT_INTERRUPTED)
-        for note in out.notes:
-            _err(note)
