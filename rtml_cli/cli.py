@@ -321,8 +321,16 @@ def replay(
         ),
     ] = None,
     timeout: Annotated[
-        float | None,
-        typer.Option(help="http://: seconds before a request counts as a timeout (default 10)."),
+        str | None,
+        typer.Option(
+            help="http://: how long a whole request (connect, send, full response) may take before it counts as a timeout: seconds or a duration such as '500ms' (default 10s)."
+        ),
+    ] = None,
+    max_response_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="http://: largest response body accepted, in bytes; a larger one counts as an error and is not read (default 1048576)."
+        ),
     ] = None,
     header: Annotated[
         list[str] | None,
@@ -397,7 +405,10 @@ def replay(
             source=table,
             concurrency=concurrency,
             batch_size=batch_size,
-            timeout_s=timeout,
+            timeout_s=(
+                parse_duration(timeout, what="--timeout") / 1e6 if timeout is not None else None
+            ),
+            max_response_bytes=max_response_bytes,
             headers=header,
             score_field=score_field,
             record=record,

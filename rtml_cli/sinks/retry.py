@@ -497,6 +497,7 @@ _FLAG_SCHEMES: dict[str, tuple[str, ...]] = {
     "--concurrency": ("http", "https"),
     "--batch-size": ("http", "https"),
     "--timeout": ("http", "https"),
+    "--max-response-bytes": ("http", "https"),
     "--header": ("http", "https"),
     "--score-field": ("http", "https"),
     "--record": ("http", "https"),
@@ -519,6 +520,7 @@ def transport_options(
     concurrency: int | None = None,
     batch_size: int | None = None,
     timeout_s: float | None = None,
+    max_response_bytes: int | None = None,
     headers: list[str] | None = None,
     score_field: str | None = None,
     record: str | None = None,
@@ -541,6 +543,7 @@ def transport_options(
         "--concurrency": concurrency,
         "--batch-size": batch_size,
         "--timeout": timeout_s,
+        "--max-response-bytes": max_response_bytes,
         "--header": headers or None,
         "--score-field": score_field,
         "--record": record,
@@ -575,6 +578,7 @@ def transport_options(
             ("concurrency", concurrency),
             ("batch_size", batch_size),
             ("timeout_s", timeout_s),
+            ("max_response_bytes", max_response_bytes),
         ):
             if value is not None:
                 options[name] = value
