@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import math
 import resource
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -45,6 +44,7 @@ from rtml_cli.models import (
     make_encoding,
     resolve_model,
 )
+from rtml_cli.progress import StrategyProgress
 from rtml_cli.runs import check_out, default_out, versions, write_run
 from rtml_cli.strategies import (
     NO_AGE,
@@ -58,6 +58,7 @@ from rtml_cli.strategies import (
     view_frame,
 )
 from rtml_cli.timing import NO_TIME, percentiles
+from rtml_cli.zero_config import LeakWarning, default_features, leak_warnings
 
 DEFAULT_TIMING_SAMPLE = 2000
 
@@ -75,6 +76,8 @@ class Prepared:
     data: SimData
     views: dict[str, View]
     notes: list[str]
+    #: features that alone predict the label almost perfectly (shown as LeakWarning)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def view_for(self, spec: StrategySpec) -> View:
         """The fresh view, or the batch view of the strategy's period."""
@@ -125,7 +128,13 @@ def prepare(
     seed : random seed (presets, timing sample).
     instance : an estimator object to use instead of ``cfg.model`` (library use and tests).
     """
-    ev = load_events(table, cfg.roles, label_delay_us=cfg.label_delay_us, need_label=True)
+    ev = load_events(
+        table,
+        cfg.roles,
+        label_delay_us=cfg.label_delay_us,
+        need_label=True,
+        infer_label_time=True,
+    )
     notes = list(ev.notes)
     roles, frame, source = ev.roles, ev.frame, ev.source
     calendar_cols: list[str] = []
@@ -157,6 +166,11 @@ def prepare(
     internal = {T, L, EVENT_ID}
     features = [c for c in roles.feature_columns(frame.columns) if c not in internal]
     if roles.features is None:
+        # zero config: never a datetime or an identifier unless listed (rtml_cli.zero_config);
+        # calendar columns were asked for by name
+        chosen, left_out = default_features(frame, [c for c in features if c not in calendar_cols])
+        features = [c for c in features if c in chosen or c in calendar_cols]
+        notes.extend(left_out)
         shown = ", ".join(features[:12]) + (
             f", … ({len(features)} columns)" if len(features) > 12 else ""
         )
@@ -196,6 +210,9 @@ def prepare(
     notes.append(f"warm-up: {cfg.warmup} → scoring events from {_iso(W)}")
     l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in DESIGN)
     data = SimData(t=t, l=l, y=label.y, W=W, task=label.task)
+    leaks = leak_warnings(frame, features, label.y, t < W, task=label.task, label=roles.label)
+    for text in leaks:
+        warnings.warn(text, LeakWarning, stacklevel=2)
     raw = bool(cfg.model.estimator or cfg.model.factory or instance is not None)
     enc = make_encoding(frame, features, raw=raw)
     builder = resolve_model(cfg.model, task=label.task, encoding=enc, seed=seed, instance=instance)
@@ -224,7 +241,7 @@ def prepare(
             # presets pick their columns by position: without this the windowed ones are dropped
             builder.encoding = enc_v
         views[key] = make_view(frame, vf, encode(vf, enc_v), key)
-    return Prepared(ev, cfg, label, features, enc, builder, data, views, notes)
+    return Prepared(ev, cfg, label, features, enc, builder, data, views, notes, leaks)
 
 
 def _iso(us: int) -> str:
@@ -251,75 +268,45 @@ def run_strategies(
     seed: int = 0,
     fast: bool = True,
     progress: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> list[StrategyResult]:
-    """Simulate every configured strategy (``jobs`` > 1: in parallel worker processes)."""
+    """Simulate every configured strategy (``jobs`` > 1: in parallel worker processes).
+
+    ``progress``: bars in a terminal, else a line per strategy at most every
+    :data:`rtml_cli.progress.PROGRESS_INTERVAL_S` and one as each ends (through ``echo``).
+    """
     specs = prep.config.strategies
     m = len(prep.data.t) - prep.data.s0
     sample = uniform_sample(m, timing_sample, seed)
-    if jobs <= 1 or len(specs) == 1:
-        with _progress(progress, specs, m) as advance:
-            return [
-                simulate(
+    names = [s.name for s in specs]
+    with StrategyProgress(progress, names, m, echo=echo) as bars:
+        if jobs <= 1 or len(specs) == 1:
+            out = []
+            for s in specs:
+                r = simulate(
                     s,
                     prep.data,
                     prep.view_for(s),
                     prep.builder,
                     sample=sample,
                     fast=fast,
-                    progress=advance(s.name),
+                    progress=bars.callback(s.name),
                 )
-                for s in specs
-            ]
-    from joblib import Parallel, delayed
+                bars.finished(s.name)
+                out.append(r)
+            return out
+        from joblib import Parallel, delayed
 
-    with _progress(progress, specs, m) as advance:
-        out = []
         tasks = (
             delayed(_run_one)(s, prep.data, prep.view_for(s), prep.builder, sample, fast)
             for s in specs
         )
-        for s, r in zip(specs, Parallel(n_jobs=jobs, return_as="generator")(tasks), strict=True):
-            cb = advance(s.name)
-            if cb is not None:
-                cb(m)
-            out.append(r)
-        return out
-
-
-class _progress:
-    """Rich progress bars, one per strategy; a no-op when not on a terminal."""
-
-    def __init__(self, enabled: bool, specs: list[StrategySpec], total: int) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.specs, self.total = specs, total
-
-    def __enter__(self) -> Callable[[str], Callable[[int], None] | None]:
-        if not self.enabled:
-            return lambda name: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("{task.description:>14}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.ids = {s.name: self.bar.add_task(s.name, total=self.total) for s in self.specs}
-        self.bar.start()
-        return lambda name: lambda done: self.bar.update(self.ids[name], completed=done)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.bar.stop()
+        # in the order they end, so that a log says when each one has
+        done: dict[str, StrategyResult] = {}
+        for r in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+            bars.finished(r.name, r.wall_s)
+            done[r.name] = r
+        return [done[n] for n in names]
 
 
 def predictions_frame(prep: Prepared, results: list[StrategyResult]) -> pl.DataFrame:
@@ -448,6 +435,12 @@ def resolve_config(
         cfg.notes.insert(
             0, f"config: {found} (found beside the table; pass --config to use another)"
         )
+        if cfg.model.factory and overrides.get("model") is None:
+            # a file found beside a table (not named by the user) is about to run Python code
+            cfg.notes.append(
+                f"running model factory {cfg.model.factory} named in {found} (a factory file is "
+                "Python run with your permissions; pass --model or --config to use another model)"
+            )
     return cfg
 
 
@@ -502,19 +495,30 @@ def run_compare(
         calendar=calendar,
     )
     out_dir = check_out(out if out is not None else default_out(table), force=force)
+    if echo is not None:
+        # said before any code of the model runs: which config (and factory) it comes from
+        for note in cfg.notes:
+            echo(f"note: {note}")
     prep = prepare(table, cfg, seed=seed, instance=instance)
     notes = cfg.notes + prep.notes
     if echo is not None:
-        for note in notes:
+        for note in prep.notes:
             echo(f"note: {note}")
     t_prep = time.perf_counter()
     results = run_strategies(
-        prep, jobs=jobs, timing_sample=timing_sample, seed=seed, fast=fast, progress=progress
+        prep,
+        jobs=jobs,
+        timing_sample=timing_sample,
+        seed=seed,
+        fast=fast,
+        progress=progress,
+        echo=echo,
     )
     t_sim = time.perf_counter()
-    warn_list = [w for r in results for w in r.warnings]
-    for w in warn_list:
+    sim_warnings = [w for r in results for w in r.warnings]
+    for w in sim_warnings:
         warnings.warn(w, ClassImbalanceWarning, stacklevel=2)
+    warn_list = prep.warnings + sim_warnings
     names = [s.name for s in cfg.strategies]
     pred = predictions_frame(prep, results)
     tim = timings_frame(results)

@@ -35,6 +35,17 @@ EVENT_ID = "rtml_event_id"
 
 TIME_DTYPE = pl.Datetime("us")
 
+#: Column names rtml itself adds to a table or to replayed messages: a table column of one of
+#: these names would be silently overwritten or clash, so :func:`check_reserved_columns` refuses it.
+RESERVED_COLUMNS = (
+    "rtml_kind",
+    "rtml_time",
+    EVENT_ID,
+    "rtml_row",
+    T,
+    L,
+)
+
 _FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -160,6 +171,29 @@ def scan_table(path: str | Path) -> pl.LazyFrame:
     if len(schema) == 0:
         raise InputError(f"table '{path}' has no columns. Is it empty?")
     return lf
+
+
+def check_reserved_columns(
+    columns: Sequence[str], *, source: str, ignore: Sequence[str] = ()
+) -> None:
+    """Refuse a table with a column named like one rtml adds (:data:`RESERVED_COLUMNS`).
+
+    A reserved column listed in ``ignore`` is allowed: the caller drops it before any use
+    (``compare --ignore rtml_row`` reads the table without it).
+
+    Raises
+    ------
+    InputError
+        Names the column(s), the table and the fixes.
+    """
+    bad = [c for c in columns if c in RESERVED_COLUMNS and c not in ignore]
+    if bad:
+        names = ", ".join(f"'{c}'" for c in bad)
+        raise InputError(
+            f"{source} has column(s) {names}, a name rtml reserves for the columns it adds "
+            f"({', '.join(RESERVED_COLUMNS)}). Rename it in the table (rtml compare can also "
+            f"drop it: --ignore {','.join(bad)})."
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -360,13 +394,23 @@ def label_time_expr(
     """
     if roles.label is None:
         return None
+    known = has_label(schema, roles.label)
     if roles.label_time is not None:
         if label_delay_us:
             raise UsageError("pass either --label-time-col or --label-delay, not both.")
         arrival = time_expr(schema, roles, column=roles.label_time)
     else:
         arrival = pl.col(T) + pl.duration(microseconds=label_delay_us or 0)
-    return pl.when(pl.col(roles.label).is_not_null()).then(arrival).otherwise(None).cast(TIME_DTYPE)
+    return pl.when(known).then(arrival).otherwise(None).cast(TIME_DTYPE)
+
+
+def has_label(schema: pl.Schema, label: str) -> pl.Expr:
+    """True where the label is known: not null, and not NaN in a float label (a NaN label is a
+    missing label: it is never scored and trains nothing)."""
+    known = pl.col(label).is_not_null()
+    if schema[label].is_float():
+        known = known & pl.col(label).is_not_nan()
+    return known
 
 
 def check_label_times(df: pl.DataFrame, roles: Roles, *, source: str) -> None:
@@ -383,13 +427,66 @@ def check_label_times(df: pl.DataFrame, roles: Roles, *, source: str) -> None:
             "--label-delay."
         )
     if roles.label_time is not None:
-        missing = df.filter(pl.col(roles.label).is_not_null() & pl.col(L).is_null())
+        missing = df.filter(has_label(df.schema, roles.label) & pl.col(L).is_null())
         if missing.height:
             raise InputError(
                 f"label-time column '{roles.label_time}' of {source} is null or unparseable in "
                 f"{missing.height} row(s) that have a label, e.g. event "
                 f"{missing.row(0, named=True)[EVENT_ID]}. Fill it, or pass --time-format."
             )
+
+
+def find_label_time(
+    lf: pl.LazyFrame, schema: pl.Schema, roles: Roles, *, source: str
+) -> tuple[str | None, list[str]]:
+    """The label-time column of a table that names none, and notes saying why.
+
+    A candidate is a datetime (or date) column that has no other role, is not a listed feature
+    and is not ignored. It is the label-time column when, over the whole table, it is never
+    before the event time (nulls aside) and it is set wherever the label is: a label's arrival
+    time (``click_time``). With several such columns none is chosen and the notes say so.
+    ``lf`` must hold :data:`T`.
+    """
+    if roles.label is None:
+        return None, []
+    taken = {roles.time, roles.label, roles.key, *roles.ignore, *(roles.features or [])}
+    cands = [
+        c
+        for c, d in schema.items()
+        if c not in taken and (isinstance(d, pl.Datetime) or d == pl.Date)
+    ]
+    if not cands:
+        return None, []
+    known = has_label(schema, roles.label)
+    exprs = []
+    for i, c in enumerate(cands):
+        v = time_expr(schema, roles, column=c)
+        exprs += [
+            (v < pl.col(T)).sum().alias(f"before{i}"),
+            (known & v.is_null()).sum().alias(f"missing{i}"),
+            v.is_not_null().sum().alias(f"present{i}"),
+        ]
+    stats = collect(lf.select(exprs), source=source, what="looking for a label-time column").row(
+        0, named=True
+    )
+    fit = [
+        c
+        for i, c in enumerate(cands)
+        if stats[f"before{i}"] == 0 and stats[f"missing{i}"] == 0 and stats[f"present{i}"] > 0
+    ]
+    if len(fit) == 1:
+        return fit[0], [
+            f"label-time column: '{fit[0]}' (inferred: a datetime never before the event time, "
+            "set wherever the label is, so the label's arrival; pass --label-time-col or "
+            "--label-delay to change)"
+        ]
+    if len(fit) > 1:
+        return None, [
+            f"label time: several datetime columns are never before the event time "
+            f"({', '.join(fit)}), so none was taken as the label's arrival: labels arrive with "
+            "their events. Pass --label-time-col or --label-delay."
+        ]
+    return None, []
 
 
 @dataclasses.dataclass
@@ -423,6 +520,7 @@ def load_events(
     drop_null_time: bool = False,
     need_label: bool = False,
     columns: Sequence[str] | None = None,
+    infer_label_time: bool = False,
 ) -> EventTable:
     """Read, validate and sort a table into an :class:`EventTable`.
 
@@ -434,6 +532,12 @@ def load_events(
     drop_null_time : drop rows with a null time instead of failing.
     need_label : fail if no label column can be found (``compare``).
     columns : extra columns to keep; default every column.
+    infer_label_time : with no label-time column and no ``label_delay_us``, take as the
+        label-time column the one datetime column that is never before the event time and is
+        set wherever the label is (:func:`find_label_time`); said in the notes.
+
+    Columns named like rtml's own (:data:`RESERVED_COLUMNS`) are refused unless ignored
+    (``roles.ignore``), in which case they are dropped before anything reads them.
 
     Examples
     --------
@@ -443,8 +547,18 @@ def load_events(
     source = str(path)
     lf = scan_table(source)
     schema = lf.collect_schema()
+    check_reserved_columns(schema.names(), source=source, ignore=roles.ignore)
     roles, notes = resolve_roles(schema, roles, source=source, need_label=need_label)
+    reserved = [c for c in schema.names() if c in RESERVED_COLUMNS]
+    if reserved:  # ignored (else refused above): dropped before rtml adds its own columns
+        lf = lf.drop(reserved)
+        schema = lf.collect_schema()
     lf, dropped = check_time_column(lf, schema, roles, source=source, drop_null_time=drop_null_time)
+    if infer_label_time and label_delay_us is None and roles.label_time is None:
+        found, found_notes = find_label_time(lf, schema, roles, source=source)
+        notes.extend(found_notes)
+        if found is not None:
+            roles = dataclasses.replace(roles, label_time=found)
     if columns is not None:
         keep = list(
             dict.fromkeys(

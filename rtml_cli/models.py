@@ -7,14 +7,22 @@ Three ways to name a model (DESIGN §6):
   schema: nulls are imputed, categorical (string/bool-less non-numeric) columns are one-hot
   (linear models, capped at 30 levels per column) or ordinal (trees) encoded;
 * an **import path** with params (``sklearn.linear_model:SGDClassifier`` + ``{loss="log_loss"}``),
-  used exactly as given — rtml adds no preprocessing;
-* a **factory file** (``model.py:make_model``) called with no arguments, also used as given.
+  used exactly as given — rtml adds no preprocessing. Only an estimator *class* is accepted: the
+  named attribute must be a class deriving from ``sklearn.base.BaseEstimator`` (or River's
+  ``river.base.Estimator``, see :func:`estimator_bases`), checked before anything is called, so a
+  config file cannot make rtml call ``os:system`` or ``builtins:eval``;
+* a **factory file** (``model.py:make_model``) called with no arguments, also used as given. A
+  factory file is Python that rtml imports and runs: it runs with the user's permissions.
 
 What the model is fed: the feature columns in the configured order, as a numpy array. For presets,
 string columns arrive as integer codes (a fixed code per distinct value of the whole table; codes
 carry no label information and the encoders inside the pipeline learn categories from the fit
-rows only, unknown ones are ignored). For import-path and factory models numeric tables arrive as
-``float64``; with non-numeric columns they arrive as an ``object`` array of the raw values.
+rows only, unknown ones are ignored). For import-path and factory models (no preprocessing) a
+table of numeric, bool and datetime features arrives as ``float64`` (bool as 0/1, datetimes as
+seconds since the epoch, nulls as NaN); when a feature is a string (or categorical) column the
+whole matrix is an ``object`` array whose numeric cells are Python floats (NaN for null) and
+whose string cells are Python ``str`` (``None`` for null): the model must encode them itself
+(``examples/model.py`` is a factory whose pipeline does).
 
 Online learning (``online`` strategies) needs ``partial_fit``. For a Pipeline (every preset) the
 preprocessing steps are fitted at warm-up and then **frozen**; only the final estimator is
@@ -70,8 +78,11 @@ def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
 
     Bool or exactly two distinct values → binary (positive = ``True``, else the larger value);
     floats with more values → regression; integers/strings with more than two values →
-    multiclass, which is not supported yet (:class:`InputError`).
+    multiclass, which is not supported yet (:class:`InputError`). A NaN in a float label is a
+    missing label, like a null: it is not a value (a 0/1 float label with NaN is binary).
     """
+    if label.dtype.is_float():
+        label = label.fill_nan(None)
     values = label.drop_nulls().unique().sort()
     n = len(values)
     if n == 0:
@@ -238,8 +249,11 @@ def _load_factory(text: str) -> Any:
     if text in _FACTORY_CACHE:
         return _FACTORY_CACHE[text]
     path, _, attr = text.rpartition(":")
-    if not path or not attr:
-        raise ModelError(f"model factory {text!r} must look like 'path/to/model.py:make_model'.")
+    if not path or not attr.isidentifier():
+        raise ModelError(
+            f"model factory {text!r} must look like 'path/to/model.py:make_model' (a file and "
+            "the name of a function in it)."
+        )
     p = Path(path)
     if not p.is_file():
         raise ModelError(
@@ -254,9 +268,13 @@ def _load_factory(text: str) -> Any:
     sys.modules[modname] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file: any error is theirs to fix
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's file: any error (even sys.exit) is theirs to fix
+        sys.modules.pop(modname, None)
+        verb, detail = raised(exc)
         raise ModelError(
-            f"model file '{path}' raised while importing: {type(exc).__name__}: {exc}"
+            f"model file '{path}' (factory {text!r}) {verb} while importing{detail}. Fix the file."
         ) from None
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
@@ -269,21 +287,87 @@ def _load_factory(text: str) -> Any:
     return fn
 
 
-def _load_class(text: str) -> Any:
-    mod, _, attr = text.partition(":")
+_IMPORT_PATH_HELP = "'package.module:EstimatorClass', e.g. sklearn.linear_model:SGDClassifier"
+
+
+def raised(exc: BaseException) -> tuple[str, str]:
+    """What user code did, as (verb, detail) for a message: ``("raised", ": TypeError: text")``
+    or ``("called sys.exit(3)", "")``."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})", ""
+    return "raised", f": {type(exc).__name__}: {exc}"
+
+
+def split_import_path(text: str) -> tuple[str, str]:
+    """``'pkg.mod:Class'`` → ``('pkg.mod', 'Class')``; anything else is a :class:`ModelError`.
+
+    The module part is dotted Python names, the attribute one name: nothing else can be looked up.
+    """
+    mod, sep, attr = text.partition(":")
+    if (
+        not sep
+        or not attr.isidentifier()
+        or not mod
+        or not all(part.isidentifier() for part in mod.split("."))
+    ):
+        raise ModelError(
+            f"model estimator {text!r} is not an import path: it must look like "
+            f"{_IMPORT_PATH_HELP}, or 'path/to/model.py:make_model' for a factory file."
+        )
+    return mod, attr
+
+
+def estimator_bases() -> tuple[type, ...]:
+    """The classes an estimator given by import path must derive from.
+
+    scikit-learn's ``BaseEstimator``, and River's ``river.base.Estimator`` when River is already
+    imported (a River estimator class's own module imports it, so rtml never has to import River
+    to check one).
+    """
+    from sklearn.base import BaseEstimator
+
+    bases: list[type] = [BaseEstimator]
+    river_base = sys.modules.get("river.base")
+    if river_base is not None:
+        river_estimator = getattr(river_base, "Estimator", None)
+        if isinstance(river_estimator, type):
+            bases.append(river_estimator)
+    return tuple(bases)
+
+
+def _load_class(text: str) -> type:
+    """Import ``module`` of ``module:Name`` (the user named it) and return ``Name`` only if it is
+    an estimator class. Nothing found there is called, instantiated or inspected before that."""
+    mod, attr = split_import_path(text)
     try:
         module = importlib.import_module(mod)
     except ImportError as exc:
         raise ModelError(
-            f"model estimator {text!r}: cannot import module '{mod}' ({exc}). Check the spelling and that it is installed."
+            f"model estimator {text!r}: cannot import module '{mod}' ({exc}). Check the spelling "
+            "and that it is installed."
         ) from None
-    cls = getattr(module, attr, None)
-    if cls is None:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        verb, detail = raised(exc)
+        raise ModelError(
+            f"model estimator {text!r}: module '{mod}' {verb} while importing{detail}."
+        ) from None
+    obj = getattr(module, attr, None)
+    if obj is None:
         names = [n for n in dir(module) if not n.startswith("_")]
         raise ModelError(
             f"module '{mod}' has no '{attr}'.{suggest(attr, names)} Check the estimator name."
         )
-    return cls
+    if not (isinstance(obj, type) and issubclass(obj, estimator_bases())):
+        what = "a class" if isinstance(obj, type) else f"a {type(obj).__name__}, not a class"
+        raise ModelError(
+            f"model estimator {text!r} is not an estimator class ({what}). An import path must "
+            "name a scikit-learn estimator class (a subclass of sklearn.base.BaseEstimator), "
+            f"{_IMPORT_PATH_HELP}; rtml calls nothing else. For custom code use a factory file, "
+            "--model path/to/model.py:make_model."
+        )
+    return obj
 
 
 @dataclasses.dataclass
@@ -323,14 +407,26 @@ class ModelBuilder:
                 return cls(**self.spec.params)
             except TypeError as exc:
                 raise ModelError(
-                    f"model estimator {self.spec.estimator!r} rejects params {self.spec.params!r}: {exc}. Check the parameter names."
+                    f"model estimator {self.spec.estimator!r} rejects params "
+                    f"{self.spec.params!r}: {exc}. Check the parameter names."
+                ) from None
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                verb, detail = raised(exc)
+                raise ModelError(
+                    f"model estimator {self.spec.estimator!r} {verb} while building the "
+                    f"model{detail}."
                 ) from None
         fn = _load_factory(self.spec.factory or "")
         try:
             est = fn()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # even sys.exit: user code must not end rtml as a success
+            verb, detail = raised(exc)
             raise ModelError(
-                f"model factory {self.spec.factory!r} raised: {type(exc).__name__}: {exc}"
+                f"model factory {self.spec.factory!r} {verb} while building the model{detail}."
             ) from None
         return est
 

@@ -30,7 +30,7 @@ import polars as pl
 from rtml_cli.config import FeatureSpec, StrategySpec
 from rtml_cli.errors import ModelError
 from rtml_cli.io import EVENT_ID, T
-from rtml_cli.models import ModelBuilder, split_online
+from rtml_cli.models import ModelBuilder, raised, split_online
 from rtml_cli.timing import CallLog, cpu_ns, perf_ns
 
 #: Label arrival time of an event whose label is null (never "before" any time).
@@ -263,10 +263,12 @@ class _Scorer:
     def __call__(self, X: Any, at: int) -> np.ndarray:
         try:
             return self.fn(X)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # user code: even sys.exit is the model's error
+            verb, detail = raised(exc)
             raise ModelError(
-                f"model raised while predicting for strategy '{self.what}' at {_iso(at)}: "
-                f"{type(exc).__name__}: {exc}"
+                f"model {verb} while predicting for strategy '{self.what}' at {_iso(at)}{detail}"
             ) from None
 
 
@@ -329,7 +331,10 @@ class _Sim:
         w0, c0 = perf_ns(), cpu_ns()
         try:
             model.fit(X, y)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # user code: even sys.exit is the model's error
+            verb, detail = raised(exc)
             cold = int(self.view.cold_start.sum())
             # say where the NaN come from: sklearn's own text cannot know about cold starts
             hint = (
@@ -340,8 +345,8 @@ class _Sim:
                 else ""
             )
             raise ModelError(
-                f"model {self.builder.describe()} raised while fitting strategy '{spec.name}' at "
-                f"{_iso(c)} on {len(rows)} rows: {type(exc).__name__}: {exc}{hint}"
+                f"model {self.builder.describe()} {verb} while fitting strategy '{spec.name}' at "
+                f"{_iso(c)} on {len(rows)} rows{detail}{hint}"
             ) from None
         self.log.add("retrain", perf_ns() - w0, cpu_ns() - c0, len(rows), c)
         self.fits.append(("retrain", c, len(rows)))
@@ -445,7 +450,16 @@ def _online(sim: _Sim) -> None:
     prefix, final = split_online(model, what=spec.name)
     X = sim.view.X
     # The preprocessing is frozen after warm-up, so transforming every row once is exact.
-    Z = prefix.transform(X) if prefix is not None else X
+    try:
+        Z = prefix.transform(X) if prefix is not None else X
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        verb, detail = raised(exc)
+        raise ModelError(
+            f"model {sim.builder.describe()} {verb} while transforming the features of strategy "
+            f"'{spec.name}' with its preprocessing fitted at warm-up{detail}"
+        ) from None
     full = _Scorer(model, d.task, what=spec.name)  # the whole pipeline: real single-row latency
     hot = _Scorer(final, d.task, what=spec.name) if prefix is not None else full
     # Labels that arrive at or after W, in arrival order (ties: table order).
@@ -495,12 +509,13 @@ def _online(sim: _Sim) -> None:
             uc[b] = cpu_ns() - c0
             if prog is not None and not b & 1023:
                 prog(p - s0)
-    except ModelError:
+    except (ModelError, KeyboardInterrupt):
         raise
-    except Exception as exc:
+    except BaseException as exc:  # user code: even sys.exit is the model's error
+        verb, detail = raised(exc)
         raise ModelError(
-            f"model {sim.builder.describe()} raised while updating strategy '{spec.name}' "
-            f"(update {b + 1} at {_iso(int(u[b]))}): {type(exc).__name__}: {exc}"
+            f"model {sim.builder.describe()} {verb} while updating strategy '{spec.name}' "
+            f"(update {b + 1} at {_iso(int(u[b]))}){detail}"
         ) from None
     if p < n:
         sim.predict_span(hot, Z, p, n, int(t[p]), job=False)
