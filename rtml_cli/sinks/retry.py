@@ -414,12 +414,13 @@ class TransportSink(Sink):
         retries: int = 5,
         backoff_s: float = 0.1,
         backoff_max_s: float = 2.0,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.start_position = start_position
         self.backoff = Backoff(retries=retries, base_s=backoff_s, cap_s=backoff_max_s)
         self.tracker = PositionTracker(start_position)
-        self.checkpoint = Checkpoint(checkpoint, target=target)
+        self.checkpoint = Checkpoint(checkpoint, target=target, identity=identity)
         #: absolute position of the next message handed to this sink
         self.next_position = start_position
         self.delivered = 0
