@@ -14,15 +14,33 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
-from rtml_cli.errors import RunDirError, UsageError
+from rtml_cli import run_schema
+from rtml_cli.errors import RtmlWarning, RunDirError, UsageError
+from rtml_cli.run_schema import finite_or_null
 
 FILES = ("manifest.json", "predictions.parquet", "timings.parquet", "metrics.json")
+#: Every name rtml writes into a run directory: the four files, and the HTTP recorder's
+#: ``responses.parquet`` (with its temporary name while it is written).
+RUN_DIR_NAMES = frozenset(FILES) | {"responses.parquet", ".responses.parquet.tmp"}
+#: Marks a temporary run directory while it is written (removed before the rename).
+WRITING_MARKER = ".rtml-writing"
+#: ``"tool"`` in every manifest rtml writes: what ``--force`` looks for before replacing.
+TOOL = "rtml"
+#: ``.NAME.tmp-PID`` and ``.NAME.old-PID``: the names write_run uses beside the target.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]{1,10})$", re.DOTALL)
+_MAX_PID = 2**31 - 1
+#: A manifest larger than this is not rtml's (rtml's are a few kB).
+_MAX_MANIFEST_BYTES = 16 * 2**20
 #: Bumped when a file's schema changes incompatibly.
 RUN_FORMAT = 1
 
@@ -54,24 +72,261 @@ def default_out(table: str | Path, *, root: str | Path = "runs") -> Path:
 
 
 def check_out(out: str | Path, *, force: bool = False) -> Path:
-    """Fail early (before simulating) when ``out`` already exists.
+    """Fail early (before simulating) when ``out`` cannot become the run directory.
 
-    With ``force`` an existing *run directory* (one holding a ``manifest.json``) may be replaced;
-    any other existing path is still refused, so ``--force`` never deletes unrelated data.
+    Refused (:class:`~rtml_cli.errors.UsageError`, exit 2), with or without ``force``:
+
+    - the working directory, one of its ancestors, ``/`` or the home directory;
+    - an ``out`` whose parent cannot be created or is not writable (probed by creating and
+      removing a temporary entry in the nearest existing folder), so a read-only target fails
+      before minutes of simulation;
+    - an existing ``out``, unless ``force`` and it is recognizably an rtml run directory
+      (:func:`run_dir_problem`): ``--force`` never deletes anything rtml did not write.
+
+    Before deciding, the leftovers of killed runs in the parent are recovered
+    (:func:`recover`), so a run directory whose ``--force`` replacement was killed half-way is
+    back in place.
     """
     p = Path(out)
-    if p.exists():
+    _refuse_dangerous(p, out)
+    _check_writable(p)
+    recover(p.parent)
+    if os.path.lexists(p):
         if not force:
             raise UsageError(
                 f"run directory '{p}' already exists. Pass another --out, remove it, or pass "
                 "--force to replace it."
             )
-        if not (p.is_dir() and (p / "manifest.json").exists()):
+        problem = run_dir_problem(p)
+        if problem is not None:
             raise UsageError(
-                f"'{p}' exists and is not an rtml run directory (no manifest.json); --force only "
-                "replaces run directories. Pass another --out."
+                f"'{p}' exists and is not an rtml run directory: {problem}. --force only "
+                "replaces run directories written by rtml. Pass another --out."
             )
     return p
+
+
+def _refuse_dangerous(p: Path, given: str | Path) -> None:
+    """The working directory, its ancestors, ``/`` and home are never a run directory."""
+    real = Path(os.path.realpath(p))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    try:
+        home: Path | None = Path(os.path.realpath(Path.home()))
+    except (RuntimeError, KeyError, OSError):
+        home = None
+    what = None
+    if real == Path(real.anchor):
+        what = "the root folder"
+    elif real == cwd:
+        what = "the working directory"
+    elif cwd.is_relative_to(real):
+        what = "an ancestor of the working directory"
+    elif home is not None and real == home:
+        what = "your home directory"
+    elif p.name in ("", ".", ".."):
+        what = "not a folder name"
+    if what is not None:
+        raise UsageError(
+            f"--out '{given}' is {what}; a run is written into a folder of its own, which "
+            "--force may replace. Pass a new folder name such as runs/my-run (even with --force)."
+        )
+
+
+def _check_writable(p: Path) -> None:
+    """The nearest existing folder above ``p`` must be a folder where rtml may create entries."""
+    folder = p.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(
+            f"cannot create run directory '{p}': '{folder}' is not a folder. "
+            "Pass an --out inside a folder."
+        )
+    try:
+        probe = tempfile.mkdtemp(prefix=".rtml-probe-", dir=folder)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write run directory '{p}': folder '{folder}' is not writable "
+            f"({exc.strerror or exc}). Pass an --out in a writable folder."
+        ) from None
+
+
+def _read_manifest_quietly(path: Path) -> Any:
+    """The parsed manifest, or None when it cannot be rtml's (too large, not JSON)."""
+    try:
+        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+            return None
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def run_dir_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a run directory rtml wrote, or None if it is one.
+
+    A run directory is a real folder (not a symbolic link) holding only the files rtml writes
+    into one (:data:`RUN_DIR_NAMES`), with a ``manifest.json`` that parses and is rtml's: it
+    says ``"tool": "rtml"``, or (written before that marker) has the ``format``, ``complete``
+    and ``versions`` keys with an ``rtml`` version. This is what ``--force`` may replace.
+    """
+    p = Path(path)
+    if p.is_symlink():
+        return "it is a symbolic link"
+    if not p.is_dir():
+        return "it is not a folder"
+    try:
+        entries = list(os.scandir(p))
+    except OSError as exc:
+        return f"it cannot be listed ({exc.strerror or exc})"
+    foreign = [e.name for e in entries if e.name not in RUN_DIR_NAMES]
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        return f"it holds '{sorted(foreign)[0]}'{more}, which rtml does not write"
+    folders = [e.name for e in entries if not e.is_file(follow_symlinks=False)]
+    if folders:
+        return f"its '{folders[0]}' is not a regular file"
+    if not any(e.name == "manifest.json" for e in entries):
+        return "it has no manifest.json"
+    manifest = _read_manifest_quietly(p / "manifest.json")
+    if not isinstance(manifest, dict):
+        return "its manifest.json is not a JSON object"
+    if manifest.get("tool") == TOOL:
+        return None
+    versions_ = manifest.get("versions")
+    if (
+        "format" in manifest
+        and "complete" in manifest
+        and isinstance(versions_, dict)
+        and "rtml" in versions_
+    ):
+        return None  # written before the "tool" marker
+    return "its manifest.json was not written by rtml"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def _is_temp_run_dir(path: Path) -> bool:
+    """A temporary run directory in the making: only run files (with the writing marker, or a
+    finished run directory), or empty (killed right after creating it)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return False
+    if not entries:
+        return True
+    names = {e.name for e in entries}
+    if not names <= RUN_DIR_NAMES | {WRITING_MARKER}:
+        return False
+    if any(not e.is_file(follow_symlinks=False) for e in entries):
+        return False
+    return WRITING_MARKER in names or run_dir_problem(path) is None
+
+
+def recover(parent: str | Path) -> list[str]:
+    """Undo what killed rtml processes left in ``parent``; return what was done (also warned).
+
+    :func:`write_run` writes into ``.NAME.tmp-PID`` and, to replace an existing run
+    (``--force``), renames the old one to ``.NAME.old-PID``, the new one to ``NAME``, then
+    deletes the old one. A process killed between those steps leaves, and this repairs (only
+    for a PID that is no longer alive, so a run in progress is never touched):
+
+    - ``.NAME.old-PID`` without ``NAME`` (killed between the two renames): the old run is
+      renamed back to ``NAME``. The command never reported success, so the user's view is that
+      nothing was replaced; the finished new run in ``.NAME.tmp-PID`` is discarded below.
+    - ``.NAME.old-PID`` beside ``NAME`` (killed before deleting it): deleted, the replacement
+      was complete.
+    - ``.NAME.tmp-PID`` (killed while writing, or before the rename): deleted.
+
+    Only recognizable rtml directories are touched: an old one must be a run directory
+    (:func:`run_dir_problem`), a temporary one must hold nothing but run files
+    (:func:`_is_temp_run_dir`). Anything else with such a name is left alone.
+    """
+    folder = Path(parent)
+    done: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return done
+    found = []
+    for e in entries:
+        m = _LEFTOVER.match(e.name)
+        if m is None or not e.is_dir(follow_symlinks=False):
+            continue
+        pid = int(m["pid"])
+        if pid <= 0 or pid > _MAX_PID or _pid_alive(pid):
+            continue
+        found.append((m["kind"], m["name"], folder / e.name))
+    # old runs first (newest first), so that a temporary one is only discarded afterwards
+    found.sort(key=lambda f: (f[0] != "old", -_mtime(f[2])))
+    for kind, name, path in found:
+        target = folder / name
+        try:
+            if kind == "old":
+                if run_dir_problem(path) is not None:
+                    continue
+                if not os.path.lexists(target):
+                    os.rename(path, target)
+                    done.append(
+                        f"restored run directory '{target}' from an interrupted --force "
+                        f"replacement ('{path.name}')"
+                    )
+                else:
+                    shutil.rmtree(path)
+                    done.append(f"removed '{path}', left by an interrupted --force replacement")
+            elif _is_temp_run_dir(path):
+                shutil.rmtree(path)
+                done.append(f"removed '{path}', left by an interrupted run")
+        except OSError:
+            continue  # best effort: what could not be repaired stays as it was
+    for note in done:
+        warnings.warn(note, RtmlWarning, stacklevel=2)
+    return done
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _write_file(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Create ``path`` (never an existing one), write it through a handle and flush it to disk.
+
+    A handle, not a path, goes to polars: it would read ``[``, ``*`` and ``?`` in a path as a
+    glob. ``fsync`` surfaces a full disk here rather than after the rename.
+    """
+    with open(path, "xb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not supported by every file system; the data files are synced already
+    finally:
+        os.close(fd)
+
+
+def _json_bytes(value: Any) -> bytes:
+    clean = finite_or_null(value)
+    return json.dumps(clean, indent=1, default=_json_default, allow_nan=False).encode()
 
 
 def write_run(
@@ -85,34 +340,70 @@ def write_run(
 ) -> Path:
     """Write the four files atomically (temp dir + rename).
 
-    With ``force`` an existing run directory at ``out`` is replaced, only once the new one is
-    complete (the old one stays untouched if writing fails).
+    The files go into ``.NAME.tmp-PID`` beside the target (with a marker file while writing, so
+    a killed write is recognizable and :func:`recover` removes it), the manifest last, marked
+    ``"tool": "rtml"`` and ``"complete": true``; then the folder is renamed to ``NAME``. With
+    ``force`` an existing run directory at ``out`` is replaced only once the new one is
+    complete: renamed to ``.NAME.old-PID``, the new one renamed into place, the old deleted.
+    If the second rename fails the old run is renamed back; if the process is killed between
+    the two, the next run into the same folder restores it (:func:`recover`). Non-finite
+    numbers are written as ``null``.
 
     Raises
     ------
     UsageError
-        ``out`` already exists (and ``force`` is off or it is not a run directory).
+        ``out`` cannot be a run directory (see :func:`check_out`).
+    RunDirError
+        Writing failed (disk full, permissions): the message names the path; no half-written
+        directory is left and a run being replaced is untouched.
     """
     target = check_out(out, force=force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    parent = target.parent
+    tmp = parent / f".{target.name}.tmp-{os.getpid()}"
+    if os.path.lexists(tmp):  # left by an earlier failed write in this very process
+        if not _is_temp_run_dir(tmp):
+            raise RunDirError(
+                f"cannot write run directory '{target}': '{tmp}' is in the way and is not "
+                "an rtml temporary folder. Move it away or pass another --out."
+            )
+        shutil.rmtree(tmp, ignore_errors=True)
+    step = "creating the folder"
     try:
-        predictions.write_parquet(tmp / "predictions.parquet")
-        timings.write_parquet(tmp / "timings.parquet")
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_json_default))
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        _write_file(tmp / WRITING_MARKER, lambda f: f.write(b"rtml run in progress\n"))
+        step = "writing predictions.parquet"
+        _write_file(tmp / "predictions.parquet", predictions.write_parquet)
+        step = "writing timings.parquet"
+        _write_file(tmp / "timings.parquet", timings.write_parquet)
+        step = "writing metrics.json"
+        _write_file(tmp / "metrics.json", lambda f: f.write(_json_bytes(metrics)))
         # the manifest goes last: its presence with "complete" marks a finished run
-        manifest = {**manifest, "format": RUN_FORMAT, "complete": True}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_default))
-        if target.exists():  # --force: swap only now that the new run is complete
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
+        step = "writing manifest.json"
+        manifest = {**manifest, "tool": TOOL, "format": RUN_FORMAT, "complete": True}
+        _write_file(tmp / "manifest.json", lambda f: f.write(_json_bytes(manifest)))
+        os.remove(tmp / WRITING_MARKER)
+        _fsync_dir(tmp)
+        step = "renaming it into place"
+        if os.path.lexists(target):  # --force: swap only now that the new run is complete
+            old = parent / f".{target.name}.old-{os.getpid()}"
             os.rename(target, old)
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except BaseException:
+                os.rename(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
+        _fsync_dir(parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RunDirError(
+            f"cannot write run directory '{target}' ({step}): {exc.strerror or exc}. Nothing "
+            "was written there (a run it would replace is untouched). Free disk space, fix the "
+            "folder's permissions or pass another --out."
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -121,13 +412,13 @@ def write_run(
 
 def _json_default(o: Any) -> Any:
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
+        return finite_or_null(dataclasses.asdict(o))
     if isinstance(o, (dt.datetime, dt.date)):
         return o.isoformat()
     if hasattr(o, "item"):  # numpy scalars
-        return o.item()
+        return finite_or_null(o.item())
     if hasattr(o, "tolist"):
-        return o.tolist()
+        return finite_or_null(o.tolist())
     return str(o)
 
 
@@ -152,10 +443,16 @@ class Run:
 def read_run(path: str | Path) -> Run:
     """Load and validate a run directory written by :func:`write_run`.
 
+    Every file is checked against its schema (:mod:`rtml_cli.run_schema`): what the report
+    reads has the type it expects, the metrics cover exactly the manifest's strategies, and
+    non-finite numbers read as ``null``. Paths with glob characters (``exp[1]``) are read
+    literally.
+
     Raises
     ------
     RunDirError
-        Missing directory or file, unreadable file, incomplete or newer-format run.
+        Missing directory or file, unreadable or damaged file (the message names the file and
+        the field), incomplete or newer-format run.
     """
     p = Path(path)
     if not p.is_dir():
@@ -168,27 +465,50 @@ def read_run(path: str | Path) -> Run:
             f"'{path}' is not a complete run directory: missing {', '.join(missing)}. "
             "Re-run `rtml compare` (an interrupted run leaves no directory)."
         )
-    try:
-        manifest = json.loads((p / "manifest.json").read_text())
-        metrics = json.loads((p / "metrics.json").read_text())
-    except (OSError, ValueError) as exc:
+
+    def where(name: str) -> str:
+        return f"{name} in run directory '{path}'"
+
+    raw = run_schema.load_json(p / "manifest.json", where=where("manifest.json"))
+    if isinstance(raw, dict):
+        fmt = raw.get("format")
+        if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > RUN_FORMAT:
+            raise RunDirError(
+                f"run directory '{path}' has format {fmt}, newer than this rtml "
+                f"understands ({RUN_FORMAT}). Upgrade rtml."
+            )
+        if raw.get("complete") in (None, False):
+            raise RunDirError(
+                f"run directory '{path}' is incomplete (manifest not marked complete). "
+                "Re-run `rtml compare`."
+            )
+    manifest = run_schema.validate_manifest(raw, where=where("manifest.json"))
+    raw_metrics = run_schema.load_json(p / "metrics.json", where=where("metrics.json"))
+    if raw_metrics == {}:
+        why = [str(w) for w in manifest.get("warnings") or [] if "metrics not computed" in str(w)]
         raise RunDirError(
-            f"run directory '{path}' has an unreadable JSON file: {exc}. Re-run `rtml compare`."
-        ) from None
-    if not isinstance(manifest, dict) or not manifest.get("complete"):
-        raise RunDirError(
-            f"run directory '{path}' is incomplete (manifest not marked complete). Re-run `rtml compare`."
+            f"metrics.json in run directory '{path}' lacks 'strategies': no metrics were "
+            f"computed for this run{' (' + why[0] + ')' if why else ''}. Fix the cause and "
+            "record or compare again."
         )
-    if int(manifest.get("format", 0)) > RUN_FORMAT:
-        raise RunDirError(
-            f"run directory '{path}' has format {manifest.get('format')}, newer than this rtml "
-            f"understands ({RUN_FORMAT}). Upgrade rtml."
-        )
-    try:
-        predictions = pl.read_parquet(p / "predictions.parquet")
-        timings = pl.read_parquet(p / "timings.parquet")
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise RunDirError(
-            f"run directory '{path}' has an unreadable Parquet file: {exc}. Re-run `rtml compare`."
-        ) from None
-    return Run(p, manifest, metrics, predictions, timings)
+    metrics = run_schema.validate_metrics(
+        raw_metrics,
+        where=where("metrics.json"),
+        strategies=[s["name"] for s in manifest["strategies"]],
+    )
+    frames = []
+    for name, columns in (
+        ("predictions.parquet", run_schema.PREDICTIONS),
+        ("timings.parquet", run_schema.TIMINGS),
+    ):
+        try:
+            # glob=False: a folder named like exp[1] is a name, not a pattern
+            frame = pl.read_parquet(p / name, glob=False)
+        except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise RunDirError(
+                f"{where(name)} is not a readable Parquet file ({first}). Re-run `rtml compare`."
+            ) from None
+        run_schema.validate_frame(frame, columns, where=where(name))
+        frames.append(frame)
+    return Run(p, manifest, metrics, frames[0], frames[1])

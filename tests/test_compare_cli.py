@@ -264,7 +264,7 @@ def test_a_crash_while_writing_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(runs.os, "rename", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunDirError, match="disk full"):
         runs.write_run(
             tmp_path / "r",
             manifest={},
