@@ -239,7 +239,9 @@ def test_cli_refuses_another_tables_checkpoint_before_connecting(runner, tmp_pat
     r = runner.invoke(app, ["replay", other, "--to", URL, "--checkpoint", str(ck)])
     assert r.exit_code == 2, r.output
     assert "belongs to another table" in r.output and "--resume-from 0" in r.output
-    r = runner.invoke(app, ["replay", t, "--to", URL, "--checkpoint", str(ck), "--label-delay", "1m"])
+    r = runner.invoke(
+        app, ["replay", t, "--to", URL, "--checkpoint", str(ck), "--label-delay", "1m"]
+    )
     assert r.exit_code == 2 and "label_delay_us" in r.output, r.output
     ck.write_text('{"target": "%s", "position": true}' % URL)
     r = runner.invoke(app, ["replay", t, "--to", URL, "--checkpoint", str(ck)])
