@@ -243,7 +243,7 @@ def test_cli_refuses_another_tables_checkpoint_before_connecting(runner, tmp_pat
         app, ["replay", t, "--to", URL, "--checkpoint", str(ck), "--label-delay", "1m"]
     )
     assert r.exit_code == 2 and "label_delay_us" in r.output, r.output
-    ck.write_text('{"target": "%s", "position": true}' % URL)
+    ck.write_text(json.dumps({"target": URL, "position": True}))
     r = runner.invoke(app, ["replay", t, "--to", URL, "--checkpoint", str(ck)])
     assert r.exit_code == 2 and "field 'position'" in r.output and str(ck) in r.output
 
