@@ -596,8 +596,10 @@ def compare(
         typer.Option(
             "--model",
             "-m",
-            help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an import path "
-            "'sklearn.linear_model:SGDClassifier', or 'model.py:factory'. Default: sgd.",
+            help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an estimator "
+            "class 'sklearn.linear_model:SGDClassifier' (nothing but an estimator class is called), "
+            "or 'model.py:factory': a Python file rtml imports and runs, with your permissions; its "
+            "model gets the raw features (strings as Python str). Default: sgd.",
         ),
     ] = None,
     strategies: Annotated[

@@ -395,11 +395,20 @@ def build_config(
     if not isinstance(m, dict):
         raise ConfigError(f"[model]{where} must be a table.")
     _check_keys(m, _MODEL_KEYS, f"[model]{where}")
+    for k in ("preset", "estimator", "factory"):
+        if k in m:
+            _str(m[k], f"[model] {k}{where}")
+    params = m.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(
+            f"[model] params{where} must be a table of keyword arguments, e.g. "
+            f'params = {{ loss = "log_loss" }}. Got {params!r}.'
+        )
     ms = ModelSpec(
         preset=m.get("preset"),
         estimator=m.get("estimator"),
         factory=m.get("factory"),
-        params=dict(m.get("params", {})),
+        params=dict(params),
     )
     if model is not None:
         ms = model_spec_from_text(model)

@@ -130,7 +130,8 @@ class StrategyProgress:
             self.bar.update(self.ids[name], completed=self.total)
             return
         if wall_s is None:
-            wall_s = time.monotonic() - self.started.get(name, time.monotonic())
+            now = time.monotonic()
+            wall_s = now - self.started.get(name, now)
         rate = f", {self.total / wall_s:,.0f} events/s" if wall_s > 0 else ""
         self.echo(
             f"progress: strategy '{name}' done: {self.total:,} events in {_duration(wall_s)}{rate}"

@@ -118,3 +118,17 @@ def test_bad_toml_file(tmp_path):
         load_toml(p)
     with pytest.raises(ConfigError, match="not found"):
         load_toml(tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        ({"estimator": "a:B", "params": "loss"}, "[model] params of r.toml must be a table"),
+        ({"estimator": 3}, "[model] estimator of r.toml must be a non-empty string. Got 3."),
+        ({"factory": ["m.py:f"]}, "[model] factory of r.toml must be a non-empty string"),
+    ],
+)
+def test_model_table_values_have_the_right_types(model, message):
+    with pytest.raises(ConfigError) as err:
+        build_config({"model": model}, source="r.toml")
+    assert message in str(err.value)

@@ -118,3 +118,41 @@ def test_null_label_has_no_arrival(tmp_path: Path) -> None:
     df = pl.DataFrame({"ts": [T0, T0], "label": [1, None]})
     table = load_events(_write(tmp_path, df), Roles())
     assert table.frame[L].to_list() == [T0, None]
+
+
+def test_a_nan_label_has_no_arrival_like_a_null(tmp_path: Path) -> None:
+    df = pl.DataFrame(
+        {
+            "ts": [T0 + dt.timedelta(hours=i) for i in range(4)],
+            "y": [1.0, float("nan"), 0.0, None],
+            "done": [
+                T0 + dt.timedelta(hours=i, minutes=5) if i % 2 == 0 else None for i in range(4)
+            ],
+        }
+    )
+    p = _write(tmp_path, df)
+    # the label-time column is null where the label is NaN or null: that is not "missing"
+    ev = load_events(p, Roles(label="y", label_time="done"))
+    assert ev.frame[L].is_null().to_list() == [False, True, False, True]
+    ev = load_events(p, Roles(label="y"), label_delay_us=60_000_000)
+    assert ev.frame[L].is_null().to_list() == [False, True, False, True]
+
+
+@pytest.mark.parametrize("name", ["rtml_kind", "rtml_time", "rtml_event_id", "rtml_row", "rtml_t"])
+def test_reserved_column_names_are_refused_unless_ignored(tmp_path: Path, name: str) -> None:
+    from rtml_cli.io import check_reserved_columns
+
+    df = pl.DataFrame({"ts": [T0, T0 + dt.timedelta(hours=1)], name: [7, 8], "y": [True, False]})
+    p = _write(tmp_path, df)
+    with pytest.raises(InputError) as err:
+        load_events(p, Roles())
+    text = str(err.value)
+    assert f"has column(s) '{name}', a name rtml reserves" in text
+    assert "Rename it in the table" in text and f"--ignore {name}" in text
+    ev = load_events(p, Roles(ignore=[name]))
+    assert ev.frame.height == 2 and ev.frame[EVENT_ID].to_list() == [0, 1]
+    assert name not in ev.frame.columns or name in (EVENT_ID, T)
+    check_reserved_columns(["ts", "y"], source="t")
+    with pytest.raises(InputError, match="'rtml_row'"):
+        check_reserved_columns(["ts", "rtml_row"], source="t")
+    check_reserved_columns(["ts", "rtml_row"], source="t", ignore=["rtml_row"])

@@ -117,3 +117,35 @@ def test_temporal_feature_columns_become_seconds():
     )
     X = encode(df, make_encoding(df, df.columns, raw=False))
     np.testing.assert_allclose(X, [[90.0, 3600.0, 60.0], [np.nan, 30.0, 86400.0]], rtol=1e-12)
+
+
+def test_a_nan_in_a_float_label_is_a_missing_label():
+    """NaN is not a third value: a 0/1 float label with NaN is binary, and NaN stays missing."""
+    info = infer_task(pl.Series([0.0, 1.0, float("nan"), 1.0, None]), name="y", source="t")
+    assert info.task == "binary" and info.positive_class == 1.0 and info.negative_class == 0.0
+    assert info.y[:2].tolist() == [0.0, 1.0] and np.isnan(info.y[2]) and np.isnan(info.y[4])
+    info = infer_task(pl.Series([0.5, float("nan"), 2.5, 3.0]), name="y", source="t")
+    assert info.task == "regression" and np.isnan(info.y[1])
+    with pytest.raises(InputError, match="no non-null value"):
+        infer_task(pl.Series([float("nan"), None]), name="y", source="t")
+
+
+def test_what_a_factory_model_receives():
+    """Raw (import path, factory) models get floats for numbers, bools and datetimes, and, when a
+    feature is a string, an object array of Python floats (NaN for null) and str (None)."""
+    import datetime as dt
+
+    df = pl.DataFrame(
+        {
+            "n": [1, None],
+            "b": [True, False],
+            "when": [dt.datetime(1970, 1, 1, 0, 0, 2), None],
+            "s": ["x", None],
+        }
+    )
+    X = encode(df, make_encoding(df, ["n", "b", "when"], raw=True))
+    assert X.dtype == np.float64 and X[0].tolist() == [1.0, 1.0, 2.0] and np.isnan(X[1, 0])
+    X = encode(df, make_encoding(df, ["n", "s", "b"], raw=True))
+    assert X.dtype == object
+    assert X[0].tolist() == [1.0, "x", 1.0] and type(X[0, 1]) is str
+    assert np.isnan(X[1, 0]) and X[1, 1] is None and X[1, 2] == 0.0
