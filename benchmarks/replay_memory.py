@@ -46,6 +46,7 @@ def main() -> None:
     res = {}
     for rows in sizes:
         table = event_table(rows, label=True)
+        out.unlink(missing_ok=True)  # replay refuses to replace a file without --force
         res[rows] = peak_rss_mb([rtml, "replay", str(table), "--max-speed", "--to", str(out)])
         print(f"replay {rows:>10,} rows (events + labels): peak RSS {res[rows]:7.1f} MB")
     read_all = "import polars as pl, sys; pl.read_parquet(sys.argv[1])"

@@ -61,7 +61,7 @@ def main() -> None:
         f"{n:,} messages at {args.rate:g}/s"
     )
     floor = bare_loop(args.rate, n)
-    s = replay(table, Roles(), ReplayOptions(rate=args.rate, limit=n), to=str(out))
+    s = replay(table, Roles(), ReplayOptions(rate=args.rate, limit=n), to=str(out), force=True)
     lat = s.lateness
     assert lat is not None
     print(

@@ -89,7 +89,9 @@ def main() -> None:
             bound.append(_timed([sys.executable, "-c", BOUND, str(table), str(out)], cpu=bound_cpu))
             msgs.append(_timed([sys.executable, "-c", MESSAGES, str(table), str(out)]))
             if args.baseline is not None:
+                out.unlink(missing_ok=True)  # replay refuses to replace a file without --force
                 base.append(_timed(cmd, args.baseline))
+            out.unlink(missing_ok=True)
             rep.append(_timed(cmd, REPO, cpu=rep_cpu))
         lines = sum(1 for _ in open(out, "rb"))
         b, m, r = statistics.median(bound), statistics.median(msgs), statistics.median(rep)
