@@ -466,7 +466,12 @@ def replay(
             sink_options=sink_options,
             force=force,
             on_start=started,
-            progress=lambda total: Progress(sys.stderr, total=total),
+            # a status line redrawn in place would garble data written to the same terminal
+            progress=lambda total: Progress(
+                sys.stderr,
+                total=total,
+                tty=sys.stderr.isatty() and not (to == "-" and sys.stdout.isatty()),
+            ),
         )
         for note in summary.notes[len(shown) :]:
             _err(f"note: {note}")

@@ -203,5 +203,7 @@ def roles_from_config(
             delay_us = file_delay
             used.append(f"label_delay={data['label_delay']}")
     what = ", ".join(used) if used else "no role: flags set them all"
-    how = "--config" if config is not None else "found beside the table; --config to change"
-    return merged, delay_us, f"using roles from {path} ({what}) ({how})"
+    how = (
+        "given by --config" if config is not None else "found beside the table; --config to change"
+    )
+    return merged, delay_us, f"using roles from {path} ({what}); {how}"

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from typing import IO
 
@@ -84,12 +85,14 @@ class Progress:
             f"{messages / wall:,.0f} messages/s",
         ]
         if event_time is not None:
-            parts.append(f"event time {event_time.isoformat()}")
+            parts.append(f"event time {event_time.isoformat(timespec='seconds')}")
         if lateness_ns is not None:
             parts.append(f"late {max(0.0, lateness_ns) / 1e6:.1f}ms")
         text = for_terminal("replay: " + ", ".join(parts))
         self.lines += 1
         if self.tty:
+            # a line longer than the terminal wraps, and "\r" would then redraw only its end
+            text = text[: max(20, shutil.get_terminal_size((100, 24)).columns - 1)]
             pad = " " * max(0, self._width - len(text))
             self._width = len(text)
             self.stream.write("\r" + text + pad)

@@ -98,7 +98,7 @@ def test_explicit_config_path(runner, tmp_path: Path) -> None:
     cfg.write_text(CONFIG)
     r = runner.invoke(app, ["replay", str(t), "--config", str(cfg)])
     assert r.exit_code == 0, r.output
-    assert f"using roles from {cfg}" in r.stderr and "(--config)" in r.stderr
+    assert f"using roles from {cfg}" in r.stderr and "given by --config" in r.stderr
     assert all("junk" not in m for m in _lines(r.stdout))
     r = runner.invoke(app, ["replay", str(t), "--time-col", "when"])  # nothing beside the table
     assert "using roles" not in r.stderr and _lines(r.stdout)[0]["junk"] == "z"
