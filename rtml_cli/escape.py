@@ -72,8 +72,14 @@ def for_markdown(text: object) -> str:
 
 
 def for_html(text: object) -> str:
-    """Text safe in HTML element content and quoted attribute values."""
-    return html.escape(_XML_INVALID.sub(_visible, str(text)), quote=True)
+    """Text safe in HTML element content and quoted attribute values.
+
+    Control characters (HTML parse errors, and live escapes when the file is ``cat``-ed) and
+    bidirectional overrides (they reorder what the reader sees) are shown as ``\\xNN``.
+    """
+    s = _XML_INVALID.sub(_visible, str(text))
+    s = _BIDI.sub(_visible, _CONTROL.sub(_visible, s))
+    return html.escape(s, quote=True)
 
 
 def for_xml(text: object) -> str:

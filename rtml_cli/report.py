@@ -683,23 +683,26 @@ def layout(rep: dict[str, Any]) -> list[tuple[str, list[Block]]]:
                         fms(lat.get("p99.9")), fms(lat.get("max")), fms(w.get("peak_hour_p99_ms")),
                         _pct(w.get("utilization")), "yes" if w.get("meets_slo") else "no",
                     ])  # fmt: skip
-                said.append(
-                    f"{s}: "
-                    + "; ".join(capacity_phrase(lvl, w, slo) for w in r.get("by_workers") or [])
-                    + "."
-                )
                 need = r.get("workers_needed")
                 pm, ph = r.get("peak_minute") or {}, r.get("peak_hour") or {}
+                phrases = [capacity_phrase(lvl, w, slo) for w in r.get("by_workers") or []]
                 said.append(
                     f"{s} at {lvl} traffic: "
-                    + (f"{_n_workers(need)} needed" if need else "no worker count meets")
-                    + f" for p99 ≤ {slo:g} ms"
+                    + (
+                        f"{_n_workers(need)} needed for p99 ≤ {slo:g} ms"
+                        if need
+                        else f"no worker count meets p99 ≤ {slo:g} ms"
+                    )
                     + (f" ({r['reason']})" if r.get("reason") else "")
-                    + f"; mean rate {fms(r.get('rate_per_s'))}/s; busiest minute "
+                    + ". "
+                    + "; ".join(
+                        p[0].upper() + p[1:] if i == 0 else p for i, p in enumerate(phrases)
+                    )
+                    + f". Arrivals: mean {fms(r.get('rate_per_s'))}/s; busiest minute "
                     f"{_iso(pm.get('start_us'))} at {fms(pm.get('rate_per_s'))}/s "
                     f"({_x(pm.get('x_mean'))} the mean); busiest hour {_iso(ph.get('start_us'))} "
-                    f"at {fms(ph.get('rate_per_s'))}/s ({_x(ph.get('x_mean'))}). Times are the "
-                    "data's own clock."
+                    f"at {fms(ph.get('rate_per_s'))}/s ({_x(ph.get('x_mean'))}), on the data's "
+                    "own clock."
                 )
         capb.append(
             Table(

@@ -135,6 +135,7 @@ def render_terminal(
     block per row, ``header: value`` lines), so an 80-column terminal never gets split numbers.
     """
     from rich import box
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table as RTable
     from rich.text import Text
@@ -172,16 +173,24 @@ def render_terminal(
                 t.add_row(*[Text(c, style=status_style.get(c, "")) for c in r])
             con.print(t)
             return
-        label_w = min(max((len(h) for h in headers[1:]), default=0), max(8, w // 3))
+        # stacked: the first cell heads each row, then "header: value" pieces packed into
+        # lines of the width, a piece never split between two lines
         for r in rows:
             con.print(Text(r[0] if r else "", style=status_style.get(r[0], "bold") if r else ""))
-            g = RTable.grid(padding=(0, 1), pad_edge=False)
-            g.add_column(width=2)
-            g.add_column(overflow="fold", max_width=label_w, style="dim")
-            g.add_column(overflow="fold")
+            line, used = Text("  "), 2
             for h, c in zip(headers[1:], r[1:], strict=False):
-                g.add_row("", Text(h + ":"), Text(c, style=status_style.get(c, "")))
-            con.print(g)
+                piece = cell_len(h) + 2 + cell_len(c)
+                if used > 2 and used + 2 + piece > w:
+                    con.print(line)
+                    line, used = Text("  "), 2
+                if used > 2:
+                    line.append("  ")
+                    used += 2
+                line.append(h + ": ", style="dim")
+                line.append(c, style=status_style.get(c, ""))
+                used += piece
+            if used > 2:
+                con.print(line)
         if b.caption:
             con.print(Text(_t(b.caption), style="dim"))
 
@@ -208,7 +217,8 @@ def render_terminal(
                 for name, spark, rng in series_lines(b, room):
                     t.add_row(Text(_t(name)), Text(spark, style="cyan"), Text(rng))
                 con.print(t)
-    return buf.getvalue()
+    # Rich pads table lines to the full width: trailing blanks only make copies messy
+    return "\n".join(line.rstrip(" ") for line in buf.getvalue().split("\n"))
 
 
 # --------------------------------------------------------------------------- Markdown

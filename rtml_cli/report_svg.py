@@ -28,8 +28,9 @@ PALETTE = (
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
 SPARK_W, SPARK_H = 120, 20
-_W, _H = 720, 280
-_L, _R, _T, _B = 64, 16, 14, 48  # plot margins: left, right, top, bottom
+_W, _H = 800, 280
+_L, _R, _T, _B = 64, 190, 14, 48  # plot margins: left, right (the legend), top, bottom
+_PAD = 0.06  # of the value range, above and below, so lines never run on the frame
 
 
 def finite(v: object) -> TypeGuard[float]:
@@ -143,15 +144,32 @@ def _frame(
 
 
 def _legend(names: Sequence[str]) -> list[str]:
+    """Beside the plot, never over the data; a long name is cut (its full text is a tooltip)."""
     out = []
+    x = _W - _R + 12
     for i, name in enumerate(names):
-        y = _T + 12 + 14 * i
+        y = _T + 12 + 16 * i
         c = PALETTE[i % len(PALETTE)]
+        shown = name if len(name) <= 26 else name[:25] + "…"
         out.append(
-            f'<line x1="{_W - _R - 150}" x2="{_W - _R - 134}" y1="{y - 4}" y2="{y - 4}" '
-            f'stroke="{c}" stroke-width="2" /><text x="{_W - _R - 130}" y="{y}">'
-            f"{for_html(name)}</text>"
+            f'<line x1="{x}" x2="{x + 16}" y1="{y - 4}" y2="{y - 4}" stroke="{c}" '
+            f'stroke-width="2" /><text x="{x + 20}" y="{y}"><title>{for_html(name)}</title>'
+            f"{for_html(shown)}</text>"
         )
+    return out
+
+
+def _log_ticks(tlo: float, thi: float) -> list[float]:
+    """1-2-5 ticks between 10**tlo and 10**thi (only powers of ten over many decades)."""
+    mults = (1, 2, 5) if thi - tlo <= 3 else (1,)
+    out = [
+        m * 10.0**e
+        for e in range(math.floor(tlo) - 1, math.ceil(thi) + 1)
+        for m in mults
+        if tlo - 1e-9 <= math.log10(m * 10.0**e) <= thi + 1e-9
+    ]
+    if len(out) < 3:  # less than a decade: plain round values read better
+        out = [t for t in _ticks(10.0**tlo, 10.0**thi) if t > 0]
     return out
 
 
@@ -163,6 +181,7 @@ def line_chart(
     lo, hi = (min(fin), max(fin)) if fin else (0.0, 1.0)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
+    lo, hi = lo - _PAD * (hi - lo), hi + _PAD * (hi - lo)
     n = max([len(x)] + [len(v) for v in lines.values()])
 
     def px(i: int) -> float:
@@ -171,7 +190,7 @@ def line_chart(
     def py(v: float) -> float:
         return _H - _B - (_H - _B - _T) * (v - lo) / (hi - lo)
 
-    step = max(1, n // 6)
+    step = max(1, math.ceil(n / ((_W - _L - _R) // 110)))  # a date label is ~100 px wide
     xt = [(px(i), str(x[i])[:16].replace("T", " ")) for i in range(0, min(n, len(x)), step)]
     yt = [(py(t), _fmt_tick(t)) for t in _ticks(lo, hi)]
     out = _frame(title, "", ylabel, yt, xt)
@@ -214,6 +233,8 @@ def xy_chart(
     tlo, thi = tr(ylo), tr(yhi)
     if thi <= tlo:
         tlo, thi = tlo - 0.5, thi + 0.5
+    tlo, thi = tlo - _PAD * (thi - tlo), thi + _PAD * (thi - tlo)
+    xlo, xhi = xlo - _PAD * (xhi - xlo), xhi + _PAD * (xhi - xlo)
 
     def px(v: float) -> float:
         return _L + (_W - _L - _R) * (v - xlo) / (xhi - xlo)
@@ -222,11 +243,15 @@ def xy_chart(
         return _H - _B - (_H - _B - _T) * (tr(v) - tlo) / (thi - tlo)
 
     if logy:
-        yt = [(py(10.0**e), _fmt_tick(10.0**e)) for e in range(math.floor(tlo), math.ceil(thi) + 1)]
-        yt = [(p, s) for p, s in yt if _T - 0.5 <= p <= _H - _B + 0.5]
+        yt = [(py(t), _fmt_tick(t)) for t in _log_ticks(tlo, thi)]
     else:
         yt = [(py(t), _fmt_tick(t)) for t in _ticks(tlo, thi)]
-    xt = [(px(t), _fmt_tick(t)) for t in _ticks(xlo, xhi) if xlo <= t <= xhi]
+    whole = all(float(a).is_integer() for a in xs)  # worker counts: no 1.5 tick
+    xt = [
+        (px(t), _fmt_tick(t))
+        for t in _ticks(xlo, xhi)
+        if xlo <= t <= xhi and (not whole or float(t).is_integer())
+    ]
     out = _frame(title, xlabel, ylabel, yt, xt)
     names = list(lines)
     if ref is not None:

@@ -123,3 +123,23 @@ def test_service_time_over_the_slo_has_no_worker_count():
     assert r["workers_needed"] is None and "exceeds the SLO" in r["reason"]
     r = simulate_capacity(np.arange(100), np.array([]))
     assert r["reason"] == "no single-row predict calls were timed"
+
+
+def test_peak_windows_stay_on_the_original_clock_under_traffic():
+    minute, hour = 60_000_000, 3_600_000_000
+    t0 = 1_709_251_200_000_000  # 2024-03-01T00:00Z: a real epoch, so hours are clock hours
+    base = t0 + np.arange(0, 5 * 3600, 2) * 1_000_000  # one event every 2 s for 5 h
+    burst = t0 + 3 * hour + 7 * minute + np.arange(900) * 40_000  # 900 events in 36 s
+    arrivals = np.sort(np.concatenate([base, burst]))
+    one = simulate_capacity(arrivals, np.full(100, 100.0))
+    ten = simulate_capacity(arrivals, np.full(100, 100.0), traffic=10)
+    for name, start in (("peak_hour", t0 + 3 * hour), ("peak_minute", t0 + 3 * hour + 7 * minute)):
+        assert one[name]["start_us"] == ten[name]["start_us"] == start  # not a compressed time
+        assert ten[name]["events"] == one[name]["events"]
+        assert ten[name]["rate_per_s"] == pytest.approx(10 * one[name]["rate_per_s"])
+        assert ten[name]["x_mean"] == pytest.approx(one[name]["x_mean"])
+    assert ten["peak_hour"]["end_us"] == t0 + 4 * hour
+    # the busiest-hour p99 is over that hour's events: with a slow service the burst queues
+    slow = simulate_capacity(arrivals, np.full(100, 30_000.0), traffic=10, workers=[1])
+    w1 = next(w for w in slow["by_workers"] if w["workers"] == 1)
+    assert w1["peak_hour_p99_ms"] > w1["latency_ms"]["p50"]
