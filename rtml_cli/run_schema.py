@@ -15,6 +15,7 @@ fields the report does not read are free (a newer rtml may add some). On top of 
   ``quality_by_staleness``, ``quality_over_time.strategies``; ``diff_to_baseline`` without the
   baseline) holds exactly the strategies of ``metrics.json``'s ``strategies``, which are the
   manifest's strategies;
+- numbers beyond ±:data:`MAX_ABS` are refused (the report's arithmetic would overflow);
 - a number that is not finite (``NaN``, ``Infinity``, ``1e400``) where a metric may be missing
   is read as ``null`` (what rtml writes for a missing value); where a value is required it is an
   error; non-finite numbers in free fields are read as ``null`` too, so every report format,
@@ -45,6 +46,9 @@ import polars as pl
 
 from rtml_cli.errors import RunDirError
 
+#: Largest magnitude of a number in a run's JSON: far beyond any metric, duration or count, and
+#: far from float overflow, so arithmetic and formatting in the report stay finite.
+MAX_ABS = 1e100
 #: Deepest JSON nesting accepted in ``manifest.json`` and ``metrics.json``.
 MAX_JSON_DEPTH = 64
 _FIX = (
@@ -77,8 +81,10 @@ def describe(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float) and not math.isfinite(v):
         return "NaN" if math.isnan(v) else "an infinite number"
-    if isinstance(v, (int, float)):
-        return f"the number {v:g}" if isinstance(v, float) else f"the number {v}"
+    if isinstance(v, float):
+        return f"the number {v:g}"
+    if isinstance(v, int):
+        return f"the number {v}" if abs(v) < 10**30 else f"a {len(str(abs(v)))}-digit number"
     if isinstance(v, str):
         shown = v if len(v) <= 40 else v[:40] + "…"
         return f"a string ({shown!r})"
@@ -121,6 +127,8 @@ def num(*, null: bool = False, integer: bool = False) -> Validator:
             raise SchemaError(path, f"is {describe(v)}; expected a finite {expected[2:]}")
         if integer and not isinstance(v, int) or not _is_number(v):
             raise SchemaError(path, f"is {describe(v)}; expected {expected}")
+        if abs(v) > MAX_ABS:
+            raise SchemaError(path, f"is {describe(v)}, beyond ±{MAX_ABS:g}; expected {expected}")
         return v
 
     return check

@@ -280,16 +280,41 @@ def recover(parent: str | Path) -> list[str]:
                         f"replacement ('{path.name}')"
                     )
                 else:
-                    shutil.rmtree(path)
+                    remove_run_files(path)
                     done.append(f"removed '{path}', left by an interrupted --force replacement")
             elif _is_temp_run_dir(path):
-                shutil.rmtree(path)
+                remove_run_files(path)
                 done.append(f"removed '{path}', left by an interrupted run")
         except OSError:
             continue  # best effort: what could not be repaired stays as it was
     for note in done:
         warnings.warn(note, RtmlWarning, stacklevel=2)
     return done
+
+
+def remove_run_files(path: Path, *, missing_ok: bool = False) -> None:
+    """Delete a run directory (or a temporary one) that rtml wrote, its markers last.
+
+    ``manifest.json`` and the writing marker go last, so a deletion interrupted half-way
+    leaves a folder that :func:`recover` still recognizes as rtml's and finishes deleting.
+    Errors are ignored with ``missing_ok`` (cleanup after another failure).
+    """
+    last = ("manifest.json", WRITING_MARKER)
+    try:
+        names = sorted(
+            os.listdir(path), key=lambda n: (n in last, last.index(n) if n in last else 0)
+        )
+        for name in names:
+            entry = path / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                os.unlink(entry)
+        os.rmdir(path)
+    except OSError:
+        if not missing_ok:
+            raise
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _mtime(p: Path) -> float:
@@ -366,7 +391,7 @@ def write_run(
                 f"cannot write run directory '{target}': '{tmp}' is in the way and is not "
                 "an rtml temporary folder. Move it away or pass another --out."
             )
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_run_files(tmp, missing_ok=True)
     step = "creating the folder"
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -393,19 +418,19 @@ def write_run(
             except BaseException:
                 os.rename(old, target)
                 raise
-            shutil.rmtree(old, ignore_errors=True)
+            remove_run_files(old, missing_ok=True)
         else:
             os.rename(tmp, target)
         _fsync_dir(parent)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_run_files(tmp, missing_ok=True)
         raise RunDirError(
             f"cannot write run directory '{target}' ({step}): {exc.strerror or exc}. Nothing "
             "was written there (a run it would replace is untouched). Free disk space, fix the "
             "folder's permissions or pass another --out."
         ) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_run_files(tmp, missing_ok=True)
         raise
     return target
 

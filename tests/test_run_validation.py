@@ -163,6 +163,16 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
         X,
         "'bootstrap.level' is null",
     ),  # fmt: skip
+    "staleness 1e308 s": (
+        _json(X, _set("freshness", "batch_daily", "staleness_s", "mean", value=1.7e308)),
+        X,
+        "'freshness.batch_daily.staleness_s.mean' is the number 1.7e+308, beyond ±1e+100",
+    ),
+    "n with 400 digits": (
+        _json(X, _set("quality", "stream", "n", value=10**400)),
+        X,
+        "'quality.stream.n' is a 401-digit number",
+    ),
     "cold start string": (
         _json(X, _set("freshness", "batch_daily", "cold_start", value="22")),
         X,
@@ -397,6 +407,7 @@ def _put(doc: Any, path: tuple, value: Any) -> Any:
 @example("metrics", _METRICS_PATHS.index(("quality", "stream", "n")), float("nan"))
 @example("manifest", _MANIFEST_PATHS.index(("format",)), 1e400)
 @example("manifest", _MANIFEST_PATHS.index(("strategies", 0)), [])
+@example("metrics", _METRICS_PATHS.index(("quality", "stream", "auc")), -1.7e308)
 def test_any_value_anywhere_is_accepted_or_a_run_dir_error(which, index, value):
     paths = _MANIFEST_PATHS if which == "manifest" else _METRICS_PATHS
     path = paths[index % len(paths)]

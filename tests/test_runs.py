@@ -280,6 +280,30 @@ def test_killed_before_deleting_the_old_run_removes_it(tmp_path, small):
     assert read_run(tmp_path / "r").manifest["created"] == "new run"
 
 
+def test_a_deletion_killed_half_way_is_finished_by_the_next_run(tmp_path, small, monkeypatch):
+    out = write(tmp_path / "r", small, created="old run")
+    real_unlink = os.unlink
+    deleted = []
+
+    def unlink(path, *a, **k):
+        if Path(path).parent.name.startswith(".r.old-") and deleted:
+            raise KeyboardInterrupt  # the user gives up while the old run is being deleted
+        deleted.append(Path(path).name)
+        return real_unlink(path, *a, **k)
+
+    monkeypatch.setattr(runs.os, "unlink", unlink)
+    with pytest.raises(KeyboardInterrupt):
+        write(out, small, force=True, created="new run")
+    monkeypatch.undo()
+    assert deleted and "manifest.json" not in deleted  # the manifest goes last
+    (old,) = tmp_path.glob(".r.old-*")
+    old.rename(tmp_path / f".r.old-{dead_pid()}")  # as if the process had died there
+    with pytest.warns(RtmlWarning, match="interrupted --force replacement"):
+        recover(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    assert read_run(out).manifest["created"] == "new run"
+
+
 def test_killed_while_writing_the_temporary_dir_is_removed(tmp_path):
     pid = dead_pid()
     half = tmp_path / f".r.tmp-{pid}"
