@@ -174,7 +174,8 @@ def prepare(
         shown = ", ".join(features[:12]) + (
             f", … ({len(features)} columns)" if len(features) > 12 else ""
         )
-        notes.append(f"features: {shown} (every other column; set [data] features to change)")
+        rest = "every other column" + (" but those above" if left_out else "")
+        notes.append(f"features: {shown} ({rest}; set --features or [data] features to change)")
     # A label is never used before it arrives: the label, its arrival time or a column the
     # user marked as a leak can never be a feature, even when listed explicitly.
     for col, role, fix in (
