@@ -41,8 +41,8 @@ def _reader(raw: bytes, step: int = 7) -> Reader:
     return Reader(lambda n: src.read(min(n, step)))
 
 
-def _resp(raw: bytes, **kw) -> tuple[int, bytes, bool]:
-    return read_response(_reader(raw), **kw)
+def _resp(raw: bytes, step: int = 7, **kw) -> tuple[int, bytes, bool]:
+    return read_response(_reader(raw, step), **kw)
 
 
 def _chunked(body: bytes, cuts: list[int]) -> bytes:
@@ -82,6 +82,9 @@ def test_close_semantics_interim_and_bodiless_responses():
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"
     assert _resp(interim) == (503, b"", False)
     assert _resp(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n") == (204, b"", False)
+    # Bare LF line endings (read line by line), and a head split over many receives.
+    assert _resp(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok") == (200, b"ok", False)
+    assert _resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", step=1) == (200, b"ok", False)
 
 
 @pytest.mark.parametrize(

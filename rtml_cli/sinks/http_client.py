@@ -88,7 +88,9 @@ class Reader:
     ) -> None:
         self._recv = recv
         self._settimeout = settimeout
-        self._buf = bytearray()
+        # Immutable bytes: when everything buffered has been read (the usual case), the next
+        # recv's bytes become the buffer without a copy.
+        self._buf = b""
         self._pos = 0
         #: ``time.monotonic()`` by which the current response must be complete.
         self.deadline: float | None = None
@@ -120,20 +122,43 @@ class Reader:
         if not data:
             return False
         self.started = True
-        buf = self._buf
-        if self._pos:
-            if self._pos == len(buf):
-                buf.clear()
-            else:
-                del buf[: self._pos]
-            self._pos = 0
-        buf += data
+        if self._pos == len(self._buf):
+            self._buf = data
+        else:
+            self._buf = self._buf[self._pos :] + data
+        self._pos = 0
         return True
 
     def _eof(self, what: str) -> Exception:
         if not self.started:
             return NoResponse("the server closed the connection without a response")
         return ResponseError(INCOMPLETE, f"the server closed the connection {what}")
+
+    def read_head(self) -> bytes:
+        """The status line and header lines of a response, CRLF-separated, without the blank
+        line ending them.
+
+        The common case, the whole head in the buffer with CRLF endings, is one search and
+        one slice; anything else (bare LF endings, a head longer than 64 KiB so far) is read
+        line by line, each line and the count of lines bounded.
+        """
+        while True:
+            buf, pos = self._buf, self._pos
+            end = buf.find(b"\r\n\r\n", pos)
+            if end >= 0:
+                self._pos = end + 4
+                return buf[pos:end]
+            if len(buf) - pos > _MAX_LINE or buf.find(b"\n\n", pos) >= 0:
+                break
+            if not self._fill():
+                raise self._eof("inside the response head")
+        lines: list[bytes] = []
+        for _ in range(_MAX_HEADERS + 2):
+            line = self.readline()
+            if line in (b"\r\n", b"\n"):
+                return b"\r\n".join(lines)
+            lines.append(line.rstrip(b"\r\n"))
+        raise ResponseError(MALFORMED, f"more than {_MAX_HEADERS} headers")
 
     def readline(self) -> bytes:
         """One line, with its line ending (at most ``_MAX_LINE`` bytes)."""
@@ -148,7 +173,7 @@ class Reader:
             buf, pos = self._buf, self._pos
             i = buf.find(b"\n", pos + scanned)
         self._pos = i + 1
-        return bytes(buf[pos : i + 1])
+        return buf[pos : i + 1]
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes."""
@@ -158,7 +183,7 @@ class Reader:
                 raise self._eof(f"after {got} of {n} body bytes")
         pos = self._pos
         self._pos = pos + n
-        return bytes(self._buf[pos : pos + n])
+        return self._buf[pos : pos + n]
 
     def read_to_close(self, cap: int) -> bytes:
         """Everything until the server closes the connection, at most ``cap`` bytes."""
@@ -166,7 +191,7 @@ class Reader:
             if len(self._buf) - self._pos > cap:
                 raise ResponseError(TOO_LARGE, f"the body passed {cap:,} bytes")
         pos, self._pos = self._pos, len(self._buf)
-        return bytes(self._buf[pos:])
+        return self._buf[pos:]
 
 
 def read_response(
@@ -181,35 +206,7 @@ def read_response(
     """
     reader.begin()
     while True:
-        line = reader.readline()
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-            raise ResponseError(MALFORMED, f"status line {line[:80]!r}")
-        status = int(parts[1])
-        close = parts[0] == b"HTTP/1.0"
-        length: int | None = None
-        chunked = False
-        for _ in range(_MAX_HEADERS + 1):
-            h = reader.readline()
-            if h in (b"\r\n", b"\n"):
-                break
-            name, _sep, value = h.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                value = value.strip()
-                if not value.isdigit():
-                    raise ResponseError(MALFORMED, f"Content-Length {value[:40]!r}")
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                tokens = [t.strip() for t in value.lower().split(b",")]
-                if b"close" in tokens:
-                    close = True
-                elif b"keep-alive" in tokens:
-                    close = False
-        else:
-            raise ResponseError(MALFORMED, f"more than {_MAX_HEADERS} headers")
+        status, close, length, chunked = _parse_head(reader.read_head())
         if 100 <= status < 200 and status != 101:
             continue  # an interim response (100 Continue): the real one follows
         break
@@ -240,6 +237,37 @@ def read_response(
         return status, reader.read(length), close
     # Neither length nor chunked: the body runs until the server closes the connection.
     return status, reader.read_to_close(max_body), True
+
+
+def _parse_head(head: bytes) -> tuple[int, bool, int | None, bool]:
+    """``(status, close, content_length, chunked)`` from a response head (CRLF lines)."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise ResponseError(MALFORMED, f"status line {lines[0][:80]!r}")
+    if len(lines) > _MAX_HEADERS + 1:
+        raise ResponseError(MALFORMED, f"more than {_MAX_HEADERS} headers")
+    status = int(parts[1])
+    close = parts[0] == b"HTTP/1.0"
+    length: int | None = None
+    chunked = False
+    for h in lines[1:]:
+        name, _sep, value = h.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            value = value.strip()
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise ResponseError(MALFORMED, f"Content-Length {value[:40]!r}")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            tokens = [t.strip() for t in value.lower().split(b",")]
+            if b"close" in tokens:
+                close = True
+            elif b"keep-alive" in tokens:
+                close = False
+    return status, close, length, chunked
 
 
 _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
