@@ -53,7 +53,7 @@ from rtml_cli.io import (
     scan_table,
     time_expr,
 )
-from rtml_cli.replay_guard import RESERVED_COLUMNS, check_output, stream_identity
+from rtml_cli.replay_guard import RESERVED_COLUMNS, check_output, resolve_start_position
 from rtml_cli.replay_guard import check_reserved_columns as _check_reserved
 from rtml_cli.replay_progress import Progress
 from rtml_cli.sinks.base import MessageBatch, Sink, open_sink
@@ -1322,7 +1322,7 @@ def plan_replay(
     """
     check_output(path, to, force=force)
     src = prepare_replay(path, roles, opts)
-    src = _resolve_start(src, to, dict(sink_options or {}))
+    src = resolve_start_position(src, to, dict(sink_options or {}))
     opts = src.options
     assert opts.start_position is not None
     expected: float | None = None
@@ -1506,43 +1506,6 @@ def run_replay(
     return summary
 
 
-def _resolve_start(
-    src: ReplaySource, target: str, sink_options: dict[str, Any] | None
-) -> ReplaySource:
-    """``src`` with its start position settled, and the checkpoint told what it belongs to.
-
-    ``start_position`` None means "from the ``checkpoint`` sink option when that file exists":
-    the file must name this target, this table (by content) and this stream. A start beyond
-    the stream's end is an error, not a silent no-op.
-    """
-    from rtml_cli.replay_guard import same_table, table_fingerprint
-    from rtml_cli.sinks.retry import verify_resume
-
-    opts = src.options
-    ck = (sink_options or {}).get("checkpoint")
-    identity: dict[str, Any] | None = None
-    if ck is not None:
-        identity = {"table": table_fingerprint(src.source), "stream": stream_identity(src)}
-        if sink_options is not None:
-            sink_options["identity"] = identity
-    start = opts.start_position
-    if start is None:
-        stored = None
-        if ck is not None and identity is not None:
-            stored = verify_resume(
-                ck, target=target, identity=identity, messages=src.messages, compare=same_table
-            )
-        start = stored or 0
-    elif start > src.messages:
-        raise UsageError(
-            f"--resume-from {start} is beyond the end of the stream of {src.source} "
-            f"({src.messages:,} messages). Pass a smaller position, or 0 to start over."
-        )
-    if sink_options is not None and "start_position" in sink_options:
-        sink_options["start_position"] = start
-    return dataclasses.replace(src, options=dataclasses.replace(opts, start_position=start))
-
-
 def replay(
     path: str | Path,
     roles: Roles,
@@ -1567,7 +1530,7 @@ def replay(
     src = prepare_replay(path, roles, opts)
     target = getattr(to, "target", type(to).__name__) if isinstance(to, Sink) else to
     options = dict(sink_options or {})
-    src = _resolve_start(src, target, options)
+    src = resolve_start_position(src, target, options)
     if isinstance(to, Sink):
         sink = to
     else:

@@ -6,6 +6,8 @@
 - :func:`table_fingerprint` and :func:`stream_identity`: what a ``--checkpoint`` file records
   about the table and the options that shape the message stream, so that resuming from it
   is refused for another table or another stream (:func:`rtml_cli.sinks.retry.verify_resume`).
+- :func:`resolve_start_position`: where a replay starts (``--resume-from``, or a checkpoint
+  that belongs to it), never beyond the stream's end.
 - :func:`roles_from_config`: the ``[data]`` roles of the ``rtml.toml`` beside the table.
 
 Examples
@@ -15,13 +17,14 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtml_cli.errors import ConfigError, InputError
+from rtml_cli.errors import ConfigError, InputError, UsageError
 from rtml_cli.io import Roles, _expand
 from rtml_cli.safe_write import refuse_existing, refuse_input_as_output
 
@@ -207,3 +210,39 @@ def roles_from_config(
         "given by --config" if config is not None else "found beside the table; --config to change"
     )
     return merged, delay_us, f"using roles from {path} ({what}); {how}"
+
+
+def resolve_start_position(
+    src: ReplaySource, target: str, sink_options: dict[str, Any] | None
+) -> ReplaySource:
+    """``src`` with its start position settled, and the checkpoint told what it belongs to.
+
+    ``start_position`` None means "from the ``checkpoint`` sink option when that file exists":
+    the file must name this target, this table (by content) and this stream. A start beyond
+    the stream's end is an error, not a silent no-op.
+    """
+    from rtml_cli.sinks.retry import verify_resume
+
+    opts = src.options
+    ck = (sink_options or {}).get("checkpoint")
+    identity: dict[str, Any] | None = None
+    if ck is not None:
+        identity = {"table": table_fingerprint(src.source), "stream": stream_identity(src)}
+        if sink_options is not None:
+            sink_options["identity"] = identity
+    start = opts.start_position
+    if start is None:
+        stored = None
+        if ck is not None and identity is not None:
+            stored = verify_resume(
+                ck, target=target, identity=identity, messages=src.messages, compare=same_table
+            )
+        start = stored or 0
+    elif start > src.messages:
+        raise UsageError(
+            f"--resume-from {start} is beyond the end of the stream of {src.source} "
+            f"({src.messages:,} messages). Pass a smaller position, or 0 to start over."
+        )
+    if sink_options is not None and "start_position" in sink_options:
+        sink_options["start_position"] = start
+    return dataclasses.replace(src, options=dataclasses.replace(opts, start_position=start))
