@@ -331,3 +331,23 @@ def test_max_response_bytes_caps_the_answers(runner, http_server, tmp_path):
     out = tmp_path / "o.ndjson"
     r = runner.invoke(app, ["replay", table, "--to", str(out), "--max-response-bytes", "9"])
     assert r.exit_code == 2 and "--max-response-bytes applies to http://" in r.output
+
+
+def test_a_batch_answer_missing_some_scores_counts_once_and_marks_those_events(tmp_path):
+    # Batches of 5 events; the answer for each batch lacks the score of its second event.
+    def respond(number: int, body: bytes, conn: socket.socket) -> bool:
+        items = [{"score": e["x"] / 10} for e in json.loads(body)]
+        items[1] = {"other": 1}
+        return answer(conn, json.dumps(items).encode())
+
+    run = tmp_path / "run"
+    msgs = make_messages(20)
+    with ScriptedServer(respond) as server:
+        sink = _run(HttpSink(server.url(), batch_size=5, score_field="score", record=run), msgs)
+    assert sink.errors_by_status() == {"no usable score": 4}
+    assert sink.stats()["delivered"] == 20
+    resp = pl.read_parquet(run / "responses.parquet")
+    missing = resp.filter(pl.col("score").is_null())
+    assert missing["error"].to_list() == ["no usable score"] * 4
+    assert missing["event_id"].to_list() == [1, 6, 11, 16]
+    assert pl.read_parquet(run / "predictions.parquet").height == 16

@@ -190,7 +190,8 @@ class HttpSink(TransportSink):
     record : a new run directory to write the responses into, or ``None``.
     label_col : the label column (``None``: inferred from the label messages).
     source : the replayed table, stored in the run manifest.
-    fail_on_error : stop at the first HTTP error or timeout instead of counting it.
+    fail_on_error : stop at the first failed answer (an HTTP error, a timeout, a broken or
+        too large answer, no usable score) instead of counting it.
     **common : see :class:`~rtml_cli.sinks.retry.TransportSink`.
     """
 
