@@ -68,7 +68,9 @@ def for_markdown(text: object) -> str:
     """
     s = for_terminal(text, inline=True)
     s = html.escape(s, quote=False)
-    return re.sub(r"([\\`*_\[\]|#!])", r"\\\1", s)
+    s = re.sub(r"([\\`*_\[\]|#!])", r"\\\1", s)
+    # a leading "-", "+" or "1." would open a (nested) list where the text starts a bullet
+    return re.sub(r"^(\d{0,9})([-+.)])(?=\s|$)", r"\1\\\2", s)
 
 
 def for_html(text: object) -> str:

@@ -34,7 +34,7 @@ EVIL = {
     "stream": "[/bold]\x1b[2J<script>alert(1)</script>|s",
     "online": "[red]x\x01<b>&amp;\x07",
     "batch_daily": "b`*_#\x9b31m](http://x)",
-    "static": "st\u202eci\x1b]0;title\x07",
+    "static": "- st\u202eci\x1b]0;title\x07",
 }
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -105,6 +105,8 @@ def test_markdown_escapes_html_and_pipes_in_tables_bullets_and_headings(evil_rep
     # bullets too: the warning and the verdict are escaped
     bullets = [line for line in md.splitlines() if line.startswith("- ")]
     assert any("&lt;img" in b for b in bullets)
+    assert any(b.startswith("- \\- st") for b in bullets)  # a name opening a bullet
+    assert not any(b.startswith("- - ") for b in bullets)  # is no nested list
     # the only HTML tags are rtml's own folding
     tags = set(re.findall(r"<(/?\w+)", md))
     assert tags <= {"details", "/details", "summary", "/summary", "b", "/b"}
