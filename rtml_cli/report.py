@@ -32,7 +32,11 @@ JSON format (``schema_version`` 1)::
 
 CAPACITY is the dict of :func:`rtml_cli.capacity.simulate_capacity` plus ``"chosen"`` (the
 ``by_workers`` entry used for ``e2e_p99_ms`` checks: ``--workers`` if given, else the workers
-needed).
+needed). Its busiest minute and hour are clock windows of the data's own timeline at every
+traffic level. A number that is missing or not finite (NaN in ``metrics.json``) is ``null``.
+
+User text (strategy names, paths, check expressions, manifest values) stays raw in the dict and
+in :func:`layout`; the renderers in :mod:`rtml_cli.report_render` escape it for their medium.
 
 Check sources: every ``--check``, then ``[report] checks`` (a list) and ``[checks]`` (a list or a
 table of name = expression) from the run's resolved config in the manifest. Checks use run A only.
