@@ -921,6 +921,19 @@ def render(rep: dict[str, Any], fmt: str, *, color: bool = False, width: int | N
 # --------------------------------------------------------------------------- the command
 
 
+def _write_atomic(target: Path, text: str) -> None:
+    """Write beside the target and rename: a failed write never leaves half a report."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(
+            f"Cannot write the report to '{target}' ({exc.strerror or exc}); pass another --output."
+        ) from None
+
+
 @dataclass
 class ReportOutput:
     """What the CLI prints (``stdout``, may be empty; ``notes``, one stderr line each) and exits
@@ -962,12 +975,7 @@ def run_report(
     stdout = text
     notes: list[str] = []
     if output is not None:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                f"Cannot write the report to '{output}' ({exc}); pass another --output."
-            ) from None
+        _write_atomic(Path(output), text)
         written = str(output)
         t = for_terminal
         lines = [f"wrote {fmt} report to {t(output, inline=True)}"]

@@ -436,3 +436,12 @@ def test_html_draws_the_capacity_curve_with_the_slo_line():
     ]
     assert len(root.findall(".//svg[@class='spark']")) == len(METRICS["strategies"])
     assert "SLO 2 ms" in doc and "http" not in doc.lower()
+
+
+def test_output_that_cannot_be_written_is_exit_2_and_leaves_no_temporary_file(runner, tmp_path):
+    target = tmp_path / "is_a_dir"
+    target.mkdir()
+    r = runner.invoke(app, ["report", str(RUN), "-f", "html", "-o", str(target)])
+    assert r.exit_code == 2 and "Cannot write the report" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["is_a_dir"]
+    assert list(target.iterdir()) == []

@@ -39,9 +39,13 @@ def _verdict_block(text: str) -> list[str]:
     return lines[start:end]
 
 
+@pytest.mark.parametrize("color", [False, True])
 @pytest.mark.parametrize("width", [80, 60])
-def test_terminal_fits_the_width_and_never_splits_a_verdict_word(rep, width):
-    text = render(rep, "terminal", width=width)
+def test_terminal_fits_the_width_and_never_splits_a_verdict_word(rep, width, color):
+    text = render(rep, "terminal", width=width, color=color)
+    if color:
+        assert "\x1b[" in text
+        text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     too_long = [line for line in text.split("\n") if cell_len(line) > width]
     assert not too_long
     # the bullets, continuation lines joined back with one space, are the sentences exactly:
