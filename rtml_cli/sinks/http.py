@@ -739,8 +739,8 @@ class _Worker:
                     reader.timeout = timeout
                 reader.deadline = deadline
                 stage = "send"
+                sends += 1  # counted when it starts: a send cut short may still have arrived
                 sock.sendall(request)
-                sends += 1
                 stage = "response"
                 status, data, close = read_response(reader, s.max_response_bytes)
             except TimeoutError as exc:
