@@ -213,8 +213,9 @@ def read_response(
     if status in (204, 304):
         return status, b"", close
     if chunked:
-        chunks: list[bytes] = []
-        total = 0
+        # One growing buffer, not a list of chunks: a server sending one-byte chunks must
+        # not make the client hold a Python object per byte.
+        body = bytearray()
         while True:
             size_text = reader.readline().split(b";", 1)[0].strip()
             if not _HEX.fullmatch(size_text):
@@ -223,11 +224,10 @@ def read_response(
             if size == 0:
                 while reader.readline() not in (b"\r\n", b"\n"):
                     pass  # trailers
-                return status, b"".join(chunks), close
-            total += size
-            if total > max_body:
+                return status, bytes(body), close
+            if len(body) + size > max_body:
                 raise ResponseError(TOO_LARGE, f"the chunked body passed {max_body:,} bytes")
-            chunks.append(reader.read(size))
+            body += reader.read(size)
             reader.readline()  # the CRLF after the chunk
     if length is not None:
         if length > max_body:
