@@ -13,6 +13,7 @@ only; the other formats show its numbers in a table).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -278,7 +279,7 @@ h1{font-size:1.4em;overflow-wrap:anywhere}
 h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child,th.t,td.t{text-align:left}
 caption{caption-side:bottom;text-align:left;font-size:.85em;color:#555;padding-top:.3em}
 .PASS{color:#176f2c;font-weight:bold}.FAIL{color:#b00020;font-weight:bold}.ERROR{color:#a66a00;font-weight:bold}
 .verdict li{margin:.3em 0}
@@ -308,15 +309,22 @@ def render_html(head: str, sections: Sections) -> str:
                 cls = ' class="verdict"' if title == "Verdict" else ""
                 parts.append(f"<ul{cls}>" + "".join(f"<li>{e(x)}</li>" for x in b) + "</ul>")
             elif isinstance(b, Table):
+                text_col = [not _numeric_column([r[i] for r in b.rows if i < len(r)])
+                            for i in range(len(b.headers))]  # fmt: skip
                 rows = []
                 for r in b.rows:
                     cells = "".join(
-                        f'<td class="{c}">{c}</td>' if c in STATUS else f"<td>{e(c)}</td>"
-                        for c in r
+                        f'<td class="{c}">{c}</td>'
+                        if c in STATUS
+                        else f"<td{_TEXT if i < len(text_col) and text_col[i] else ''}>{e(c)}</td>"
+                        for i, c in enumerate(r)
                     )
                     rows.append(f"<tr>{cells}</tr>")
                 cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
-                hdr = "".join(f"<th>{e(h)}</th>" for h in b.headers)
+                hdr = "".join(
+                    f"<th{_TEXT if t else ''}>{e(h)}</th>"
+                    for h, t in zip(b.headers, text_col, strict=True)
+                )
                 parts.append(
                     f"<table>{cap}<thead><tr>{hdr}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
                 )
@@ -333,6 +341,16 @@ def render_html(head: str, sections: Sections) -> str:
                 )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+_TEXT = ' class="t"'  # a text column: left-aligned
+
+
+def _numeric_column(cells: Sequence[str]) -> bool:
+    """Most cells read as numbers (``0.73``, ``+0.1 [..]``, ``13h6m``, ``<1%``, ``n/a``)."""
+    filled = [c for c in cells if c]
+    nums = sum(bool(re.match(r"[-+<≤]?\d|n/a$", c)) for c in filled)
+    return bool(filled) and nums * 2 >= len(filled)
 
 
 def _html_sparks(s: Series) -> str:
