@@ -352,7 +352,7 @@ def replay(
         bool,
         typer.Option(
             "--fail-on-error",
-            help="http://: stop at the first 4xx/5xx or timeout instead of counting it.",
+            help="http://: stop at the first failed answer (4xx/5xx, timeout, broken, too large, no usable score) instead of counting it.",
         ),
     ] = False,
     kafka_config: Annotated[
