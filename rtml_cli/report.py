@@ -66,6 +66,7 @@ from rtml_cli.report_render import Block, Curve, Series, Table, finite, fnum
 from rtml_cli.report_render import sparkline as sparkline  # re-exported: part of the API
 from rtml_cli.runs import Run
 from rtml_cli.runs import read_run as _runs_read
+from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_input_as_output
 
 SCHEMA_VERSION = 1
 FORMATS = ("terminal", "markdown", "html", "json", "junit")
@@ -921,16 +922,18 @@ def render(rep: dict[str, Any], fmt: str, *, color: bool = False, width: int | N
 # --------------------------------------------------------------------------- the command
 
 
-def _write_atomic(target: Path, text: str) -> None:
-    """Write beside the target and rename: a failed write never leaves half a report."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+def _write_atomic(target: Path, text: str, *, force: bool, inputs: Sequence[Path]) -> None:
+    """Write beside the target and rename: a failed write never leaves half a report, an
+    existing file is replaced only with ``force``, and a file of the run is never the target."""
+    refuse_input_as_output(target, inputs)
+    refuse_existing(target, force=force, what="report file")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        with atomic_output(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UsageError(
-            f"Cannot write the report to '{target}' ({exc.strerror or exc}); pass another --output."
+            f"Cannot write the report to '{for_terminal(target, inline=True)}' "
+            f"({exc.strerror or exc}); pass another --out."
         ) from None
 
 
@@ -952,6 +955,7 @@ def run_report(
     fmt: str = "terminal",
     checks: Sequence[str] = (),
     output: str | Path | None = None,
+    force: bool = False,
     github_summary: bool = False,
     traffic: str | None = None,
     slo: str | None = None,
@@ -975,7 +979,8 @@ def run_report(
     stdout = text
     notes: list[str] = []
     if output is not None:
-        _write_atomic(Path(output), text)
+        runs = [Path(run_dir)] + ([Path(run_b)] if run_b is not None else [])
+        _write_atomic(Path(output), text, force=force, inputs=runs)
         written = str(output)
         t = for_terminal
         lines = [f"wrote {fmt} report to {t(output, inline=True)}"]

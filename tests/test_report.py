@@ -442,6 +442,32 @@ def test_output_that_cannot_be_written_is_exit_2_and_leaves_no_temporary_file(ru
     target = tmp_path / "is_a_dir"
     target.mkdir()
     r = runner.invoke(app, ["report", str(RUN), "-f", "html", "-o", str(target)])
-    assert r.exit_code == 2 and "Cannot write the report" in r.output
+    assert r.exit_code == 2 and "is a folder" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["is_a_dir"]
     assert list(target.iterdir()) == []
+    unwritable = tmp_path / "no" / "such" / "folder" / "r.html"
+    r = runner.invoke(app, ["report", str(RUN), "-f", "html", "-o", str(unwritable)])
+    assert r.exit_code == 2 and "Cannot write the report" in r.output, r.output
+
+
+def test_an_existing_report_file_is_replaced_only_with_force(runner, tmp_path):
+    target = tmp_path / "report.md"
+    target.write_text("my notes")
+    r = runner.invoke(app, ["report", str(RUN), "-f", "markdown", "--out", str(target)])
+    assert r.exit_code == 2 and "already exists" in r.output and "--force" in r.output
+    assert target.read_text() == "my notes"
+    r = runner.invoke(app, ["report", str(RUN), "-f", "markdown", "-o", str(target), "--force"])
+    assert r.exit_code == 0, r.output
+    assert target.read_text().startswith("#") and "my notes" not in target.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_a_report_is_never_written_into_the_run_it_reads(runner, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    before = sorted(p.name for p in run.iterdir())
+    r = runner.invoke(app, ["report", str(run), "-o", str(run / "metrics.json"), "--force"])
+    assert r.exit_code == 2 and "input" in r.output
+    assert sorted(p.name for p in run.iterdir()) == before
