@@ -67,7 +67,7 @@ def main() -> None:
         with sklearn.config_context(skip_parameter_validation=True, assume_finite=view.finite):
             bare = bare_loop(m, view.X, d.y, s0)
         best_bare = min(best_bare, time.perf_counter() - t0)
-    # rtml predicts events that share a timestamp before any of their labels arrive (DESIGN
+    # rtml predicts events that share a timestamp before any of their labels arrive (docs/semantics.md,
     # tie rule); the bare loop interleaves, so the two agree exactly up to the first tie only.
     diff = np.flatnonzero(~np.isclose(res.score, bare, rtol=1e-9, atol=1e-12))
     first_tie = (

@@ -7,7 +7,7 @@ the OS timer and Python give on this machine. Ratio = rtml p99 / bare-loop p99.
 
     python benchmarks/replay_pacing.py [--rate 5000] [--seconds 10]
 
-Goal (issue 2): p99 lateness <= 2 ms on this 2-core machine.
+Goal: p99 lateness <= 2 ms on this 2-core machine.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ active). `--baseline DIR` adds an earlier version as a third contender in the sa
 its `rtml_cli/`, e.g. `git archive <rev> rtml_cli | tar -x -C DIR`): before/after under the
 same load, since the shared machine's load swings absolute times by 2x.
 
-Goal (issue 2): rows/s of replay >= 0.5 x rows/s of the bound.
+Goal: rows/s of replay >= 0.5 x rows/s of the bound.
 """
 
 from __future__ import annotations

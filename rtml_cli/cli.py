@@ -1,6 +1,6 @@
 """The ``rtml`` command line: parse, call one library function, render, map errors to exit codes.
 
-No logic lives here (DESIGN §4). Every command body is wrapped by :func:`_edge`, which turns
+No logic lives here (docs/ARCHITECTURE.md). Every command body is wrapped by :func:`_edge`, which turns
 :class:`~rtml_cli.errors.RtmlError` into its exit code and prints warnings as one line each.
 """
 
@@ -182,7 +182,7 @@ def _root(
     _debug = debug
 
 
-# ---- replay (issue 2) --------------------------------------------------------------------
+# ---- replay -----------------------------------------------------------------------------
 
 
 def _csv_list(values: list[str] | None) -> list[str]:
@@ -514,7 +514,7 @@ def sample(
         typer.echo(f"wrote {path}")
 
 
-# ---- compare (issue 3) -------------------------------------------------------------------
+# ---- compare ----------------------------------------------------------------------------
 
 
 @app.command()
@@ -677,7 +677,7 @@ def compare(
         )
 
 
-# ---- report (issue 5) --------------------------------------------------------------------
+# ---- report -----------------------------------------------------------------------------
 
 
 @app.command()

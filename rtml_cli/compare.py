@@ -209,7 +209,7 @@ def prepare(
     t = frame[T].dt.epoch("us").to_numpy().astype(np.int64)
     W = warmup_end(t, cfg.warmup, source=source)
     notes.append(f"warm-up: {cfg.warmup} → scoring events from {_iso(W)}")
-    l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in DESIGN)
+    l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in docs/semantics.md)
     data = SimData(t=t, l=l, y=label.y, W=W, task=label.task)
     leaks = leak_warnings(frame, features, label.y, t < W, task=label.task, label=roles.label)
     for text in leaks:

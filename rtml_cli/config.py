@@ -1,4 +1,4 @@
-"""``rtml.toml`` loading and validation, and the compact ``--strategies`` form (DESIGN §2).
+"""``rtml.toml`` loading and validation, and the compact ``--strategies`` form (README: Configuration).
 
 Configuration objects are dumb containers; :func:`build_config` validates everything at once
 and every error names the key, the value and what is allowed. CLI flags override the file.

@@ -1,4 +1,4 @@
-"""Point-in-time windowed aggregates per key, and request-time calendar features (DESIGN §1).
+"""Point-in-time windowed aggregates per key, and request-time calendar features (docs/semantics.md: Feature views, Windowed aggregates).
 
 A windowed feature ("mean click of this user in the last 1h") is evaluated for each event *i*
 at a query time ``q_i``:

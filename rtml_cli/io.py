@@ -1,4 +1,4 @@
-"""Reading and validating event tables (DESIGN §1, §4: the first stage of the pipeline).
+"""Reading and validating event tables (docs/semantics.md, The event table; the first stage of the pipeline).
 
 A table is read lazily with polars (only the needed columns are materialised). Column roles
 (time, label, key, label time, features) come from flags/config or are inferred from the
@@ -65,7 +65,7 @@ SUPPORTED = "Parquet (.parquet, folder or glob), CSV (.csv/.tsv), NDJSON (.ndjso
 
 @dataclasses.dataclass
 class Roles:
-    """Which column plays which part (DESIGN §1). ``None`` means "infer" (or "absent")."""
+    """Which column plays which part (docs/semantics.md, The event table). ``None`` means "infer" (or "absent")."""
 
     time: str | None = None
     label: str | None = None

@@ -1,6 +1,6 @@
 """Models: presets, import path + params, factory files; label task inference; the online adapter.
 
-Three ways to name a model (DESIGN §6):
+Three ways to name a model (docs/semantics.md, The model):
 
 * a **preset** (``logreg``, ``sgd``, ``hgb``, ``rf``, ``nb``; regression: ``ridge``/``linear``,
   ``sgd``, ``hgb``, ``rf``) — rtml's own complete scikit-learn Pipelines built from the table

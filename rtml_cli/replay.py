@@ -1,6 +1,6 @@
 """Replay: a historical table becomes an ordered, paced stream of event and label messages.
 
-DESIGN §1 "Replay order" and §2 ``rtml replay``. Event *i* is sent at ``t_i`` (delayed by a
+docs/semantics.md, "Replay order and ties" and "Replay messages". Event *i* is sent at ``t_i`` (delayed by a
 seeded amount in ``[0, D]`` under ``disorder``), its label at ``l_i`` (the label-time column, or
 ``t_i`` + label delay; never before the event message, never for a null label). Ties are broken
 by time, then events before labels, then table order.

@@ -1,4 +1,4 @@
-"""The run directory: the interface between ``compare`` and ``report`` (DESIGN §3).
+"""The run directory: the interface between ``compare`` and ``report`` (docs/semantics.md, The run directory).
 
 A run is written into a hidden temporary directory beside the target and renamed into place
 only when every file is complete, so a crashed or interrupted run never leaves a directory that

@@ -1,4 +1,4 @@
-"""``rtml sample``: realistic synthetic tables for demos, tests and benchmarks (DESIGN §2).
+"""``rtml sample``: realistic synthetic tables for demos, tests and benchmarks (README: `rtml sample`).
 
 ``clickstream``: a recommendation impression log. Each row is one item shown to one user; the
 label ``click`` says whether the user clicked it. What makes it a streaming case: each user's

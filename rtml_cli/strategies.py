@@ -1,4 +1,4 @@
-"""The simulation of ``batch``, ``stream``, ``online`` and ``static`` deployments (DESIGN §1, §5).
+"""The simulation of ``batch``, ``stream``, ``online`` and ``static`` deployments (docs/semantics.md: the four strategies, performance principles).
 
 Two parts:
 
@@ -199,7 +199,7 @@ class SimData:
     """
 
     t: np.ndarray
-    l: np.ndarray  # noqa: E741 (l_i as in DESIGN)
+    l: np.ndarray  # noqa: E741 (l_i as in docs/semantics.md)
     y: np.ndarray
     W: int
     task: str
@@ -444,7 +444,7 @@ def _scheduled(sim: _Sim) -> None:
 def _online(sim: _Sim) -> None:
     """``online``: the warm-up model, then ``partial_fit`` per ``update_every`` arrived labels."""
     spec, d = sim.spec, sim.data
-    t, l, y, n, s0, W = d.t, d.l, d.y, len(d.t), sim.s0, d.W  # noqa: E741 (l_i as in DESIGN)
+    t, l, y, n, s0, W = d.t, d.l, d.y, len(d.t), sim.s0, d.W  # noqa: E741 (l_i as in docs/semantics.md)
     k = spec.update_every
     model = sim.fit(W, first=True)
     prefix, final = split_online(model, what=spec.name)

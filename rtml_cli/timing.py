@@ -1,6 +1,6 @@
 """Timing of real calls (``perf_counter_ns`` wall, ``thread_time_ns`` CPU) and summaries.
 
-Timing is measured, not modelled (DESIGN §5): every retrain, ``partial_fit``, batch scoring job
+Timing is measured, not modelled (docs/semantics.md, Performance principles): every retrain, ``partial_fit``, batch scoring job
 and sampled single-row predict is a real call timed here. :class:`CallLog` keeps one row per
 call in growable numpy arrays so recording costs a few stores, not a dict per call.
 """

@@ -1,7 +1,7 @@
-"""Adversarial review of ``rtml compare`` against DESIGN §1/§3: tiny hand-checked tables.
+"""Adversarial review of ``rtml compare`` against docs/semantics.md: tiny hand-checked tables.
 
 Each test pins one edge of the contract (ties at a cutoff, labels arriving exactly at an event,
-fraction warm-up, windows, nulls, ...). The reading chosen for anything DESIGN leaves open is
+fraction warm-up, windows, nulls, ...). The reading chosen for anything docs/semantics.md leaves open is
 written in docs/ARCHITECTURE.md, "Semantics notes".
 """
 
@@ -238,7 +238,7 @@ def test_fraction_warmup_is_exactly_that_share_of_events(tmp_path):
 
 def test_fraction_warmup_tie_at_the_boundary_is_scored(tmp_path):
     """W is the time of the first event after the fraction; events tied with it are scored
-    (warm-up is t < W): DESIGN's rule, pinned (docs/ARCHITECTURE.md, Semantics notes)."""
+    (warm-up is t < W): the rule of docs/semantics.md, pinned (docs/ARCHITECTURE.md, Semantics notes)."""
     df = pl.DataFrame(
         {
             "ts": [at(0), at(1), at(2), at(2), at(3), at(4), at(5), at(6), at(7), at(8)],

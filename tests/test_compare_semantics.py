@@ -1,4 +1,4 @@
-"""The DESIGN §1 worked example, event by event, and the "strictly before" rule as a property."""
+"""The worked example of docs/semantics.md, event by event, and the "strictly before" rule as a property."""
 
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ def test_no_model_ever_sees_the_future(tmp_path_factory, df, strategy):
     prep = prepare(path, cfg, instance=Recorder())
     spec = cfg.strategies[0]
     res = simulate(spec, prep.data, prep.view_for(spec), prep.builder)
-    t, l = prep.data.t, prep.data.l  # noqa: E741 (l_i as in DESIGN)
+    t, l = prep.data.t, prep.data.l  # noqa: E741 (l_i as in docs/semantics.md)
     calls = list(Recorder.CALLS)
     trained = [c for c in calls if c[0] != "predict"]
     assert len(trained) == len(res.fits)

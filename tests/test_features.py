@@ -365,7 +365,7 @@ def test_no_value_depends_on_the_future(
 
 
 # ---------------------------------------------------------------------------------------------
-# hand-checked cases: DESIGN §1's worked example and the batch as-of-cutoff rule
+# hand-checked cases: docs/semantics.md's worked example and the batch as-of-cutoff rule
 
 
 def worked_example() -> pl.DataFrame:
@@ -382,12 +382,12 @@ def worked_example() -> pl.DataFrame:
 
 
 def test_worked_example_batch_snapshot_of_x() -> None:
-    """DESIGN §1: batch serves e1's x=2 for e2..e4 (day1 snapshot) and e4's x=5 for e5."""
+    """docs/semantics.md, worked example: batch serves e1's x=2 for e2..e4 (day1 snapshot) and e4's x=5 for e5."""
     df = worked_example()
     spec = FeatureSpec.parse("u:x:last:7d:x")
     out = asof_features(df, [spec], cutoff_grid(df[T], 86_400_000_000), label_col="y")
     assert out["rtml_f_x"].to_list() == [None, None, 2.0, 2.0, 2.0, 5.0]
-    # e3 at day1 06:00 uses e1 (day0 14:00): feature age 16h, as in DESIGN §1.
+    # e3 at day1 06:00 uses e1 (day0 14:00): feature age 16h, as in docs/semantics.md's worked example.
     assert out["rtml_age_x"][3] == 16 * 3600 * 1_000_000
     fresh = fresh_features(df, [spec], label_col="y")
     assert fresh["rtml_f_x"].to_list() == [None, 1.0, 2.0, 3.0, 4.0, 5.0]

@@ -18,7 +18,7 @@ DAY = 86_400_000_000
 
 
 def example() -> pl.DataFrame:
-    """DESIGN §1's worked example (label delay 1h) plus a second user."""
+    """docs/semantics.md's worked example (label delay 1h) plus a second user."""
     d = lambda day, h, m=0: dt.datetime(2024, 1, 1 + day, h, m)  # noqa: E731
     df = pl.DataFrame(
         {

@@ -10,7 +10,7 @@ A :class:`MessageBatch` holds a contiguous run of messages in arrival order:
   table's columns; fields a message does not carry are null (the label in an event message,
   the features in a label message).
 - :meth:`MessageBatch.json_lines`: the messages as flat JSON objects (one str each, no
-  newline), holding only the fields of their kind, as DESIGN §2 specifies. Computed once,
+  newline), holding only the fields of their kind, as docs/semantics.md (Replay messages) specifies. Computed once,
   on first use.
 - ``scheduled_ns``: for paced replays, each message's scheduled send time on the
   ``time.perf_counter_ns`` clock (None under ``--max-speed``), so that a sink can measure

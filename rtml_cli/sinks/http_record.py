@@ -27,7 +27,7 @@ STRATEGY = "deployed"
 
 
 def _to_y(values: list[Any]) -> tuple[list[float | None], str, Any]:
-    """Labels -> Float64 ``y``, the task and the positive class (DESIGN: 1.0 = positive)."""
+    """Labels -> Float64 ``y``, the task and the positive class (docs/semantics.md, The event table: 1.0 = positive)."""
     present = [v for v in values if v is not None]
     if all(isinstance(v, bool) for v in present):
         return [None if v is None else float(v) for v in values], "binary", True
