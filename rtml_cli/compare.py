@@ -61,6 +61,9 @@ from rtml_cli.timing import NO_TIME, percentiles
 from rtml_cli.zero_config import LeakWarning, default_features, leak_warnings
 
 DEFAULT_TIMING_SAMPLE = 2000
+#: ``--timing-sample auto``: at most DEFAULT_TIMING_SAMPLE single-row calls per strategy, thinned
+#: so that they take about this long (never fewer than strategies.MIN_TIMED_CALLS).
+DEFAULT_TIMING_BUDGET_S = 2.0
 
 
 @dataclasses.dataclass
@@ -256,9 +259,12 @@ def _run_one(
     builder: ModelBuilder,
     sample: np.ndarray,
     fast: bool,
+    timing_budget_s: float | None = None,
 ) -> StrategyResult:
     """Worker entry point (top level so joblib can pickle it)."""
-    return simulate(spec, data, view, builder, sample=sample, fast=fast)
+    return simulate(
+        spec, data, view, builder, sample=sample, fast=fast, timing_budget_s=timing_budget_s
+    )
 
 
 def run_strategies(
@@ -266,6 +272,7 @@ def run_strategies(
     *,
     jobs: int = 1,
     timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
+    timing_budget_s: float | None = None,
     seed: int = 0,
     fast: bool = True,
     progress: bool = False,
@@ -292,6 +299,7 @@ def run_strategies(
                     sample=sample,
                     fast=fast,
                     progress=bars.callback(s.name),
+                    timing_budget_s=timing_budget_s,
                 )
                 bars.finished(s.name)
                 out.append(r)
@@ -299,7 +307,9 @@ def run_strategies(
         from joblib import Parallel, delayed
 
         tasks = (
-            delayed(_run_one)(s, prep.data, prep.view_for(s), prep.builder, sample, fast)
+            delayed(_run_one)(
+                s, prep.data, prep.view_for(s), prep.builder, sample, fast, timing_budget_s
+            )
             for s in specs
         )
         # in the order they end, so that a log says when each one has
@@ -461,6 +471,7 @@ def run_compare(
     force: bool = False,
     jobs: int = 1,
     timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
+    timing_budget_s: float | None = None,
     seed: int = 0,
     fast: bool = True,
     progress: bool = False,
@@ -470,7 +481,8 @@ def run_compare(
     """Simulate every strategy on ``table`` and write a run directory.
 
     Parameters mirror the CLI flags; ``None`` means "from the config / inferred".
-    ``timing_sample=None`` times every event with a single-row call; ``force`` replaces an
+    ``timing_sample=None`` times every event with a single-row call; ``timing_budget_s`` thins
+    the sample so that each strategy's timed calls take about that long; ``force`` replaces an
     existing run directory at ``out`` once the new one is complete.
 
     Raises
@@ -510,6 +522,7 @@ def run_compare(
         prep,
         jobs=jobs,
         timing_sample=timing_sample,
+        timing_budget_s=timing_budget_s,
         seed=seed,
         fast=fast,
         progress=progress,
@@ -541,6 +554,7 @@ def run_compare(
         warn_list,
         jobs=jobs,
         timing_sample=timing_sample,
+        timing_budget_s=timing_budget_s,
         fast=fast,
         timings={
             "prepare_s": t_prep - t_start,
@@ -606,6 +620,7 @@ def _manifest(
     timing_sample: int | None,
     fast: bool,
     timings: dict[str, float],
+    timing_budget_s: float | None = None,
 ) -> dict[str, Any]:
     cfg, ev = prep.config, prep.table
     # with --jobs > 1 the strategies ran in worker processes: report the larger peak
@@ -647,6 +662,7 @@ def _manifest(
         "warnings": warn_list,
         "options": {
             "timing_sample": "all" if timing_sample is None else timing_sample,
+            "timing_budget_s": timing_budget_s,
             "jobs": jobs,
             "sklearn_fast": fast,
             "sklearn_config": {
@@ -683,14 +699,18 @@ def compare_cli(
     echo: Callable[[str], None],
 ) -> CompareResult:
     """The ``rtml compare`` command: flags → :func:`run_compare` → notes on stderr, summary on stdout."""
+    budget: float | None = None
     if timing_sample.strip().lower() == "all":
         sample: int | None = None
+    elif timing_sample.strip().lower() == "auto":
+        sample, budget = DEFAULT_TIMING_SAMPLE, DEFAULT_TIMING_BUDGET_S
     else:
         try:
             sample = int(timing_sample)
         except ValueError:
             raise UsageError(
-                f"--timing-sample must be a number of events or 'all'. Got {timing_sample!r}."
+                "--timing-sample must be a number of events, 'auto' or 'all'. "
+                f"Got {timing_sample!r}."
             ) from None
     roles = Roles(
         time=time_col,
@@ -716,6 +736,7 @@ def compare_cli(
         force=force,
         jobs=jobs,
         timing_sample=sample,
+        timing_budget_s=budget,
         seed=seed,
         progress=True,
         echo=echo,

@@ -282,6 +282,38 @@ def _pct(values_ms: np.ndarray) -> dict[str, float | None]:
     return out
 
 
+def quantile_interval(
+    values: np.ndarray, q: float = 0.99, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Distribution-free interval for the ``q`` quantile of the population ``values`` sample.
+
+    The number of sample values below the true quantile is Binomial(n, q), so the order
+    statistics at that distribution's two tail quantiles bracket it with at least
+    ``confidence`` (no assumption on the shape of the latency distribution). ``None`` where the
+    sample is too small for a bound on that side (the upper one, below about 300 calls for
+    p99: the interval then reaches past the largest call seen).
+
+    Examples
+    --------
+    >>> quantile_interval(np.arange(1000.0))
+    (982.0, 996.0)
+    """
+    from scipy.stats import binom
+
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    n = v.size
+    if n == 0:
+        return None, None
+    tail = (1 - confidence) / 2
+    # B = values below the quantile. The lo-th smallest value is <= it when B >= lo, which
+    # fails with probability CDF(lo - 1) < tail; the (hi+1)-th is >= it when B <= hi.
+    lo = int(binom.ppf(tail, n, q))
+    hi = int(binom.ppf(1 - tail, n, q))
+    low = _f(v[lo - 1]) if lo >= 1 else None
+    high = _f(v[hi]) if hi < n else None
+    return low, high
+
+
 def _calls(df: pl.DataFrame) -> dict[str, Any]:
     wall = df["wall_ns"].cast(pl.Float64).fill_null(0).to_numpy() / 1e6
     cpu = df["cpu_ns"].cast(pl.Float64).fill_null(0).to_numpy() / 1e6
@@ -290,6 +322,7 @@ def _calls(df: pl.DataFrame) -> dict[str, Any]:
         "count": int(df.height),
         "rows": int(rows or 0),
         "wall_ms": _pct(wall),
+        "wall_p99_interval_ms": list(quantile_interval(wall)),
         "cpu_ms": _pct(cpu),
         "wall_total_s": float(wall.sum() / 1e3),
         "cpu_total_s": float(cpu.sum() / 1e3),

@@ -477,11 +477,26 @@ def _latency_sentences(
         if not single:
             continue
         text = f"{n} {fms(single['wall_ms'].get('p99'))} ms"
+        interval = single.get("wall_p99_interval_ms")
+        if isinstance(interval, list) and len(interval) == 2:  # runs before 0.2 have none
+            lo, hi = interval
+            bounds = f"[{fms(lo)}, {fms(hi) if finite(hi) else 'above the largest call'}]"
+            text += f" (95 % interval {bounds}, {single.get('count')} calls)"
+        else:
+            text += f" ({single.get('count')} calls)"
         upd = (comp.get("kinds") or {}).get("update")
         if upd:
-            text += f" (+ update p99 {fms(upd['wall_ms'].get('p99'))} ms)"
+            text += f", + update p99 {fms(upd['wall_ms'].get('p99'))} ms"
         parts.append(text)
-    return [f"One-row predict p99: {', '.join(parts)}."] if parts else []
+    out = [f"One-row predict p99: {'; '.join(parts)}."] if parts else []
+    batch = [n for n in names if kinds.get(n) == "batch"]
+    if batch:
+        out.append(
+            f"{', '.join(batch)} serve{'s' if len(batch) == 1 else ''} the precomputed scores of "
+            "a scoring job: a request is a lookup, not a model call, so its cost is the "
+            "scoring job's (Compute), not a per-request latency."
+        )
+    return out
 
 
 def _fmt_value(metric: str, v: float | None) -> str:

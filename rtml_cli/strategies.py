@@ -37,6 +37,11 @@ from rtml_cli.timing import CallLog, cpu_ns, perf_ns
 NO_LABEL = np.iinfo(np.int64).max
 #: Feature age of a cold-start event (no source event).
 NO_AGE = np.iinfo(np.int64).min
+#: Fewest single-row calls a timing budget leaves: about the fewest for which the p99 has a
+#: finite 95 % upper bound (``metrics.quantile_interval``: below ~380 calls it is unbounded).
+MIN_TIMED_CALLS = 400
+#: Untimed single-row calls that measure one call's cost before the sample is thinned.
+CALIBRATION_CALLS = 10
 
 
 # --------------------------------------------------------------------------- feature views
@@ -284,6 +289,7 @@ class _Sim:
         sample: np.ndarray,
         vectorize: bool,
         progress: Callable[[int], None] | None,
+        timing_budget_ns: int | None = None,
     ) -> None:
         self.spec, self.data, self.view, self.builder = spec, data, view, builder
         self.s0 = data.s0
@@ -292,6 +298,7 @@ class _Sim:
         self.version = np.zeros(m, dtype=np.int32)
         self.mtime = np.zeros(m, dtype=np.int64)
         self.sample = sample  # bool mask over scored events
+        self.timing_budget_ns = timing_budget_ns
         self.vectorize = vectorize
         self.log = CallLog()
         self.warnings: list[str] = []
@@ -368,6 +375,32 @@ class _Sim:
             for i in range(a, b):
                 self.score[i - s0] = scorer(Z[i : i + 1], at)[0]
 
+    def fit_timing_budget(self, scorer: _Scorer, X: np.ndarray) -> None:
+        """Thin the timing sample so its single-row calls cost about ``timing_budget_ns``.
+
+        The cost of one call is measured on the first model with a few real single-row calls
+        (not recorded), before any event is timed; the sample is then thinned uniformly at
+        random (seeded by its own size), so it stays a uniform sample over the whole table,
+        never below :data:`MIN_TIMED_CALLS` calls.
+        """
+        budget, self.timing_budget_ns = self.timing_budget_ns, None  # once per strategy
+        picked = np.flatnonzero(self.sample)
+        if budget is None or len(picked) <= MIN_TIMED_CALLS:
+            return
+        probe = picked[:CALIBRATION_CALLS] + self.s0
+        costs = []
+        for i in probe.tolist():
+            w0 = perf_ns()
+            scorer(X[i : i + 1], int(self.data.t[i]))
+            costs.append(perf_ns() - w0)
+        per_call = max(float(np.median(costs)), 1.0)
+        keep = max(MIN_TIMED_CALLS, int(budget / per_call))
+        if keep < len(picked):
+            rng = np.random.default_rng(len(picked))
+            mask = np.zeros_like(self.sample)
+            mask[rng.choice(picked, size=keep, replace=False)] = True
+            self.sample = mask
+
     def time_singles(self, scorer: _Scorer, X: np.ndarray, a: int, b: int) -> None:
         """Real single-row predict calls for the sampled events in ``a:b`` (latency)."""
         s0, t = self.s0, self.data.t
@@ -434,7 +467,9 @@ def _scheduled(sim: _Sim) -> None:
         if b > a:
             assert scorer is not None
             sim.predict_span(scorer, sim.view.X, a, b, c, job=job)
-            sim.time_singles(scorer, sim.view.X, a, b)
+            if not job:  # a batch deployment serves the scores of its job: no call per request
+                sim.fit_timing_budget(scorer, sim.view.X)
+                sim.time_singles(scorer, sim.view.X, a, b)
             sim.version[a - s0 : b - s0] = version
             sim.mtime[a - s0 : b - s0] = mtime
             if sim.progress is not None:
@@ -470,6 +505,7 @@ def _online(sim: _Sim) -> None:
     # Events with t <= u_b are predicted before update b (ties: events before labels).
     ends = np.maximum(np.searchsorted(t, u, "right"), s0)
     begins = np.concatenate([[s0], ends[:-1]]) if nb else np.array([], dtype=np.int64)
+    sim.fit_timing_budget(full, X)
     csum = np.concatenate([[0], np.cumsum(sim.sample)])
     span_sampled = (csum[ends - s0] - csum[begins - s0]) > 0 if nb else np.array([], dtype=bool)
     uw = np.zeros(nb, dtype=np.int64)
@@ -551,6 +587,7 @@ def simulate(
     vectorize: bool = True,
     fast: bool = True,
     progress: Callable[[int], None] | None = None,
+    timing_budget_s: float | None = None,
 ) -> StrategyResult:
     """Simulate one strategy over the whole table.
 
@@ -561,7 +598,10 @@ def simulate(
     view : the feature view this strategy sees (fresh, or the batch view of its period).
     builder : builds fresh copies of the model.
     sample : bool mask over scored events whose latency is measured with real single-row calls
-        (default: none).
+        (default: none). A ``batch`` strategy makes no model call per request (it serves the
+        scores of its scoring job), so it times none.
+    timing_budget_s : thin ``sample`` so its calls take about this long (never below
+        :data:`MIN_TIMED_CALLS` calls); ``None`` keeps the sample as given.
     vectorize : predict each span between model changes in one call (``False``: one call per
         event; the parity tests compare both).
     fast : run under ``sklearn.config_context(skip_parameter_validation=True)`` (and
@@ -585,6 +625,7 @@ def simulate(
         np.zeros(m, bool) if sample is None else sample,
         vectorize,
         progress,
+        timing_budget_ns=None if timing_budget_s is None else int(timing_budget_s * 1e9),
     )
     ctx = (
         sklearn.config_context(skip_parameter_validation=True, assume_finite=view.finite)

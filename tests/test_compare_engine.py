@@ -156,7 +156,38 @@ def test_parallel_jobs_give_the_same_predictions(tmp_path):
     for a, b in zip(one, two, strict=True):
         assert a.name == b.name
         np.testing.assert_array_equal(a.score, b.score)
-        assert sum(k == "predict" for k in b.calls["kind"]) == 50
+        # a batch deployment serves its scoring job's scores: no per-request call to time
+        assert sum(k == "predict" for k in b.calls["kind"]) == (0 if b.kind == "batch" else 50)
+
+
+def _single_row_times(r) -> np.ndarray:
+    kinds = np.array(r.calls["kind"])
+    return np.asarray(r.calls["t"])[(kinds == "predict") & (np.asarray(r.calls["rows"]) == 1)]
+
+
+def test_a_timing_budget_thins_the_sample_uniformly_and_changes_no_score(tmp_path):
+    from rtml_cli.strategies import MIN_TIMED_CALLS
+
+    path = small_table(tmp_path, n=3000)
+    cfg = resolve_config(
+        path, roles=Roles(key="user"), warmup="1d", strategies="stream:1d,online:1", model="sgd"
+    )
+    prep = prepare(path, cfg)
+    m = len(prep.data.t) - prep.data.s0
+    assert m > 2 * MIN_TIMED_CALLS
+    full = run_strategies(prep, timing_sample=m)
+    tight = run_strategies(prep, timing_sample=m, timing_budget_s=1e-9)
+    loose = run_strategies(prep, timing_sample=m, timing_budget_s=1e6)
+    for f, t, lo in zip(full, tight, loose, strict=True):
+        np.testing.assert_array_equal(f.score, t.score)
+        np.testing.assert_array_equal(f.score, lo.score)
+        assert len(_single_row_times(f)) == len(_single_row_times(lo)) == m
+        times = _single_row_times(t)
+        assert len(times) == MIN_TIMED_CALLS
+        # still spread over the whole scored span, not the first events only
+        scored = prep.data.t[prep.data.s0 :]
+        assert times.min() - scored.min() < 0.1 * (scored.max() - scored.min())
+        assert scored.max() - times.max() < 0.1 * (scored.max() - scored.min())
 
 
 def test_timing_sample_is_uniform_and_sized():

@@ -316,3 +316,18 @@ def test_any_run_gives_json_without_nan_and_paired_estimates_equal_quality_gaps(
                 assert d["estimate"] == pytest.approx(qs - qa, abs=1e-9)
                 if d["low"] is not None:
                     assert d["low"] <= d["high"]
+
+
+def test_p99_interval_covers_the_true_p99_and_is_reported_per_call_kind():
+    from rtml_cli.metrics import quantile_interval
+
+    rng = np.random.default_rng(7)
+    true_p99 = float(np.exp(2.326348 * 1.0))  # lognormal(0, 1)
+    hits = 0
+    for _ in range(400):
+        lo, hi = quantile_interval(rng.lognormal(size=500))
+        assert lo is not None and hi is not None and lo <= hi
+        hits += lo <= true_p99 <= hi
+    assert hits / 400 >= 0.92  # a 95 % interval (exact order statistics: at least 95 %)
+    assert quantile_interval(np.arange(100.0))[1] is None  # too few calls for an upper bound
+    assert quantile_interval(np.array([])) == (None, None)
