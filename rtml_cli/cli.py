@@ -365,7 +365,8 @@ def replay(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Replace an existing output file (a regular file only, never the input)."
+            "--force",
+            help="Replace an existing output file (a regular file only, never the input).",
         ),
     ] = False,
     config: Annotated[
@@ -630,9 +631,12 @@ def compare(
         str,
         typer.Option(
             "--timing-sample",
-            help="Events per strategy whose latency is measured with a real single-row call, or 'all'.",
+            help="Events per strategy whose latency is measured with a real single-row call: "
+            "'auto' (a uniform sample of up to 2000, thinned to about 2 s of calls per strategy, "
+            "at least 400), a number, or 'all'. batch serves precomputed scores: never timed per "
+            "request.",
         ),
-    ] = "2000",
+    ] = "auto",
     timing: Annotated[
         str | None,
         typer.Option(
