@@ -25,7 +25,7 @@ from rtml_cli.errors import (
     RtmlError,
     RtmlWarning,
 )
-from rtml_cli.escape import for_terminal
+from rtml_cli.escape import for_rich, for_terminal
 
 app = typer.Typer(
     name="rtml",
@@ -199,7 +199,8 @@ def _render_pairs(title: str, pairs: list[tuple[str, str]]) -> None:
         table.add_column(style="bold")
         table.add_column()
         for k, v in pairs:
-            table.add_row(k, v)
+            # values carry user paths and names: Rich would parse "[/b]" as markup and pass ESC
+            table.add_row(for_rich(k), for_rich(v))
         Console(stderr=True).print(table)
     else:
         _err(title)
@@ -512,7 +513,7 @@ def sample(
 
     with _edge():
         path = write_sample(name, rows=rows, seed=seed, out=out, force=force)
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {for_terminal(path, inline=True)}")
 
 
 # ---- compare ----------------------------------------------------------------------------

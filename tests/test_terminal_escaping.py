@@ -1,0 +1,38 @@
+"""User text reaching a terminal is escaped: no live control sequence, no Rich markup crash."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rtml_cli import cli
+from rtml_cli.cli import app
+
+
+class _TtyStringIO(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("value", ["out[/bold].ndjson", "e\x1b[2Jz.ndjson", "a\x9b31mb"])
+def test_summary_table_on_a_terminal_escapes_user_paths(monkeypatch, value: str) -> None:
+    err = _TtyStringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    cli._render_pairs("replay done", [("sink", f"ndjson -> {value}")])
+    text = err.getvalue()
+    assert "\x1b[2J" not in text and "\x9b" not in text
+    assert "[/bold]" in text or "\\x1b[2J" in text or "\\x9b" in text
+
+
+def test_sample_success_line_escapes_the_path(tmp_path: Path) -> None:
+    target = tmp_path / "y\x1b[31mred.csv"
+    res = CliRunner().invoke(
+        app, ["sample", "clickstream", "--rows", "50", "-o", str(target)], color=True
+    )
+    assert res.exit_code == 0, res.output
+    assert target.exists()
+    assert "\x1b" not in res.output
+    assert "\\x1b[31mred.csv" in res.output
