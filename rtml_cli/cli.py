@@ -490,7 +490,9 @@ def sample(
     rows: Annotated[
         int | None, typer.Option(help="Rows to generate (clickstream: 50,000 by default).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same table.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed: the same seed gives the same table.")
+    ] = 0,
     out: Annotated[
         str | None,
         typer.Option(
@@ -646,7 +648,7 @@ def compare(
         ),
     ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed for presets and the timing sample.")
+        int, typer.Option("--seed", min=0, help="Seed for presets and the timing sample.")
     ] = 0,
 ) -> None:
     """Simulate batch, stream, online and static deployments of one model on a table; write a run directory.
