@@ -45,7 +45,13 @@ from rtml_cli.models import (
     resolve_model,
 )
 from rtml_cli.progress import StrategyProgress
-from rtml_cli.runs import check_out, default_out, versions, write_run
+from rtml_cli.runs import (
+    check_out,
+    default_out,
+    refuse_run_dir_over_input,
+    versions,
+    write_run,
+)
 from rtml_cli.strategies import (
     NO_AGE,
     NO_LABEL,
@@ -508,6 +514,7 @@ def run_compare(
         calendar=calendar,
     )
     out_dir = check_out(out if out is not None else default_out(table), force=force)
+    refuse_run_dir_over_input(out_dir, table)
     if echo is not None:
         # said before any code of the model runs: which config (and factory) it comes from
         for note in cfg.notes:

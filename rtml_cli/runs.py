@@ -106,6 +106,34 @@ def check_out(out: str | Path, *, force: bool = False) -> Path:
     return p
 
 
+def refuse_run_dir_over_input(out: str | Path, table: str | Path) -> None:
+    """The run directory may neither lie in the input table nor hold one of its files.
+
+    Inside a table folder (or matching its glob) the run's files would join the table and make
+    it unreadable; a table file inside an existing run directory would be deleted by
+    ``--force``. Raises :class:`~rtml_cli.errors.UsageError` (exit 2).
+    """
+    from rtml_cli.errors import InputError
+    from rtml_cli.io import _expand
+    from rtml_cli.safe_write import refuse_input_as_output
+
+    source = str(table)
+    pattern = source if any(ch in source for ch in "*?[") else None
+    inputs: list[str] = [source] if Path(source).is_dir() else []
+    try:
+        inputs += _expand(source)[0]
+    except InputError:
+        pass  # a missing input is reported when it is read
+    refuse_input_as_output(out, inputs, pattern=pattern)
+    real_out = os.path.realpath(out)
+    for item in inputs:
+        if Path(os.path.realpath(item)).is_relative_to(real_out):
+            raise UsageError(
+                f"the input '{item}' is inside the run directory '{out}', which the run would "
+                "replace. Copy the table elsewhere, or pass another --out."
+            )
+
+
 def _refuse_dangerous(p: Path, given: str | Path) -> None:
     """The working directory, its ancestors, ``/`` and home are never a run directory."""
     real = Path(os.path.realpath(p))
