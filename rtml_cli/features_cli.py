@@ -140,15 +140,15 @@ def resolve_job(
             f"no feature to compute for {source}: add [[feature]] entries to rtml.toml, or pass "
             "--feature KEY:COLUMN:AGG:WINDOW (e.g. 'user_id:*:count:1h') or --calendar hour,dow."
         )
+    hidden = {c for c in (resolved.label_time, *resolved.ignore) if c}
     for s in windowed:
-        if s.column in (resolved.label_time, *resolved.ignore) or any(
-            k in resolved.ignore for k in s.key or ()
-        ):
+        used = [c for c in (s.column, *(s.key or ())) if c in hidden]
+        if used:
             raise UsageError(
-                f"feature '{s.name}' uses '{s.column if s.column in (resolved.label_time, *resolved.ignore) else s.key}', "
-                "the label-time column or an ignored column: its values are not known when each "
-                "event happens (and a replay does not send it). Use another column (the label "
-                "itself is allowed: it counts from its arrival)."
+                f"feature '{s.name}' uses '{used[0]}', the label-time column or an ignored "
+                "column: its values are not known when each event happens (and a replay does not "
+                "send an ignored column). Use another column (the label itself is allowed: it "
+                "counts from its arrival)."
             )
         if resolved.label is not None and resolved.label in (s.key or ()):
             raise ConfigError(
