@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -339,12 +340,24 @@ def _load_class(text: str) -> type:
     """Import ``module`` of ``module:Name`` (the user named it) and return ``Name`` only if it is
     an estimator class. Nothing found there is called, instantiated or inspected before that."""
     mod, attr = split_import_path(text)
+    # `python -m rtml_cli` puts the working directory first on sys.path: a module lying there
+    # (beside a downloaded table and its rtml.toml) would run as it is imported. An import path
+    # names installed code; the user's own code comes as a factory file, which is announced.
+    cwd = os.path.realpath(os.getcwd())
+    saved = sys.path[:]
+    sys.path[:] = [p for p in saved if os.path.realpath(p or ".") != cwd]
     try:
         module = importlib.import_module(mod)
     except ImportError as exc:
+        hint = "Check the spelling and that it is installed."
+        top = os.path.join(cwd, mod.split(".")[0])
+        if os.path.exists(top + ".py") or os.path.isdir(top):
+            hint = (
+                "An import path names an installed module, never one in the working directory; "
+                "for your own code use a factory file, --model path/to/model.py:make_model."
+            )
         raise ModelError(
-            f"model estimator {text!r}: cannot import module '{mod}' ({exc}). Check the spelling "
-            "and that it is installed."
+            f"model estimator {text!r}: cannot import module '{mod}' ({exc}). {hint}"
         ) from None
     except KeyboardInterrupt:
         raise
@@ -353,6 +366,8 @@ def _load_class(text: str) -> type:
         raise ModelError(
             f"model estimator {text!r}: module '{mod}' {verb} while importing{detail}."
         ) from None
+    finally:
+        sys.path[:] = saved
     obj = getattr(module, attr, None)
     if obj is None:
         names = [n for n in dir(module) if not n.startswith("_")]
