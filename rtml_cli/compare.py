@@ -757,16 +757,20 @@ def render_summary(res: CompareResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rtml_cli.escape import for_rich
+
     def fmt(v: Any, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    tab = Table(title=f"rtml compare → {res.run_dir}", title_justify="left")
+    # strategy names and the run path are user text: Rich would parse "[/b]" and pass ESC on
+    run_dir = for_rich(res.run_dir)
+    tab = Table(title=f"rtml compare → {run_dir}", title_justify="left")
     for col in ("strategy", "kind", res.main_metric, "events/s", "predict p99 ms", "sim wall s"):
         tab.add_column(col, justify="left" if col in ("strategy", "kind") else "right")
     for r in res.summary:
         tab.add_row(
-            r["strategy"],
-            r["kind"],
+            for_rich(r["strategy"]),
+            for_rich(r["kind"]),
             fmt(r[res.main_metric], ".4f"),
             fmt(r["events_per_s"], ",.0f"),
             fmt(r["predict_p99_ms"], ".3f"),
@@ -774,4 +778,4 @@ def render_summary(res: CompareResult) -> None:
         )
     console = Console(soft_wrap=False)
     console.print(tab)
-    console.print(f"full report: rtml report {res.run_dir}")
+    console.print(f"full report: rtml report {run_dir}")

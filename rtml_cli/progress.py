@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rtml_cli.escape import for_terminal
+from rtml_cli.escape import for_rich, for_terminal
 
 #: Seconds between two progress lines of one strategy outside a terminal (tests lower it).
 PROGRESS_INTERVAL_S = 10.0
@@ -84,7 +84,8 @@ class StrategyProgress:
                 console=Console(stderr=True),
                 transient=False,
             )
-            self.ids = {n: self.bar.add_task(n, total=self.total) for n in self.names}
+            # a strategy name is user text, and a task description is Rich markup
+            self.ids = {n: self.bar.add_task(for_rich(n), total=self.total) for n in self.names}
             self.bar.start()
         return self
 

@@ -36,3 +36,27 @@ def test_sample_success_line_escapes_the_path(tmp_path: Path) -> None:
     assert target.exists()
     assert "\x1b" not in res.output
     assert "\\x1b[31mred.csv" in res.output
+
+
+def test_compare_summary_escapes_strategy_names_and_run_path(tmp_path: Path) -> None:
+    table = tmp_path / "c.parquet"
+    ok = CliRunner().invoke(app, ["sample", "clickstream", "--rows", "300", "-o", str(table)])
+    assert ok.exit_code == 0, ok.output
+    run = tmp_path / "run[/i]"
+    res = CliRunner().invoke(
+        app,
+        ["compare", str(table), "-s", "x[/b]=stream:1d", "--timing-sample", "10", "-o", str(run)],
+        color=True,
+    )
+    assert res.exit_code == 0, res.output
+    assert "x[/b]" in res.stdout
+
+
+def test_progress_bar_on_a_terminal_escapes_strategy_names() -> None:
+    from rtml_cli.progress import StrategyProgress
+
+    with StrategyProgress(True, ["x[/b]", "e\x1b[2J"], 10, tty=True) as bars:
+        tick = bars.callback("x[/b]")
+        assert tick is not None
+        tick(5)
+        bars.finished("x[/b]")
