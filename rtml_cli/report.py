@@ -952,6 +952,24 @@ def _write_atomic(target: Path, text: str, *, force: bool, inputs: Sequence[Path
         ) from None
 
 
+def _check_summary_target(path: str, runs: Sequence[str | Path]) -> None:
+    """$GITHUB_STEP_SUMMARY is appended to: never a file of the run read (that would damage
+    the run), never something other than a regular file (a FIFO would block forever)."""
+    shown = for_terminal(path, inline=True)
+    try:
+        refuse_input_as_output(path, runs)
+    except UsageError:
+        raise UsageError(
+            f"$GITHUB_STEP_SUMMARY ('{shown}') lies inside the run directory being reported; "
+            "appending the summary would damage the run. Point it at another file."
+        ) from None
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise UsageError(
+            f"$GITHUB_STEP_SUMMARY ('{shown}') is not a regular file; rtml appends the job "
+            "summary only to a regular file. Point it at another file, or unset it."
+        )
+
+
 @dataclass
 class ReportOutput:
     """What the CLI prints (``stdout``, may be empty; ``notes``, one stderr line each) and exits
@@ -988,6 +1006,8 @@ def run_report(
     if fmt not in FORMATS:
         raise UsageError(f"Unknown report format {fmt!r}. Choose one of: {', '.join(FORMATS)}.")
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if github_summary and summary_path:
+        _check_summary_target(summary_path, [run_dir] + ([run_b] if run_b is not None else []))
     rep = build_report(run_dir, run_b, checks=checks, traffic=traffic, slo=slo, workers=workers)
     text = render(rep, fmt, color=color and output is None)
     written = None
