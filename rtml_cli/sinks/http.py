@@ -255,11 +255,11 @@ class HttpSink(TransportSink):
     def open(self) -> None:
         """Check the options, connect once (bounded by ``connect_timeout_s``), start workers."""
         self._validate_common()
-        parts = urlsplit(self.target)
-        try:
+        try:  # an unclosed or invalid [IPv6] host raises here, not only at .port
+            parts = urlsplit(self.target)
             port = parts.port
         except ValueError:
-            port = -1
+            parts, port = urlsplit(""), -1
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == -1:
             raise UsageError(
                 f"replay target '{self.target}' is not a valid HTTP URL. "

@@ -479,12 +479,12 @@ def split_url(target: str, *, scheme: str, default_port: int, what: str) -> tupl
     """``scheme://host:port/name`` -> ``(host, port, name)``; a clear error when malformed."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(target)
-    name = parts.path.lstrip("/")
-    try:
+    try:  # an unclosed or invalid [IPv6] host raises here, not only at .port
+        parts = urlsplit(target)
+        name = parts.path.lstrip("/")
         port = parts.port or default_port
     except ValueError:
-        port = -1
+        parts, name, port = urlsplit(""), "", -1
     if parts.scheme.lower() != scheme or not parts.hostname or port < 0 or not name:
         raise UsageError(
             f"replay target '{target}' is not a valid {scheme} URL. "
