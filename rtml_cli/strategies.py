@@ -28,7 +28,8 @@ import numpy as np
 import polars as pl
 
 from rtml_cli.config import FeatureSpec, StrategySpec
-from rtml_cli.errors import ModelError
+from rtml_cli.durations import format_duration
+from rtml_cli.errors import ModelError, UsageError
 from rtml_cli.io import EVENT_ID, T
 from rtml_cli.models import ModelBuilder, raised, split_online
 from rtml_cli.timing import CallLog, cpu_ns, perf_ns
@@ -430,6 +431,10 @@ class _Sim:
         )
 
 
+#: Most retrain cutoffs one scheduled strategy may have (an hourly retrain over 100 years).
+MAX_CUTOFFS = 1_000_000
+
+
 def _scheduled(sim: _Sim) -> None:
     """``batch``, ``stream`` and ``static``: fits at W and (not static) at each grid cutoff."""
     spec, d = sim.spec, sim.data
@@ -439,6 +444,14 @@ def _scheduled(sim: _Sim) -> None:
     else:
         R = int(spec.retrain_every_us or 0)
         first = (W // R + 1) * R  # first grid cutoff strictly after W
+        cutoffs = max(0, (int(t[-1]) - first) // R + 1)
+        if cutoffs > MAX_CUTOFFS:
+            # the grid is an array and a loop: a retrain every microsecond would exhaust memory
+            raise UsageError(
+                f"strategy '{spec.name}': retrain_every {format_duration(R)} gives {cutoffs:,} retrain "
+                f"cutoffs over the scored span (at most {MAX_CUTOFFS:,}). Use a longer "
+                "retrain_every, or an 'online' strategy for per-label updates."
+            )
         fit_times = np.concatenate([[W], np.arange(first, int(t[-1]) + 1, R, dtype=np.int64)])
     starts = np.maximum(np.searchsorted(t, fit_times, "left"), s0)
     stops = np.append(starts[1:], n)
