@@ -167,6 +167,15 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"config file '{path}' is not valid TOML: {exc}. Fix the syntax."
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+            "Save it as UTF-8."
+        ) from None
+    except RecursionError:  # the parser recurses once per nesting level
+        raise ConfigError(
+            f"config file '{path}' nests arrays or tables too deeply for rtml to read. Flatten it."
+        ) from None
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -184,11 +193,11 @@ def _str(value: Any, where: str) -> str:
     return value
 
 
-def _str_list(value: Any, where: str) -> list[str]:
+def _str_list(value: Any, where: str, what: str = "column names") -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of column names. Got {value!r}.")
+        raise ConfigError(f"{where} must be a list of {what}. Got {value!r}.")
     return list(value)
 
 
@@ -511,7 +520,7 @@ def build_config(
     if not isinstance(rep, dict):
         raise ConfigError(f"[report]{where} must be a table.")
     _check_keys(rep, _REPORT_KEYS, f"[report]{where}")
-    cfg.checks = _str_list(rep.get("checks", []), "[report] checks")
+    cfg.checks = _str_list(rep.get("checks", []), "[report] checks", "check expressions")
     cfg.bucket = rep.get("bucket")
     if cfg.bucket is not None:
         _duration(cfg.bucket, "[report] bucket")
