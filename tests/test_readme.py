@@ -80,7 +80,7 @@ def test_readme_main_command_runs(tmp_path):
 
 # ---- every command, on small inputs -----------------------------------------------------------
 
-SMALL_ROWS = "3000"
+SMALL_ROWS = "1500"
 
 
 def _every_kth(src: Path, dst: Path, rows: int) -> None:
@@ -104,11 +104,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _every_kth(
         ROOT / "sample_data" / "clickstream.parquet",
         work / "sample_data" / "clickstream.parquet",
-        4000,
+        2000,
     )
     shutil.copy(ROOT / "sample_data" / "rtml.toml", work / "sample_data" / "rtml.toml")
     for table in sorted(SHARED.glob("*.parquet")):
-        _every_kth(table, root / "shared" / "data" / table.name, 3000)
+        _every_kth(table, root / "shared" / "data" / table.name, 2000)
     if (ROOT / "examples").is_dir():
         shutil.copytree(ROOT / "examples", work / "examples")
     return work
