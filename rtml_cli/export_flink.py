@@ -732,19 +732,14 @@ def export_flink(
     """
     from rtml_cli.durations import parse_duration
     from rtml_cli.features_cli import resolve_job
-    from rtml_cli.io import _expand
-    from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_input_as_output
+    from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_table_as_output
 
     src = parse_endpoint(source, what="--source")
     snk = parse_endpoint(sink, what="--sink")
     if parallelism < 1:
         raise UsageError(f"--parallelism must be at least 1. Got {parallelism}.")
     disorder_us = parse_duration(disorder, what="--disorder") if disorder else 0
-    try:
-        inputs = _expand(str(table))[0]
-    except InputError:
-        inputs = []
-    refuse_input_as_output(out, inputs)
+    refuse_table_as_output(out, table)
     refuse_existing(out, force=force, what="SQL output")
     job = resolve_job(table, **resolve)
     export = build_export(

@@ -26,8 +26,8 @@ from typing import Any
 import polars as pl
 
 from rtml_cli.errors import ConfigError, UsageError
-from rtml_cli.io import EVENT_ID, L, Roles, T, _expand, load_events
-from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_input_as_output
+from rtml_cli.io import EVENT_ID, L, Roles, T, load_events
+from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_table_as_output
 
 #: Output formats by file extension.
 _FORMATS = {
@@ -213,17 +213,9 @@ def write_features(
     when complete. Returns ``(out, job, rows)``.
     """
     from rtml_cli.durations import parse_duration
-    from rtml_cli.errors import InputError
 
     fmt = output_format(out)
-    source = str(table)
-    pattern = source if any(ch in source for ch in "*?[") else None
-    inputs: list[str] = [source] if Path(source).is_dir() else []
-    try:
-        inputs += _expand(source)[0]
-    except InputError:
-        pass  # a missing input is reported when it is read
-    refuse_input_as_output(out, inputs, pattern=pattern)
+    refuse_table_as_output(out, table)
     refuse_existing(out, force=force, what="features output")
     every = parse_duration(as_of_cutoff, what="--as-of-cutoff") if as_of_cutoff else None
     if every is not None and every <= 0:

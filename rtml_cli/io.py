@@ -174,9 +174,14 @@ def scan_table(path: str | Path) -> pl.LazyFrame:
 
 
 def check_reserved_columns(
-    columns: Sequence[str], *, source: str, ignore: Sequence[str] = ()
+    columns: Sequence[str],
+    *,
+    source: str,
+    ignore: Sequence[str] = (),
+    also: Sequence[str] = (),
 ) -> None:
-    """Refuse a table with a column named like one rtml adds (:data:`RESERVED_COLUMNS`).
+    """Refuse a table with a column named like one rtml adds (:data:`RESERVED_COLUMNS`, and a
+    command's own working columns ``also``).
 
     A reserved column listed in ``ignore`` is allowed: the caller drops it before any use
     (``compare --ignore rtml_row`` reads the table without it).
@@ -186,13 +191,14 @@ def check_reserved_columns(
     InputError
         Names the column(s), the table and the fixes.
     """
-    bad = [c for c in columns if c in RESERVED_COLUMNS and c not in ignore]
+    reserved = (*RESERVED_COLUMNS, *also)
+    bad = [c for c in columns if c in reserved and c not in ignore]
     if bad:
         names = ", ".join(f"'{c}'" for c in bad)
         raise InputError(
             f"{source} has column(s) {names}, a name rtml reserves for the columns it adds "
-            f"({', '.join(RESERVED_COLUMNS)}). Rename it in the table (rtml compare can also "
-            f"drop it: --ignore {','.join(bad)})."
+            f"({', '.join(reserved)}): rename it in the table, or leave it out with "
+            f"--ignore {','.join(bad)}."
         )
 
 

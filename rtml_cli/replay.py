@@ -53,8 +53,8 @@ from rtml_cli.io import (
     scan_table,
     time_expr,
 )
-from rtml_cli.replay_guard import RESERVED_COLUMNS, check_output, resolve_start_position
-from rtml_cli.replay_guard import check_reserved_columns as _check_reserved
+from rtml_cli.io import check_reserved_columns as io_check_reserved
+from rtml_cli.replay_guard import check_output, resolve_start_position
 from rtml_cli.replay_progress import Progress
 from rtml_cli.sinks.base import MessageBatch, Sink, open_sink
 
@@ -978,13 +978,14 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 #: Text columns computed once per batch and shared by both kinds of message.
 _ID_TEXT = "rtml_id_text"
 _TIME_TEXT = "rtml_time_text"
-#: Names a table column may not have (unless ignored): message fields and working columns.
-_INTERNAL = (*RESERVED_COLUMNS, T, L, JSON, _ARRIVAL, _ID_TEXT, _TIME_TEXT)
+#: Replay's working columns: a table column may not have these names either (unless ignored).
+_INTERNAL = (JSON, _ARRIVAL, _ID_TEXT, _TIME_TEXT)
 
 
 def check_reserved_columns(columns: list[str], *, ignore: list[str], source: str) -> None:
-    """Raise :class:`InputError` for a table column named like a message field (not ignored)."""
-    _check_reserved(columns, ignore=ignore, source=source, reserved=_INTERNAL)
+    """Raise :class:`InputError` for a table column named like a message field or one of
+    replay's working columns (unless ignored)."""
+    io_check_reserved(columns, ignore=ignore, source=source, also=_INTERNAL)
 
 
 def _plain_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:

@@ -2,17 +2,12 @@
 
 - :func:`check_output`: the output is not the input (by inode), not inside a folder or glob
   read as input, and not an existing file without ``--force``; run before anything is opened.
-- :func:`check_reserved_columns`: a table column may not take the name of a message field.
 - :func:`table_fingerprint` and :func:`stream_identity`: what a ``--checkpoint`` file records
   about the table and the options that shape the message stream, so that resuming from it
   is refused for another table or another stream (:func:`rtml_cli.sinks.retry.verify_resume`).
 - :func:`resolve_start_position`: where a replay starts (``--resume-from``, or a checkpoint
   that belongs to it), never beyond the stream's end.
 - :func:`roles_from_config`: the ``[data]`` roles of the ``rtml.toml`` beside the table.
-
-Examples
---------
->>> check_reserved_columns(["ts", "x"], ignore=[], source="t.parquet")
 """
 
 from __future__ import annotations
@@ -20,20 +15,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtml_cli.errors import ConfigError, InputError, UsageError
+from rtml_cli.errors import ConfigError, UsageError
 from rtml_cli.io import Roles, _expand
-from rtml_cli.safe_write import refuse_existing, refuse_input_as_output
+from rtml_cli.safe_write import refuse_existing, refuse_table_as_output
 
 if TYPE_CHECKING:
     from rtml_cli.replay import ReplaySource
 
-#: Column names that a message or rtml's own bookkeeping uses: a table column of that name
-#: would be overwritten by (or overwrite) rtml's field in every message.
-RESERVED_COLUMNS = ("rtml_kind", "rtml_time", "rtml_event_id", "rtml_row")
 #: Bytes of each file's start and end that the fingerprint hashes (with the file's size).
 _HEAD_BYTES = 4 << 10
 _TAIL_BYTES = 64 << 10
@@ -52,40 +44,8 @@ def check_output(table: str | Path, to: str, *, force: bool) -> None:
     """
     if not _is_file_target(to):
         return
-    source = str(table)
-    inputs: list[str] = []
-    pattern = source if any(ch in source for ch in "*?[") else None
-    if Path(source).is_dir():
-        inputs.append(source)
-    try:
-        inputs += _expand(source)[0]
-    except InputError:
-        pass  # a missing or unreadable input is reported when it is read
-    refuse_input_as_output(to, inputs, pattern=pattern)
+    refuse_table_as_output(to, table)
     refuse_existing(to, force=force, what="replay output")
-
-
-def check_reserved_columns(
-    columns: Iterable[str],
-    *,
-    ignore: Iterable[str],
-    source: str,
-    reserved: Iterable[str] = RESERVED_COLUMNS,
-) -> None:
-    """Raise :class:`InputError` for a kept column named like a message field.
-
-    ``reserved``: the names to refuse (default :data:`RESERVED_COLUMNS`; a caller adds the
-    names of its own working columns). A column left out with ``ignore`` may keep its name.
-    """
-    skipped, names = set(ignore), set(reserved)
-    clash = [c for c in columns if c in names and c not in skipped]
-    if clash:
-        shown = ", ".join(f"'{c}'" for c in clash)
-        raise InputError(
-            f"{source} has a column named {shown}: the name is reserved for rtml's own message "
-            f"fields ({', '.join(RESERVED_COLUMNS)} and rtml's working columns). Leave it out "
-            f"with --ignore {','.join(clash)}, or rename the column."
-        )
 
 
 def table_fingerprint(table: str | Path) -> dict[str, Any]:
@@ -221,12 +181,13 @@ def resolve_start_position(
     the file must name this target, this table (by content) and this stream. A start beyond
     the stream's end is an error, not a silent no-op.
     """
-    from rtml_cli.sinks.retry import verify_resume
+    from rtml_cli.sinks.retry import refuse_foreign_checkpoint, verify_resume
 
     opts = src.options
     ck = (sink_options or {}).get("checkpoint")
     identity: dict[str, Any] | None = None
     if ck is not None:
+        refuse_foreign_checkpoint(ck)
         identity = {"table": table_fingerprint(src.source), "stream": stream_identity(src)}
         if sink_options is not None:
             sink_options["identity"] = identity

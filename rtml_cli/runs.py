@@ -113,18 +113,9 @@ def refuse_run_dir_over_input(out: str | Path, table: str | Path) -> None:
     it unreadable; a table file inside an existing run directory would be deleted by
     ``--force``. Raises :class:`~rtml_cli.errors.UsageError` (exit 2).
     """
-    from rtml_cli.errors import InputError
-    from rtml_cli.io import _expand
-    from rtml_cli.safe_write import refuse_input_as_output
+    from rtml_cli.safe_write import refuse_table_as_output
 
-    source = str(table)
-    pattern = source if any(ch in source for ch in "*?[") else None
-    inputs: list[str] = [source] if Path(source).is_dir() else []
-    try:
-        inputs += _expand(source)[0]
-    except InputError:
-        pass  # a missing input is reported when it is read
-    refuse_input_as_output(out, inputs, pattern=pattern)
+    inputs = refuse_table_as_output(out, table)
     real_out = os.path.realpath(out)
     for item in inputs:
         if Path(os.path.realpath(item)).is_relative_to(real_out):

@@ -83,6 +83,31 @@ def refuse_input_as_output(
             )
 
 
+def table_inputs(table: str | Path) -> tuple[list[str], str | None]:
+    """The files (and folder) a table argument reads, and its glob pattern if it is one.
+
+    A missing or unreadable table gives no files: it is reported when it is read.
+    """
+    from rtml_cli.errors import InputError
+    from rtml_cli.io import _expand
+
+    source = str(table)
+    pattern = source if any(ch in source for ch in "*?[") else None
+    inputs: list[str] = [source] if Path(source).is_dir() else []
+    try:
+        inputs += _expand(source)[0]
+    except InputError:
+        pass
+    return inputs, pattern
+
+
+def refuse_table_as_output(target: str | Path, table: str | Path) -> list[str]:
+    """:func:`refuse_input_as_output` for the files of a table argument; returns those files."""
+    inputs, pattern = table_inputs(table)
+    refuse_input_as_output(target, inputs, pattern=pattern)
+    return inputs
+
+
 def refuse_existing(target: str | Path, *, force: bool, what: str = "output") -> None:
     """Raise :class:`UsageError` for an existing ``target`` that ``--force`` may not replace."""
     p = Path(target)

@@ -148,7 +148,7 @@ def test_reserved_column_names_are_refused_unless_ignored(tmp_path: Path, name: 
         load_events(p, Roles())
     text = str(err.value)
     assert f"has column(s) '{name}', a name rtml reserves" in text
-    assert "Rename it in the table" in text and f"--ignore {name}" in text
+    assert "rename it in the table" in text and f"--ignore {name}" in text
     ev = load_events(p, Roles(ignore=[name]))
     assert ev.frame.height == 2 and ev.frame[EVENT_ID].to_list() == [0, 1]
     assert name not in ev.frame.columns or name in (EVENT_ID, T)
