@@ -124,7 +124,7 @@ def test_checkpoint_is_throttled_unless_forced(tmp_path):
 def test_bad_checkpoint_file_is_a_usage_error(tmp_path):
     path = tmp_path / "ck.json"
     path.write_text("{not json")
-    with pytest.raises(UsageError, match="not a valid rtml checkpoint.*--resume-from"):
+    with pytest.raises(UsageError, match="not a valid rtml checkpoint.*delete it"):
         resolve_start(None, path)
 
 

@@ -833,7 +833,7 @@ class _Worker:
             return [None] * n
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # a server's reply nested too deeply is no score
             return [None] * n
         path = s.score_field or ""
         if s.batch_size == 1:

@@ -175,9 +175,22 @@ MAX_POSITION = 2**63 - 1
 
 def _checkpoint_error(path: Path, problem: str) -> UsageError:
     return UsageError(
-        f"checkpoint file {path}: {problem}. It is not a valid rtml checkpoint: delete it (or "
-        "pass another --checkpoint path) to start from the beginning, or pass --resume-from N."
+        f"checkpoint file {path}: {problem}. It is not a valid rtml checkpoint, and rtml never "
+        "overwrites it (not even with --resume-from): if it is a damaged checkpoint of yours, "
+        "delete it to start from the beginning; otherwise pass another --checkpoint path."
     )
+
+
+def refuse_foreign_checkpoint(path: str | Path) -> None:
+    """A ``--checkpoint`` path that exists must hold an rtml checkpoint, since a replay rewrites
+    it (also with ``--resume-from``): any other file (the input table, a report, a device, a
+    FIFO, a link) is refused with :class:`UsageError` before anything is sent."""
+    p = Path(path)
+    if not os.path.lexists(p):
+        return
+    if p.is_symlink():
+        raise _checkpoint_error(p, "it is a symbolic link")
+    Checkpoint.load(p)  # a regular file holding a JSON object with a valid position
 
 
 def _valid_position(path: Path, value: Any, field: str = "position") -> int:
@@ -237,8 +250,12 @@ class Checkpoint:
         p = Path(path)
         if not p.exists():
             return None
+        if not p.is_file():  # reading a FIFO would block forever, a device is no checkpoint
+            raise _checkpoint_error(p, "it is not a regular file")
         try:
             data = json.loads(p.read_text())
+        except RecursionError:
+            raise _checkpoint_error(p, "its JSON is nested too deeply") from None
         except (OSError, ValueError) as exc:
             raise _checkpoint_error(p, f"cannot read it as JSON ({exc})") from None
         if not isinstance(data, dict):
