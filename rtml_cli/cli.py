@@ -844,7 +844,8 @@ def features(
         for note in job.notes:
             _err(f"note: {note}")
         view = f"as of cutoffs every {as_of_cutoff}" if as_of_cutoff else "fresh"
-        typer.echo(f"wrote {path}: {rows} events, {len(job.columns()) - 1} features ({view})")
+        shown = for_terminal(path, inline=True)
+        typer.echo(f"wrote {shown}: {rows} events, {len(job.columns()) - 1} features ({view})")
 
 
 export_app = typer.Typer(

@@ -43,12 +43,12 @@ def parse_duration(text: str | int | float, *, what: str = "duration") -> int:
     if isinstance(text, bool):
         raise UsageError(f"The {what} must be a duration such as '30m' or '1d'. Got {text!r}.")
     if isinstance(text, (int, float)):
-        if text < 0:
+        if not text >= 0:  # also NaN (TOML allows nan and inf)
             raise UsageError(f"The {what} must be >= 0. Got {text!r}.")
-        return int(round(text * 1_000_000))
+        return _bounded(float(text) * 1_000_000, text, what)
     s = str(text).strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", s):
-        return int(round(float(s) * 1_000_000))
+        return _bounded(float(s) * 1_000_000, text, what)
     pos = 0
     total = 0.0
     for m in _PART.finditer(s):
@@ -61,7 +61,19 @@ def parse_duration(text: str | int | float, *, what: str = "duration") -> int:
             f"The {what} must be a duration such as '90s', '30m', '1h30m', '1d' or '2w' "
             f"(units: us, ms, s, m, h, d, w). Got {text!r} instead."
         )
-    return int(round(total))
+    return _bounded(total, text, what)
+
+
+#: The longest duration rtml takes (100 years): event times plus it stay far inside int64 µs.
+MAX_DURATION_US = 100 * 365 * 86_400 * 1_000_000
+
+
+def _bounded(us: float, text: object, what: str) -> int:
+    if not us <= MAX_DURATION_US:  # also inf
+        raise UsageError(
+            f"The {what} is too long: {text!r} is more than 100 years. Give a shorter duration."
+        )
+    return int(round(us))
 
 
 def format_duration(us: int | float) -> str:

@@ -26,3 +26,35 @@ def test_a_negative_seed_is_a_usage_error(tmp_path: Path, command: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == (
         ["t.parquet"] if command == "compare" else []
     )
+
+
+@pytest.mark.parametrize("value", ["99999999w", "99999999999d", float("inf"), float("nan")])
+def test_an_endless_or_undefined_duration_is_a_usage_error(value: object) -> None:
+    from rtml_cli.durations import parse_duration
+    from rtml_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="window"):
+        parse_duration(value, what="window")  # type: ignore[arg-type]
+
+
+def test_a_feature_window_beyond_100_years_is_exit_2(tmp_path: Path) -> None:
+    table = tmp_path / "t.parquet"
+    ok = CliRunner().invoke(app, ["sample", "clickstream", "--rows", "50", "-o", str(table)])
+    assert ok.exit_code == 0, ok.output
+    out = tmp_path / "f.parquet"
+    args = ["features", str(table), "-o", str(out), "--feature", "user_id:click:mean:99999999w"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "100 years" in res.output
+    assert not out.exists()
+
+
+def test_features_success_line_escapes_the_path(tmp_path: Path) -> None:
+    table = tmp_path / "t.parquet"
+    ok = CliRunner().invoke(app, ["sample", "clickstream", "--rows", "50", "-o", str(table)])
+    assert ok.exit_code == 0, ok.output
+    out = tmp_path / "e\x1b[2J.parquet"
+    args = ["features", str(table), "-o", str(out), "--feature", "user_id:click:mean:1h"]
+    res = CliRunner().invoke(app, args, color=True)
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.stdout and "\\x1b[2J" in res.stdout
