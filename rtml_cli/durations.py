@@ -64,14 +64,15 @@ def parse_duration(text: str | int | float, *, what: str = "duration") -> int:
     return _bounded(total, text, what)
 
 
-#: The longest duration rtml takes (100 years): event times plus it stay far inside int64 µs.
-MAX_DURATION_US = 100 * 365 * 86_400 * 1_000_000
+#: The longest duration rtml takes (10,000 years, the whole datetime range): any event time
+#: plus it stays far inside int64 microseconds.
+MAX_DURATION_US = 10_000 * 366 * 86_400 * 1_000_000
 
 
 def _bounded(us: float, text: object, what: str) -> int:
     if not us <= MAX_DURATION_US:  # also inf
         raise UsageError(
-            f"The {what} is too long: {text!r} is more than 100 years. Give a shorter duration."
+            f"The {what} is too long: {text!r} is more than 10,000 years. Give a shorter duration."
         )
     return int(round(us))
 

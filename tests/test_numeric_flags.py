@@ -37,7 +37,7 @@ def test_an_endless_or_undefined_duration_is_a_usage_error(value: object) -> Non
         parse_duration(value, what="window")  # type: ignore[arg-type]
 
 
-def test_a_feature_window_beyond_100_years_is_exit_2(tmp_path: Path) -> None:
+def test_a_feature_window_beyond_10000_years_is_exit_2(tmp_path: Path) -> None:
     table = tmp_path / "t.parquet"
     ok = CliRunner().invoke(app, ["sample", "clickstream", "--rows", "50", "-o", str(table)])
     assert ok.exit_code == 0, ok.output
@@ -45,7 +45,7 @@ def test_a_feature_window_beyond_100_years_is_exit_2(tmp_path: Path) -> None:
     args = ["features", str(table), "-o", str(out), "--feature", "user_id:click:mean:99999999w"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2, res.output
-    assert "100 years" in res.output
+    assert "10,000 years" in res.output
     assert not out.exists()
 
 
