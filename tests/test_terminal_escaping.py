@@ -60,3 +60,41 @@ def test_progress_bar_on_a_terminal_escapes_strategy_names() -> None:
         assert tick is not None
         tick(5)
         bars.finished("x[/b]")
+
+
+class _TtyBytesOut:
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text.encode())
+
+    def flush(self) -> None:
+        pass
+
+
+def test_replay_ndjson_on_a_terminal_escapes_c1_and_bidi(tmp_path: Path, monkeypatch) -> None:
+    import datetime as dt
+    import json
+
+    import polars as pl
+
+    from rtml_cli.io import Roles
+    from rtml_cli.replay import ReplayOptions, replay
+
+    table = tmp_path / "t.parquet"
+    value = "a\x1b[2J\x9bb\u202ec\x7f"
+    pl.DataFrame(
+        {"ts": [dt.datetime(2024, 1, 1)] * 2, "s": [value, "ok"], "label": [0, 1]}
+    ).write_parquet(table)
+    out = _TtyBytesOut()
+    monkeypatch.setattr("sys.stdout", out)
+    replay(str(table), Roles(time="ts", label="label"), ReplayOptions(), to="-")
+    raw = out.buffer.getvalue()
+    for bad in (b"\x1b", b"\xc2\x9b", b"\xe2\x80\xae", b"\x7f"):
+        assert bad not in raw
+    events = [json.loads(line) for line in raw.decode().splitlines()]
+    assert value in [e.get("s") for e in events]  # the same string to a JSON reader

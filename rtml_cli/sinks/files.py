@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -151,6 +152,12 @@ class StdoutSink(Sink):
     def open(self) -> None:
         # Resolved at open time, not import time: test runners swap sys.stdout.
         self._fh = getattr(sys.stdout, "buffer", None) or _TextAsBytes(sys.stdout)
+        try:
+            tty = sys.stdout.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        if tty:  # a terminal would act on C1 controls and bidi overrides inside strings
+            self._fh = _TerminalSafe(self._fh)
 
     def write(self, batch: MessageBatch) -> None:
         assert self._fh is not None, "open() first"
@@ -195,6 +202,28 @@ class StdoutSink(Sink):
 
 def _is_broken_pipe(exc: OSError) -> bool:
     return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "Broken pipe" in str(exc)
+
+
+# UTF-8 of DEL, C1 controls (U+0080-009F: U+009B is CSI), bidi overrides and line separators:
+# JSON encoders leave them raw, and in JSON they can only occur inside strings.
+_TERMINAL_UNSAFE = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+class _TerminalSafe:
+    """Bytes writer that writes those characters as ``\\uXXXX`` (the same JSON string)."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+
+    def write(self, data: bytes) -> int:
+        safe = _TERMINAL_UNSAFE.sub(
+            lambda m: f"\\u{ord(m.group(0).decode('utf-8')):04x}".encode(), bytes(data)
+        )
+        self._fh.write(safe)
+        return len(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
 
 
 class _TextAsBytes:
