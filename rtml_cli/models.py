@@ -35,6 +35,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -336,10 +337,52 @@ def estimator_bases() -> tuple[type, ...]:
     return tuple(bases)
 
 
+#: Distributions whose modules an import path may import, with any that declare one of them
+#: as a requirement (an extra counts: LightGBM and XGBoost declare scikit-learn that way).
+_ML_DISTRIBUTIONS = ("scikit-learn", "sklearn", "river")
+
+
+def _may_import(module: str) -> bool:
+    """Whether importing ``module`` for an import path is allowed (before it is imported).
+
+    Importing runs a module's top-level code, so an import path (which may come from an
+    ``rtml.toml`` lying beside a downloaded table) may only reach modules already imported or
+    belonging to scikit-learn, River, or an installed distribution that requires one of them.
+    """
+    if module in sys.modules:
+        return True
+    top = module.split(".")[0]
+    if top in ("sklearn", "river"):
+        return True
+    import importlib.metadata as md
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(top) is None:
+            return True  # not installed: the import fails with its own clear message
+    except (ImportError, ValueError):
+        return True
+
+    pattern = re.compile(rf"^\s*({'|'.join(_ML_DISTRIBUTIONS)})\b", re.IGNORECASE)
+    for dist in md.packages_distributions().get(top, []):
+        if dist.lower() in _ML_DISTRIBUTIONS:
+            return True
+        if any(pattern.match(req) for req in md.requires(dist) or []):
+            return True
+    return False
+
+
 def _load_class(text: str) -> type:
     """Import ``module`` of ``module:Name`` (the user named it) and return ``Name`` only if it is
     an estimator class. Nothing found there is called, instantiated or inspected before that."""
     mod, attr = split_import_path(text)
+    if not _may_import(mod):
+        raise ModelError(
+            f"model estimator {text!r}: module '{mod}' is not part of scikit-learn, River or an "
+            "installed package built on them, and importing it would run its code. An import "
+            "path names an estimator class of such a package; for your own code use a factory "
+            "file, --model path/to/model.py:make_model (a file you name is code you choose to run)."
+        )
     # `python -m rtml_cli` puts the working directory first on sys.path: a module lying there
     # (beside a downloaded table and its rtml.toml) would run as it is imported. An import path
     # names installed code; the user's own code comes as a factory file, which is announced.

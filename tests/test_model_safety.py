@@ -3,6 +3,7 @@ and user code that exits or raises a BaseException is a ModelError (exit 2), nev
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -42,7 +43,30 @@ def evil(tmp_path, monkeypatch):
     (tmp_path / "rtml_evil_mod.py").write_text(EVIL.format(marker=str(marker)))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "rtml_evil_mod", raising=False)
+    # Imported already (its import has no side effect), so what is pinned here is the check of
+    # the object found, after the import; test_import_time_code_... pins the import itself.
+    importlib.import_module("rtml_evil_mod")
     return marker
+
+
+def test_import_time_code_of_a_module_outside_ml_packages_never_runs(runner, tmp_path, monkeypatch):
+    """Importing runs a module's top-level code: an import path may reach only scikit-learn,
+    River or packages built on them (or modules already imported), checked before importing."""
+    table = small_table(tmp_path)
+    marker = tmp_path / "pwned"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "rtml_side_effect.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\n"
+    )
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.delitem(sys.modules, "rtml_side_effect", raising=False)
+    (tmp_path / "rtml.toml").write_text('[model]\nestimator = "rtml_side_effect:Model"\n')
+    r = runner.invoke(app, ["compare", str(table), "--out", str(tmp_path / "r"), *FAST])
+    assert r.exit_code == 2, r.output
+    assert "module 'rtml_side_effect' is not part of scikit-learn, River" in r.output
+    assert not marker.exists() and "rtml_side_effect" not in sys.modules
+    assert _load_class("sklearn.linear_model:LogisticRegression").__name__ == "LogisticRegression"
 
 
 @pytest.mark.parametrize(
@@ -222,6 +246,8 @@ def test_user_code_that_exits_or_raises_is_a_model_error(
     code.write_text(USER_CODE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "rtml_user_code", raising=False)
+    if model.startswith("rtml_user_code:"):  # an import path reaches only imported modules
+        importlib.import_module("rtml_user_code")
     model = model.replace("FILE", str(code))
     message = message.replace("FILE", str(code))
     out = tmp_path / "runs" / "x"
