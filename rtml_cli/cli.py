@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -950,8 +951,15 @@ def export_flink_cmd(
             typer.echo(f"flink job done in {res.seconds:.1f} s: {res.rows} rows in {sink}")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM (kill, timeout, a cancelled CI job) ends a run like Ctrl-C: its cleanup runs
+    # (temporary files removed, previous outputs kept) and it exits 130.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point (``rtml``)."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interrupt outside a command body

@@ -27,6 +27,7 @@ import polars as pl
 from rtml_cli import run_schema
 from rtml_cli.errors import RtmlWarning, RunDirError, UsageError
 from rtml_cli.run_schema import finite_or_null
+from rtml_cli.safe_write import pid_alive
 
 FILES = ("manifest.json", "predictions.parquet", "timings.parquet", "metrics.json")
 #: Every name rtml writes into a run directory: the four files, and the HTTP recorder's
@@ -223,16 +224,6 @@ def run_dir_problem(path: str | Path) -> str | None:
     return "its manifest.json was not written by rtml"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, another user's
-        return True
-    return True
-
-
 def _is_temp_run_dir(path: Path) -> bool:
     """A temporary run directory in the making: only run files (with the writing marker, or a
     finished run directory), or empty (killed right after creating it)."""
@@ -281,7 +272,7 @@ def recover(parent: str | Path) -> list[str]:
         if m is None or not e.is_dir(follow_symlinks=False):
             continue
         pid = int(m["pid"])
-        if pid <= 0 or pid > _MAX_PID or _pid_alive(pid):
+        if pid <= 0 or pid > _MAX_PID or pid_alive(pid):
             continue
         found.append((m["kind"], m["name"], folder / e.name))
     # old runs first (newest first), so that a temporary one is only discarded afterwards

@@ -137,6 +137,41 @@ def refuse_existing(target: str | Path, *, force: bool, what: str = "output") ->
         )
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove ``.NAME.tmp-PID`` regular files beside ``path`` whose process is gone.
+
+    A killed run (SIGKILL, a cancelled CI job) cannot remove its own temporary file; the next
+    run writing the same target does. Only names of exactly that form, regular files (never a
+    link or folder) and dead process ids are touched.
+    """
+    prefix = f".{path.name}.tmp-"
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent if str(path.parent) else "."))
+    except OSError:
+        return removed
+    for entry in entries:
+        rest = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
+        if not rest.isdigit() or int(rest) == os.getpid() or pid_alive(int(rest)):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
 class AtomicFile:
     """A file written under a temporary name and renamed over ``path`` only when complete.
 
@@ -152,7 +187,12 @@ class AtomicFile:
         self._created = False
 
     def open(self) -> Path:
-        """Create the empty temporary file and return its path (raises OSError)."""
+        """Create the empty temporary file and return its path (raises OSError).
+
+        Temporary files of this target left by runs that were killed (their process is gone)
+        are removed first; those of a running process are left alone.
+        """
+        remove_stale_temps(self.path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)  # a leftover of a killed run with the same process id
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
