@@ -698,8 +698,14 @@ def report(
         ),
     ] = None,
     format: Annotated[
-        str, typer.Option("--format", "-f", help="terminal, markdown, html, json or junit.")
-    ] = "terminal",
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="terminal, markdown, html, json or junit. Default: from the --out suffix "
+            "(.html .md .json .xml), else terminal.",
+        ),
+    ] = None,
     check: Annotated[
         list[str] | None,
         typer.Option(
@@ -944,11 +950,14 @@ def export_flink_cmd(
         for note in res.job.notes:
             _err(f"note: {note}")
         typer.echo(
-            f"wrote {res.sql_path}: {len(res.job.windowed)} windowed and "
-            f"{len(res.job.calendar)} calendar features, {res.export.mode} mode"
+            f"wrote {for_terminal(res.sql_path, inline=True)}: {len(res.job.windowed)} windowed "
+            f"and {len(res.job.calendar)} calendar features, {res.export.mode} mode"
         )
         if res.seconds is not None:
-            typer.echo(f"flink job done in {res.seconds:.1f} s: {res.rows} rows in {sink}")
+            typer.echo(
+                f"flink job done in {res.seconds:.1f} s: {res.rows} rows in "
+                f"{for_terminal(sink, inline=True)}"
+            )
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -981,11 +981,22 @@ class ReportOutput:
     notes: list[str] = field(default_factory=list)
 
 
+#: The format of ``rtml report -o FILE`` when ``--format`` is not given.
+_FORMAT_OF_SUFFIX = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".json": "json",
+    ".xml": "junit",
+}
+
+
 def run_report(
     run_dir: str | Path,
     run_b: str | Path | None = None,
     *,
-    fmt: str = "terminal",
+    fmt: str | None = None,
     checks: Sequence[str] = (),
     output: str | Path | None = None,
     force: bool = False,
@@ -1001,8 +1012,12 @@ def run_report(
     the check results; ``github_summary`` appends the Markdown rendering to
     ``$GITHUB_STEP_SUMMARY``. Outside GitHub Actions (the variable unset) the summary goes to
     stdout instead, with a note saying so; it is left out, with a note, when stdout already
-    carries a JSON, JUnit or HTML report that Markdown would corrupt.
+    carries a JSON, JUnit or HTML report that Markdown would corrupt. Without ``fmt`` the
+    format follows ``output``'s suffix (``.html``, ``.md``, ``.json``, ``.xml``), else terminal.
     """
+    if fmt is None:
+        suffix = Path(output).suffix.lower() if output is not None else ""
+        fmt = _FORMAT_OF_SUFFIX.get(suffix, "terminal")
     if fmt not in FORMATS:
         raise UsageError(f"Unknown report format {fmt!r}. Choose one of: {', '.join(FORMATS)}.")
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")

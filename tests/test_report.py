@@ -471,3 +471,18 @@ def test_a_report_is_never_written_into_the_run_it_reads(runner, tmp_path):
     r = runner.invoke(app, ["report", str(run), "-o", str(run / "metrics.json"), "--force"])
     assert r.exit_code == 2 and "input" in r.output
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_the_format_follows_the_out_suffix_unless_given(runner, tmp_path):
+    import json as _json
+    import xml.etree.ElementTree as ET
+
+    r = runner.invoke(app, ["report", str(RUN), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r.html").read_text().lstrip().lower().startswith("<!doctype html")
+    r = runner.invoke(app, ["report", str(RUN), "-o", str(tmp_path / "r.json")])
+    assert r.exit_code == 0 and isinstance(_json.loads((tmp_path / "r.json").read_text()), dict)
+    r = runner.invoke(app, ["report", str(RUN), "-o", str(tmp_path / "r.xml")])
+    assert r.exit_code == 0 and ET.fromstring((tmp_path / "r.xml").read_text()) is not None
+    r = runner.invoke(app, ["report", str(RUN), "-o", str(tmp_path / "x.html"), "-f", "markdown"])
+    assert r.exit_code == 0 and not (tmp_path / "x.html").read_text().lstrip().startswith("<")
