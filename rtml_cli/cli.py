@@ -783,8 +783,29 @@ def report(
 
 _FEATURE_HELP = (
     "Windowed aggregate per key, repeatable: KEY:COLUMN:AGG:WINDOW[:NAME], e.g. "
-    "'user_id:click:mean:1h' (added to the config's [[feature]] entries; empty KEY: whole table)."
+    "'user_id:click:mean:1h' (added to the config's feature entries; empty KEY: whole table)."
 )
+
+
+# Options that `features` and `export flink` share, declared once.
+_ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", help="rtml.toml (default: the one beside the table, if any)."),
+]
+_FeatureOpt = Annotated[list[str] | None, typer.Option("--feature", help=_FEATURE_HELP)]
+_CalendarOpt = Annotated[
+    str | None, typer.Option("--calendar", help="Calendar parts: 'hour', 'dow' or 'hour,dow'.")
+]
+_LabelDelayOpt = Annotated[
+    str | None,
+    typer.Option("--label-delay", help="Labels arrive this long after their event ('30m')."),
+]
+_TimeColOpt = Annotated[str | None, typer.Option("--time-col", help="Event time column.")]
+_LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
+_LabelTimeColOpt = Annotated[
+    str | None, typer.Option("--label-time-col", help="When each label became known.")
+]
+_KeyColOpt = Annotated[str | None, typer.Option("--key-col", help="Entity key column.")]
 
 
 @app.command()
@@ -796,14 +817,9 @@ def features(
             "--out", "-o", help="Output file: .parquet, .csv, .ndjson/.jsonl or .arrow/.ipc."
         ),
     ],
-    config: Annotated[
-        str | None,
-        typer.Option("--config", help="rtml.toml (default: the one beside the table, if any)."),
-    ] = None,
-    feature: Annotated[list[str] | None, typer.Option("--feature", help=_FEATURE_HELP)] = None,
-    calendar: Annotated[
-        str | None, typer.Option("--calendar", help="Calendar parts: 'hour', 'dow' or 'hour,dow'.")
-    ] = None,
+    config: _ConfigOpt = None,
+    feature: _FeatureOpt = None,
+    calendar: _CalendarOpt = None,
     as_of_cutoff: Annotated[
         str | None,
         typer.Option(
@@ -811,16 +827,11 @@ def features(
             help="Batch view: values as of the cutoff floor(t / R) * R (R e.g. '1d', a grid since the Unix epoch, UTC) instead of as of each event.",
         ),
     ] = None,
-    label_delay: Annotated[
-        str | None,
-        typer.Option("--label-delay", help="Labels arrive this long after their event ('30m')."),
-    ] = None,
-    time_col: Annotated[str | None, typer.Option("--time-col", help="Event time column.")] = None,
-    label_col: Annotated[str | None, typer.Option("--label-col", help="Label column.")] = None,
-    label_time_col: Annotated[
-        str | None, typer.Option("--label-time-col", help="When each label became known.")
-    ] = None,
-    key_col: Annotated[str | None, typer.Option("--key-col", help="Entity key column.")] = None,
+    label_delay: _LabelDelayOpt = None,
+    time_col: _TimeColOpt = None,
+    label_col: _LabelColOpt = None,
+    label_time_col: _LabelTimeColOpt = None,
+    key_col: _KeyColOpt = None,
     drop_null_time: Annotated[
         bool, typer.Option("--drop-null-time", help="Drop rows whose time is null.")
     ] = False,
@@ -830,7 +841,7 @@ def features(
 ) -> None:
     """Write every event's windowed and calendar feature values, point-in-time, as rtml computes them.
 
-    One row per event: rtml_event_id (the id `rtml replay` messages carry), one column per [[feature]] and per calendar part (event_hour, event_dow). Fresh view by default (as of each event: the window [t - w, t), the event and its ties excluded, labels only once arrived); --as-of-cutoff R gives the batch view. Roles are read as `rtml replay` reads them. The reference that `rtml export flink` jobs are tested against.
+    One row per event: rtml_event_id (the id `rtml replay` messages carry), one column per windowed feature and per calendar part (event_hour, event_dow). Fresh view by default (as of each event: the window [t - w, t), the event and its ties excluded, labels only once arrived); --as-of-cutoff R gives the batch view. Roles are read as `rtml replay` reads them. The reference that `rtml export flink` jobs are tested against.
     """
     from rtml_cli.features_cli import write_features
     from rtml_cli.io import Roles
@@ -879,24 +890,16 @@ def export_flink_cmd(
         ),
     ],
     out: Annotated[str, typer.Option("--out", "-o", help="SQL file to write (job.sql).")],
-    config: Annotated[
-        str | None,
-        typer.Option("--config", help="rtml.toml (default: the one beside the table, if any)."),
-    ] = None,
-    feature: Annotated[list[str] | None, typer.Option("--feature", help=_FEATURE_HELP)] = None,
-    calendar: Annotated[
-        str | None, typer.Option("--calendar", help="Calendar parts: 'hour', 'dow' or 'hour,dow'.")
-    ] = None,
+    config: _ConfigOpt = None,
+    feature: _FeatureOpt = None,
+    calendar: _CalendarOpt = None,
     disorder: Annotated[
         str | None,
         typer.Option(
             "--disorder", help="How late an event message may arrive (the replay's --disorder)."
         ),
     ] = None,
-    label_delay: Annotated[
-        str | None,
-        typer.Option("--label-delay", help="Labels arrive this long after their event ('30m')."),
-    ] = None,
+    label_delay: _LabelDelayOpt = None,
     mode: Annotated[
         str | None,
         typer.Option(
@@ -912,12 +915,10 @@ def export_flink_cmd(
             "--run", help="Run the job on a local Flink mini-cluster (PyFlink: rtml[flink])."
         ),
     ] = False,
-    time_col: Annotated[str | None, typer.Option("--time-col", help="Event time column.")] = None,
-    label_col: Annotated[str | None, typer.Option("--label-col", help="Label column.")] = None,
-    label_time_col: Annotated[
-        str | None, typer.Option("--label-time-col", help="When each label became known.")
-    ] = None,
-    key_col: Annotated[str | None, typer.Option("--key-col", help="Entity key column.")] = None,
+    time_col: _TimeColOpt = None,
+    label_col: _LabelColOpt = None,
+    label_time_col: _LabelTimeColOpt = None,
+    key_col: _KeyColOpt = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace an existing SQL file, and the sink folder's output."),

@@ -104,3 +104,13 @@ def test_a_model_that_warns_finishes_and_shows_its_warning_once(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr.count("fitting a noisy model") == 1
     assert "UserWarning" in r.stderr and (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "command", ["replay", "compare", "report", "sample", "features", "export flink"]
+)
+def test_help_text_keeps_its_brackets(runner, command):
+    """Rich reads '[...]' in help as markup: '[[feature]]' printed as '[]'."""
+    r = runner.invoke(app, [*command.split(), "--help"], terminal_width=100)
+    assert r.exit_code == 0
+    assert "[]" not in r.output
