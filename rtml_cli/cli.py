@@ -110,6 +110,12 @@ def _edge() -> Iterator[None]:
             "a model or factory must return or raise, not exit."
         )
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    if isinstance(failure, MemoryError):
+        _err(
+            "error: out of memory. Use a smaller input (fewer rows, a shorter --start/--end "
+            "span, fewer strategies) or a machine with more memory."
+        )
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
     if isinstance(failure, OSError) and failure.errno in _USER_OS_ERRORS:
         where = f" '{failure.filename}'" if failure.filename else ""
         _err(

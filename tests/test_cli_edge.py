@@ -53,6 +53,12 @@ def test_a_full_disk_is_bad_input_naming_the_file(runner, monkeypatch):
     assert "'/data/out/report.html'" in r.output and "No space left on device" in r.output
 
 
+def test_running_out_of_memory_is_bad_input_not_a_bug(runner, monkeypatch):
+    monkeypatch.setattr("rtml_cli.report.run_report", _boom(MemoryError()))
+    r = runner.invoke(app, ["report", "x"])
+    assert r.exit_code == EXIT_BAD_INPUT and "out of memory" in r.output
+
+
 def test_user_code_calling_sys_exit_is_not_success(runner, monkeypatch):
     monkeypatch.setattr("rtml_cli.report.run_report", _boom(SystemExit(0)))
     r = runner.invoke(app, ["report", "x"])
