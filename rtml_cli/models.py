@@ -91,12 +91,18 @@ def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
         raise InputError(
             f"label column '{name}' of {source} has no non-null value; nothing to learn."
         )
+    if label.dtype.is_temporal():
+        raise InputError(
+            f"label column '{name}' of {source} is a {label.dtype} column with {n} distinct "
+            "values, not an outcome to predict. Pass the label with --label-col (a bool, two "
+            "values, or a float for regression)."
+        )
+    if n == 1 and not label.dtype.is_float():
+        raise InputError(
+            f"label column '{name}' of {source} has one value only ({values[0]!r}) in its "
+            f"non-null rows; a classifier needs two classes. Check the label column (--label-col)."
+        )
     if label.dtype == pl.Boolean or n == 2:
-        if n == 1:
-            raise InputError(
-                f"label column '{name}' of {source} has one value only ({values[0]!r}); "
-                "a classifier needs two classes."
-            )
         neg, pos = (False, True) if label.dtype == pl.Boolean else (values[0], values[1])
         y = label.cast(pl.Float64) if label.dtype == pl.Boolean else (label == pos).cast(pl.Float64)
         return LabelInfo("binary", pos, neg, y.fill_null(np.nan).to_numpy().astype(np.float64))

@@ -766,9 +766,9 @@ def prepare_replay(path: str | Path, roles: Roles, opts: ReplayOptions) -> Repla
     else:
         c = _count(lf, roles, source=source)
     if c["events"] == 0:
-        where = (
-            f" between --start {opts.start} and --end {opts.end}" if opts.start or opts.end else ""
-        )
+        bounds = [f"at or after --start {opts.start}"] if opts.start else []
+        bounds += [f"before --end {opts.end}"] if opts.end else []
+        where = f" {' and '.join(bounds)}" if bounds else ""
         raise InputError(
             f"no event of {source} lies{where or ' in the selection'}; nothing to replay."
         )

@@ -195,7 +195,10 @@ class AtomicFile:
         remove_stale_temps(self.path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)  # a leftover of a killed run with the same process id
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:  # name the user's target, not rtml's temporary name
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         os.close(fd)
         self._created = True
         return self.tmp

@@ -58,3 +58,20 @@ def test_the_next_run_removes_temps_of_dead_processes_only(tmp_path):
     assert not dead.exists() and tmp.exists()
     f.discard()
     assert not tmp.exists() and not target.exists()
+
+
+def test_an_unwritable_target_is_named_not_its_temporary_file(runner, tmp_path):
+    from rtml_cli.cli import app
+
+    target = tmp_path / "no" / "such" / "dir" / "x.parquet"
+    r = runner.invoke(app, ["sample", "clickstream", "--rows", "100", "-o", str(target)])
+    assert r.exit_code == 2, r.output
+    assert str(target) in r.output and ".tmp-" not in r.output
+
+
+def test_replay_with_start_only_names_start_only(runner, tmp_path):
+    from rtml_cli.cli import app
+
+    r = runner.invoke(app, ["replay", str(SAMPLE), "--start", "2030-01-01", "--dry-run"])
+    assert r.exit_code == 2
+    assert "at or after --start 2030-01-01" in r.output and "None" not in r.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 import pytest
@@ -32,6 +34,11 @@ def test_task_inference():
         infer_task(pl.Series([1, 2, 3]), name="y", source="t")
     with pytest.raises(InputError, match="one value only"):
         infer_task(pl.Series([True, True]), name="y", source="t")
+    # one class of an integer label is one class, not "multiclass"; a datetime is no outcome
+    with pytest.raises(InputError, match=r"one value only \(0\)"):
+        infer_task(pl.Series([0, 0, None]), name="y", source="t")
+    with pytest.raises(InputError, match="Datetime.* not an outcome to predict"):
+        infer_task(pl.Series([dt.datetime(2024, 1, d) for d in (1, 2, 3)]), name="y", source="t")
 
 
 @pytest.mark.parametrize("preset", ["logreg", "sgd", "hgb", "rf", "nb"])
