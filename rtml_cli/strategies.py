@@ -385,8 +385,10 @@ class _Sim:
         never below :data:`MIN_TIMED_CALLS` calls.
         """
         budget, self.timing_budget_ns = self.timing_budget_ns, None  # once per strategy
+        if budget is None:  # called at every span: return before touching the sample
+            return
         picked = np.flatnonzero(self.sample)
-        if budget is None or len(picked) <= MIN_TIMED_CALLS:
+        if len(picked) <= MIN_TIMED_CALLS:
             return
         probe = picked[:CALIBRATION_CALLS] + self.s0
         costs = []
