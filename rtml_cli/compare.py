@@ -34,6 +34,7 @@ from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
 from rtml_cli.features import FEATURE_PREFIX, calendar_features
 from rtml_cli.io import EVENT_ID, EventTable, L, Roles, T, load_events
+from rtml_cli.metrics import compute_metrics
 from rtml_cli.models import (
     Encoding,
     LabelInfo,
@@ -409,10 +410,6 @@ def _metrics(
     bucket: str | None,
     seed: int,
 ) -> dict[str, Any]:
-    try:
-        from rtml_cli.metrics import compute_metrics
-    except ImportError:  # pragma: no cover - metrics lands in its own issue
-        return {"schema_version": 0, "note": "rtml_cli.metrics not available in this build"}
     return compute_metrics(
         pred, tim, task=task, strategies=names, baseline=baseline, bucket=bucket, seed=seed
     )

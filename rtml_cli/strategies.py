@@ -2,9 +2,9 @@
 
 Two parts:
 
-* **Feature views** (:func:`build_view`) — the one place where the feature matrix a strategy
-  sees is built. The *fresh* view is each event's own values; the *batch* view for a retrain
-  period R is each event's entity's latest values strictly before its cutoff
+* **Feature views** (:func:`view_frame`, :func:`make_view`) — the one place where the feature
+  matrix a strategy sees is built. The *fresh* view is each event's own values; the *batch* view
+  for a retrain period R is each event's entity's latest values strictly before its cutoff
   ``floor(t / R) * R`` (a point-in-time as-of join by key) plus the request features from the
   event itself. Training rows of a batch model use the same batch view (their own preceding
   cutoff), so there is no train/serve skew. Derived (windowed) feature columns plug in here.
@@ -166,24 +166,14 @@ def _add_derived(
     *i*, batch as of the cutoff. Adds one column per spec, named ``spec.name``."""
     if not specs:
         return out
-    try:
-        from rtml_cli import features as _features  # written by the features issue
-    except ImportError:  # pragma: no cover - until the module lands
-        raise ModelError(
-            "[[feature]] entries need rtml_cli.features, which this build lacks; remove them."
-        ) from None
-    fn = getattr(_features, "derived_columns", None)
-    if fn is None:  # pragma: no cover
-        raise ModelError(
-            "rtml_cli.features has no derived_columns(); [[feature]] is not available yet."
-        )
-    extra = fn(frame, list(specs), key=key, every_us=every_us, label=label)
+    from rtml_cli.features import FEATURE_AGE, derived_columns
+
+    extra = derived_columns(frame, list(specs), key=key, every_us=every_us, label=label)
     out = out.hstack(extra.select([s.name for s in specs]))
-    age = getattr(_features, "FEATURE_AGE", None)
-    if every_us is not None and age in extra.columns:
+    if every_us is not None and FEATURE_AGE in extra.columns:
         # feature age = t - the newest information behind the features: the snapshot row or
         # the newest row inside a windowed aggregate, whichever is newer
-        agg_src = frame[T].dt.epoch("us") - extra[age]
+        agg_src = frame[T].dt.epoch("us") - extra[FEATURE_AGE]
         out = out.with_columns(
             pl.max_horizontal(pl.col("rtml_source_t"), agg_src).alias("rtml_source_t")
         )
