@@ -22,6 +22,7 @@ from typing import Any
 
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ConfigError, RtmlError, suggest
+from rtml_cli.features_spec import FEATURE_TABLE_KEYS, CalendarSpec, FeatureSpec, check_unique_names
 from rtml_cli.io import Roles
 
 if sys.version_info >= (3, 11):
@@ -40,6 +41,8 @@ _DATA_KEYS = {
     "key",
     "label_time",
     "label_delay",
+    "inputs",
+    "request_inputs",
     "features",
     "request_features",
     "ignore",
@@ -50,9 +53,12 @@ _DATA_KEYS = {
 }
 _MODEL_KEYS = {"preset", "estimator", "params", "factory"}
 _STRATEGY_KEYS = {"name", "kind", "retrain_every", "train_window", "update_every"}
-_FEATURE_KEYS = {"name", "key", "column", "agg", "window"}
+_FEATURE_KEYS = set(FEATURE_TABLE_KEYS)
 _REPORT_KEYS = {"baseline", "checks", "bucket"}
 _TOP_KEYS = {"data", "model", "strategy", "feature", "report"}
+#: ``[data]`` keys naming the model's input columns, and the older names still accepted. The
+#: model's inputs are not "features": in rtml a feature is a windowed aggregate or calendar part.
+_INPUT_KEY_ALIASES = {"inputs": "features", "request_inputs": "request_features"}
 
 
 @dataclasses.dataclass
@@ -106,21 +112,6 @@ class ModelSpec:
 
 
 @dataclasses.dataclass
-class FeatureSpec:
-    """A ``[[feature]]`` entry (windowed aggregate per key); computed by ``rtml_cli.features``.
-
-    Kept as plain data here; ``raw`` holds the table exactly as written.
-    """
-
-    name: str
-    key: str | None
-    column: str
-    agg: str
-    window: str
-    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
 class CompareConfig:
     """Everything ``rtml compare`` needs, resolved from ``rtml.toml`` and flags."""
 
@@ -129,6 +120,8 @@ class CompareConfig:
     warmup: str | float = DEFAULT_WARMUP
     model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
     strategies: list[StrategySpec] = dataclasses.field(default_factory=list)
+    #: windowed features (``[[feature]]`` tables, then ``--feature`` flags); an entry without
+    #: ``key`` is resolved to the table's entity key when the table is read
     features: list[FeatureSpec] = dataclasses.field(default_factory=list)
     #: request-time calendar parts of the event time ("hour", "dow"), known to every strategy
     calendar: list[str] = dataclasses.field(default_factory=list)
@@ -146,7 +139,7 @@ class CompareConfig:
             "warmup": self.warmup,
             "model": dataclasses.asdict(self.model),
             "strategies": [s.params() for s in self.strategies],
-            "features": [f.raw or dataclasses.asdict(f) for f in self.features],
+            "features": [f.manifest_entry() for f in self.features],
             "calendar": list(self.calendar),
             "baseline": self.baseline,
             "checks": list(self.checks),
@@ -379,10 +372,12 @@ def build_config(
     for k in ("time", "label", "key", "label_time", "time_unit", "time_format"):
         if k in data:
             setattr(r, k, _str(data[k], f"[data] {k}"))
-    if "features" in data:
-        r.features = _str_list(data["features"], "[data] features")
-    if "request_features" in data:
-        r.request_features = _str_list(data["request_features"], "[data] request_features")
+    inputs = _input_columns(data, "inputs")
+    if inputs is not None:
+        r.features = inputs
+    request_inputs = _input_columns(data, "request_inputs")
+    if request_inputs is not None:
+        r.request_features = request_inputs
     if "ignore" in data:
         r.ignore = _str_list(data["ignore"], "[data] ignore")
     if roles is not None:
@@ -456,23 +451,7 @@ def build_config(
             if k not in f:
                 raise ConfigError(f"{fw} is missing '{k}'. Required: name, column, agg, window.")
         _duration(f["window"], f"{fw} window")
-        # agg/key/column/name checks (with "did you mean") live with the computation.
-        from rtml_cli.features import FeatureSpec as _WindowedSpec
-
-        _WindowedSpec.from_config(f, where=fw)
-        cfg.features.append(
-            FeatureSpec(
-                name=_str(f["name"], f"{fw} name"),
-                key=f.get("key"),
-                column=f["column"],
-                agg=f["agg"],
-                window=str(f["window"]),
-                raw=dict(f),
-            )
-        )
-
-    from rtml_cli.features import CalendarSpec, check_unique_names
-    from rtml_cli.features import FeatureSpec as _WindowedSpec
+        cfg.features.append(FeatureSpec.from_config(f, where=fw))
 
     for text in features:
         if ":" not in text:
@@ -480,41 +459,12 @@ def build_config(
                 f"--feature {text!r} is not of the form KEY:COLUMN:AGG:WINDOW[:NAME], e.g. "
                 "'user_id:click:mean:1h' or 'user_id:*:count:5m'. Calendar parts go in --calendar."
             )
-        ws = _WindowedSpec.parse(text)
-        # key=None in a parsed flag means "the whole table"; keep it explicit as []
-        cfg.features.append(
-            FeatureSpec(
-                name=ws.name,
-                key=list(ws.key) if ws.key else [],  # type: ignore[arg-type]
-                column=ws.column,
-                agg=ws.agg,
-                window=f"{ws.window_us}us",
-                raw={
-                    "name": ws.name,
-                    "key": list(ws.key or ()),
-                    "column": ws.column,
-                    "agg": ws.agg,
-                    "window": text.split(":")[3],
-                },
-            )
-        )
+        cfg.features.append(FeatureSpec.parse(text))
     parts = (
         calendar if calendar is not None else _str_list(data.get("calendar", []), "[data] calendar")
     )
     cfg.calendar = [CalendarSpec.parse(p).part for p in parts]
-    check_unique_names(
-        [
-            _WindowedSpec.build(
-                key=f.key or None,
-                column=f.column,
-                agg=f.agg,
-                window=f.window,
-                name=f.name,
-                where="feature",
-            )
-            for f in cfg.features
-        ]
-    )
+    check_unique_names(cfg.features)
 
     rep = raw.get("report", {})
     if not isinstance(rep, dict):
@@ -539,6 +489,20 @@ def build_config(
             f"Strategies are: {', '.join(names)}."
         )
     return cfg
+
+
+def _input_columns(data: dict[str, Any], key: str) -> list[str] | None:
+    """``[data] inputs`` / ``request_inputs`` (or their older names), ``None`` when absent."""
+    old = _INPUT_KEY_ALIASES[key]
+    if key in data and old in data:
+        raise ConfigError(
+            f"[data] sets both '{key}' and '{old}' (its older name); keep only '{key}'."
+        )
+    if key in data:
+        return _str_list(data[key], f"[data] {key}")
+    if old in data:
+        return _str_list(data[old], f"[data] {old}")
+    return None
 
 
 def model_spec_from_text(text: str) -> ModelSpec:

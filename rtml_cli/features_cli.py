@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from rtml_cli.errors import ConfigError, UsageError
+from rtml_cli.features_spec import FeatureSpec
 from rtml_cli.io import EVENT_ID, L, Roles, T, load_events
 from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_table_as_output
 
@@ -54,7 +55,7 @@ class FeatureJob:
     roles : the resolved roles (as a replay of the table resolves them).
     label_delay_us : the fixed label delay, when labels arrive after a delay rather than at a
         label-time column.
-    windowed : the windowed features (``rtml_cli.features.FeatureSpec``), keys resolved.
+    windowed : the windowed features, keys resolved (none is ``key_from_table``).
     calendar : calendar parts (``hour``, ``dow``).
     schema : the table's schema (before rtml adds its columns).
     notes : what was read from where.
@@ -63,7 +64,7 @@ class FeatureJob:
     source: str
     roles: Roles
     label_delay_us: int | None
-    windowed: list[Any]
+    windowed: list[FeatureSpec]
     calendar: list[str]
     schema: pl.Schema
     notes: list[str]
@@ -113,7 +114,7 @@ def resolve_job(
         not send ignored columns).
     """
     from rtml_cli.config import build_config, find_config, load_toml
-    from rtml_cli.features import check_unique_names, spec_from
+    from rtml_cli.features_spec import check_unique_names
     from rtml_cli.io import resolve_roles, scan_table
     from rtml_cli.replay_guard import roles_from_config
 
@@ -133,7 +134,7 @@ def resolve_job(
     schema = scan_table(source).collect_schema()
     resolved, inferred = resolve_roles(schema, merged, source=source)
     notes.extend(inferred)
-    windowed = [spec_from(f, default_key=resolved.key) for f in cfg.features]
+    windowed = [f.with_table_key(resolved.key) for f in cfg.features]
     check_unique_names(windowed)
     if not windowed and not cfg.calendar:
         raise UsageError(

@@ -38,7 +38,7 @@ def test_full_config_resolves():
     assert cfg.strategies[0].retrain_every_us == 3_600_000_000
     assert cfg.strategies[0].train_window_us == 7 * 86_400_000_000
     assert cfg.strategies[1].update_every == 32 and cfg.baseline == "o"
-    assert cfg.features[0].name == "c1h" and cfg.features[0].raw["agg"] == "sum"
+    assert cfg.features[0].name == "c1h" and cfg.features[0].as_written["agg"] == "sum"
     assert cfg.model.params == {"loss": "log_loss"}
 
 
@@ -132,3 +132,61 @@ def test_model_table_values_have_the_right_types(model, message):
     with pytest.raises(ConfigError) as err:
         build_config({"model": model}, source="r.toml")
     assert message in str(err.value)
+
+
+# What [[feature]] tables and --feature flags resolve to (the values the former config-side
+# FeatureSpec produced once converted for computation), and the manifest's record of them.
+_FEATURE_TABLES = [
+    {"name": "a", "key": "u", "column": "x", "agg": "MEAN", "window": "60m"},
+    {"name": "b", "column": "*", "agg": "count", "window": "1h"},
+    {"name": "c", "key": ["u", "v"], "column": "y", "agg": "std", "window": 3600},
+    {"name": "d", "key": "", "column": "x", "agg": "sum", "window": "1d"},
+    {"name": "e", "key": [], "column": "x", "agg": "last", "window": "1d"},
+]
+_FEATURE_FLAGS = ["u:x:max:2h", "u+v:*:count: 5m :n5", ":x:count_distinct:1d:g"]
+H = 3_600_000_000
+D = 24 * H
+
+
+@pytest.mark.parametrize("table_key,b_key", [("u", ("u",)), (["u", "w"], ("u", "w")), (None, None)])
+def test_feature_tables_and_flags_resolve_to_one_spec(table_key, b_key):
+    from rtml_cli.features_spec import FeatureSpec
+
+    cfg = build_config({"feature": _FEATURE_TABLES}, features=_FEATURE_FLAGS)
+    assert all(isinstance(f, FeatureSpec) for f in cfg.features)
+    # Only the table that names no key takes the table's entity key; an empty key is global.
+    assert [f.key_from_table for f in cfg.features] == [False, True] + [False] * 6
+    resolved = [f.with_table_key(table_key) for f in cfg.features]
+    assert resolved == [
+        FeatureSpec("a", ("u",), "x", "mean", H),
+        FeatureSpec("b", b_key, "*", "count", H),
+        FeatureSpec("c", ("u", "v"), "y", "std", H),
+        FeatureSpec("d", None, "x", "sum", D),
+        FeatureSpec("e", None, "x", "last", D),
+        FeatureSpec("u_x_max_2h", ("u",), "x", "max", 2 * H),
+        FeatureSpec("n5", ("u", "v"), "*", "count", 300_000_000),
+        FeatureSpec("g", None, "x", "count_distinct", D),
+    ]
+    assert not any(f.key_from_table for f in resolved)
+    # A flag parses to the same spec whether it comes through the config or directly.
+    assert cfg.features[5] == FeatureSpec.parse("u:x:max:2h")
+
+
+def test_manifest_records_features_as_written():
+    cfg = build_config({"feature": _FEATURE_TABLES}, features=_FEATURE_FLAGS)
+    assert cfg.to_json()["features"] == [
+        *_FEATURE_TABLES,
+        {"name": "u_x_max_2h", "key": ["u"], "column": "x", "agg": "max", "window": "2h"},
+        {"name": "n5", "key": ["u", "v"], "column": "*", "agg": "count", "window": " 5m "},
+        {"name": "g", "key": [], "column": "x", "agg": "count_distinct", "window": "1d"},
+    ]
+
+
+def test_input_columns_key_and_its_older_name():
+    assert build_config({"data": {"inputs": ["a", "b"]}}).roles.features == ["a", "b"]
+    assert build_config({"data": {"features": ["a"]}}).roles.features == ["a"]
+    cfg = build_config({"data": {"request_inputs": "h"}})
+    assert cfg.roles.request_features == ["h"]
+    assert build_config({"data": {"request_features": ["h"]}}).roles.request_features == ["h"]
+    with pytest.raises(ConfigError, match="both 'inputs' and 'features'"):
+        build_config({"data": {"inputs": ["a"], "features": ["a"]}})

@@ -523,15 +523,16 @@ def test_overflow_fallback_matches_reference(
     df: pl.DataFrame, window: int, key: Any, every: int | None
 ) -> None:
     """Keys x time span too large for int64 codes: times are ranked instead; same answers."""
-    import rtml_cli.features as features
+    import rtml_cli.features_aggregates as aggregates
+    from rtml_cli.features_window_index import dense_key_codes
 
-    original = features._key_codes
-    features._key_codes = lambda base, keys, bounds: features._key_codes_only(base, keys)
+    original = aggregates.key_codes
+    aggregates.key_codes = lambda base, keys, bounds: dense_key_codes(base, keys)
     try:
         query = None if every is None else cutoff_grid(df[T], every * MIN).to_list()
         check_against_reference(df, all_specs(window, key), query)
     finally:
-        features._key_codes = original
+        aggregates.key_codes = original
 
 
 def test_huge_time_span_with_many_keys() -> None:
