@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rtml_cli import cli
+from rtml_cli import cli_replay
 from rtml_cli.cli import app
 
 
@@ -21,7 +21,7 @@ class _TtyStringIO(io.StringIO):
 def test_summary_table_on_a_terminal_escapes_user_paths(monkeypatch, value: str) -> None:
     err = _TtyStringIO()
     monkeypatch.setattr("sys.stderr", err)
-    cli._render_pairs("replay done", [("sink", f"ndjson -> {value}")])
+    cli_replay._render_pairs("replay done", [("sink", f"ndjson -> {value}")])
     text = err.getvalue()
     assert "\x1b[2J" not in text and "\x9b" not in text
     assert "[/bold]" in text or "\\x1b[2J" in text or "\\x9b" in text

@@ -1,0 +1,44 @@
+"""``rtml sample``: write a synthetic demo table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rtml_cli.cli import _edge, app
+from rtml_cli.escape import for_terminal
+
+
+@app.command()
+def sample(
+    name: Annotated[str, typer.Argument(help="Which sample table: clickstream.")],
+    rows: Annotated[
+        int | None, typer.Option(help="Rows to generate (clickstream: 50,000 by default).")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed: the same seed gives the same table.")
+    ] = 0,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file (.parquet, .csv, .ndjson, .arrow); default NAME.parquet.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing output file (a regular file only).")
+    ] = False,
+) -> None:
+    """Write a realistic synthetic table for demos, tests and benchmarks.
+
+    clickstream: a recommendation impression log (ts, user_id, item_id, category, price, position, device, hour, item_popularity, click, click_time) whose user preferences drift within hours. A non-click is known 10 minutes after the impression (click_time = ts + 10m).
+
+    The file is written to a temporary name beside the output and renamed when complete; an existing file needs --force.
+    """
+    from rtml_cli.sample import write_sample
+
+    with _edge():
+        path = write_sample(name, rows=rows, seed=seed, out=out, force=force)
+        typer.echo(f"wrote {for_terminal(path, inline=True)}")
