@@ -237,8 +237,8 @@ def _compute_features(
 
     t_us = base[time_col].dt.epoch("us").to_numpy()
     q_us = t_us if cutoffs is None else base[_QUERY_TIME].dt.epoch("us").to_numpy()
-    keys_of: dict[tuple[str, ...], KeyCodes] = {}
-    wins: dict[tuple[Any, ...], WindowIndex] = {}
+    codes_by_key: dict[tuple[str, ...], KeyCodes] = {}
+    indexes_by_signature: dict[tuple[Any, ...], WindowIndex] = {}
     bounds = time_bounds(base, windowed, t_us, q_us, label_col, label_arrival_col)
     out: dict[str, pl.Series] = {}
     ages: list[str] = []
@@ -257,16 +257,15 @@ def _compute_features(
             base,
             spec,
             label=(spec.column == label_col),
-            time_col=time_col,
             arrival_col=label_arrival_col,
-            keys_of=keys_of,
-            wins=wins,
+            codes_by_key=codes_by_key,
+            indexes_by_signature=indexes_by_signature,
             bounds=bounds,
             t_us=t_us,
             q_us=q_us,
         )
         if not uses[sig]:
-            wins.pop(sig, None)
+            indexes_by_signature.pop(sig, None)
         out[spec.value_col] = value
         out[spec.age_col] = age
         ages.append(spec.age_col)

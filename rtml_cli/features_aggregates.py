@@ -36,19 +36,25 @@ def compute_windowed_feature(
     spec: FeatureSpec,
     *,
     label: bool,
-    time_col: str,
     arrival_col: str,
-    keys_of: dict[tuple[str, ...], KeyCodes],
-    wins: dict[tuple[Any, ...], WindowIndex],
+    codes_by_key: dict[tuple[str, ...], KeyCodes],
+    indexes_by_signature: dict[tuple[Any, ...], WindowIndex],
     bounds: tuple[int, int],
     t_us: np.ndarray,
     q_us: np.ndarray,
 ) -> tuple[pl.Series, pl.Series]:
-    """Value and age of one windowed feature for every row of ``base`` (time-sorted)."""
+    """Value and age of one windowed feature for every row of ``base`` (time-sorted).
+
+    ``label``: the feature aggregates the (delayed) label, known from ``arrival_col``.
+    ``codes_by_key`` and ``indexes_by_signature`` cache the key codes and window indexes that
+    features of the same key (and rows and window) share; ``bounds`` come from
+    :func:`~rtml_cli.features_window_index.time_bounds`.
+    ``t_us`` / ``q_us``: event and query times (the same array in the fresh view).
+    """
     keys = list(spec.key) if spec.key else [GLOBAL_KEY]
-    kc = keys_of.get(tuple(keys))
+    kc = codes_by_key.get(tuple(keys))
     if kc is None:
-        kc = keys_of[tuple(keys)] = key_codes(base, keys, bounds)
+        kc = codes_by_key[tuple(keys)] = key_codes(base, keys, bounds)
     n = base.height
     w = spec.window_us
     agg = spec.agg
@@ -63,9 +69,9 @@ def compute_windowed_feature(
     # nulls has the same rows as "*").
     has_nulls = spec.column != "*" and src.null_count() > 0
     sig = index_signature(base, spec, label)
-    win = wins.get(sig)
+    win = indexes_by_signature.get(sig)
     if win is None:
-        win = wins[sig] = build_window_index(
+        win = indexes_by_signature[sig] = build_window_index(
             base,
             kc,
             src if has_nulls else None,
