@@ -1,19 +1,16 @@
 """The simulation of ``batch``, ``stream``, ``online`` and ``static`` deployments (docs/semantics.md: the four strategies, performance principles).
 
-Two parts:
+One rule for every job at time ``c`` (the warm-up fit at ``W``, a retrain, an online update): it
+sees exactly the labels that arrived strictly before ``c``. Between two model changes the model is
+a pure function, so a whole span of events is predicted in one call (exact-equivalence
+vectorization); only ``online`` with ``update_every=1`` is per event. Per-event latency comes from
+real single-row calls on a uniform sample of events. The feature matrices come from
+:mod:`rtml_cli.views`.
 
-* **Feature views** (:func:`view_frame`, :func:`make_view`) — the one place where the feature
-  matrix a strategy sees is built. The *fresh* view is each event's own values; the *batch* view
-  for a retrain period R is each event's entity's latest values strictly before its cutoff
-  ``floor(t / R) * R`` (a point-in-time as-of join by key) plus the request features from the
-  event itself. Training rows of a batch model use the same batch view (their own preceding
-  cutoff), so there is no train/serve skew. Derived (windowed) feature columns plug in here.
-* **The engine** (:func:`simulate`) — one rule for every job at time ``c`` (the warm-up fit at
-  ``W``, a retrain, an online update): it sees exactly the labels that arrived strictly before
-  ``c``. Between two model changes the model is a pure function, so a whole span of events is
-  predicted in one call (exact-equivalence vectorization); only ``online`` with
-  ``update_every=1`` is per event. Per-event latency comes from real single-row calls on a
-  uniform sample of events.
+A scheduled strategy (``batch``, ``stream``, ``static``) is a list of :class:`Span` s, each one
+fit and the events its model serves first. Each fit is seeded by the run seed and its own time
+(:func:`seeded`), so a span gives the same result in any process and order:
+:mod:`rtml_cli.parallel` runs them across processes or a Dask cluster.
 """
 
 from __future__ import annotations
@@ -21,163 +18,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+import random
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from rtml_cli.config import FeatureSpec, StrategySpec
+from rtml_cli.config import StrategySpec
 from rtml_cli.durations import format_duration
 from rtml_cli.errors import ModelError, UsageError
-from rtml_cli.io import EVENT_ID, T
 from rtml_cli.models import ModelBuilder, raised, split_online
 from rtml_cli.timing import CallLog, cpu_ns, perf_ns
+from rtml_cli.views import NO_AGE as NO_AGE  # the views' names stay importable from here
+from rtml_cli.views import View as View
+from rtml_cli.views import make_view as make_view
+from rtml_cli.views import view_frame as view_frame
 
 #: Label arrival time of an event whose label is null (never "before" any time).
 NO_LABEL = np.iinfo(np.int64).max
-#: Feature age of a cold-start event (no source event).
-NO_AGE = np.iinfo(np.int64).min
 #: Fewest single-row calls a timing budget leaves: about the fewest for which the p99 has a
 #: finite 95 % upper bound (``metrics.quantile_interval``: below ~380 calls it is unbounded).
 MIN_TIMED_CALLS = 400
 #: Untimed single-row calls that measure one call's cost before the sample is thinned.
 CALIBRATION_CALLS = 10
-
-
-# --------------------------------------------------------------------------- feature views
-@dataclasses.dataclass
-class View:
-    """A strategy's feature matrix, aligned with the table's events.
-
-    Attributes
-    ----------
-    name : ``"fresh"`` or ``"batch:<R µs>"``.
-    X : n × d feature matrix (what the model is fed).
-    features_time : µs, when the features were taken (the cutoff in batch, ``t`` otherwise).
-    feature_age : µs, ``t`` − time of the newest event the features come from; ``NO_AGE``
-        for a cold start.
-    cold_start : the entity had no event before the snapshot.
-    finite : X is float and holds no NaN/inf (lets the engine skip sklearn's finiteness checks).
-    """
-
-    name: str
-    X: np.ndarray
-    features_time: np.ndarray
-    feature_age: np.ndarray
-    cold_start: np.ndarray
-    finite: bool = False
-
-
-def _epoch_us(col: str | pl.Expr) -> pl.Expr:
-    e = pl.col(col) if isinstance(col, str) else col
-    return e.dt.epoch("us")
-
-
-def view_frame(
-    frame: pl.DataFrame,
-    *,
-    columns: Sequence[str],
-    key: str | None,
-    request_features: Sequence[str] = (),
-    every_us: int | None = None,
-    feature_specs: Sequence[FeatureSpec] = (),
-    label: str | None = None,
-) -> pl.DataFrame:
-    """The feature columns of one view, one row per event in table order, plus meta columns.
-
-    Parameters
-    ----------
-    frame : the event table (sorted by :data:`~rtml_cli.io.T`).
-    columns : feature columns in model order.
-    key : entity column (``None``: the whole table is one entity).
-    request_features : columns taken from the event itself even in the batch view.
-    every_us : ``None`` for the fresh view; the retrain period R for the batch view.
-    feature_specs : ``[[feature]]`` entries (windowed aggregates), computed by
-        ``rtml_cli.features`` when that module provides them.
-    label : the label column (aggregates over it respect label arrival).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``columns`` plus ``rtml_features_time`` (µs), ``rtml_source_t`` (µs, newest event the
-        features come from; null = none) and ``rtml_cold`` (the entity had no event before the
-        snapshot).
-    """
-    t_us = _epoch_us(T)
-    if every_us is None:
-        out = frame.select(
-            *[pl.col(c) for c in columns],
-            t_us.alias("rtml_features_time"),
-            t_us.alias("rtml_source_t"),
-            pl.lit(False).alias("rtml_cold"),
-        )
-    else:
-        # The key itself is known at request time: never snapshot it.
-        request = [c for c in columns if c in set(request_features) or c == key]
-        snap = [c for c in columns if c not in request]
-        by = [key] if key else []
-        left = frame.select(
-            pl.col(EVENT_ID),
-            *[pl.col(c) for c in by],
-            *[pl.col(c) for c in request],
-            ((t_us // every_us) * every_us).alias("rtml_cutoff"),
-        )
-        # Several events of one entity at one instant: the last in table order is the latest.
-        right = frame.select(
-            *[pl.col(c) for c in by], t_us.alias("rtml_source_t"), *[pl.col(c) for c in snap]
-        ).unique(subset=[*by, "rtml_source_t"], keep="last", maintain_order=True)
-        if by:
-            # as-of join with `by` needs no null keys on the right; null-key events stay cold.
-            right = right.filter(pl.col(by[0]).is_not_null())
-        joined = left.join_asof(
-            right,
-            left_on="rtml_cutoff",
-            right_on="rtml_source_t",
-            by=by or None,
-            strategy="backward",
-            allow_exact_matches=False,  # the snapshot at c sees events strictly before c
-            check_sortedness=False,
-            coalesce=False,
-        ).sort(EVENT_ID)
-        out = joined.select(
-            *[pl.col(c) for c in columns],
-            pl.col("rtml_cutoff").alias("rtml_features_time"),
-            # feature age counts stored features only: with none (every column is known at
-            # request time) the snapshot row is behind no feature
-            (pl.col("rtml_source_t") if snap else pl.lit(None, pl.Int64)).alias("rtml_source_t"),
-            # cold start is the entity's own: fixed here, before windowed aggregates (which may
-            # span other entities) can make rtml_source_t non-null
-            pl.col("rtml_source_t").is_null().alias("rtml_cold"),
-        )
-    return _add_derived(frame, out, feature_specs, key=key, every_us=every_us, label=label)
-
-
-def _add_derived(
-    frame: pl.DataFrame,
-    out: pl.DataFrame,
-    specs: Sequence[FeatureSpec],
-    *,
-    key: str | None,
-    every_us: int | None,
-    label: str | None = None,
-) -> pl.DataFrame:
-    """Hook for windowed aggregates (``rtml_cli.features``): fresh as of ``t_i`` excluding event
-    *i*, batch as of the cutoff. Adds one column per spec, named ``spec.name``."""
-    if not specs:
-        return out
-    from rtml_cli.features import FEATURE_AGE, derived_columns
-
-    extra = derived_columns(frame, list(specs), key=key, every_us=every_us, label=label)
-    out = out.hstack(extra.select([s.name for s in specs]))
-    if every_us is not None and FEATURE_AGE in extra.columns:
-        # feature age = t - the newest information behind the features: the snapshot row or
-        # the newest row inside a windowed aggregate, whichever is newer
-        agg_src = frame[T].dt.epoch("us") - extra[FEATURE_AGE]
-        out = out.with_columns(
-            pl.max_horizontal(pl.col("rtml_source_t"), agg_src).alias("rtml_source_t")
-        )
-    return out
 
 
 # --------------------------------------------------------------------------- engine
@@ -235,6 +99,30 @@ def _train_rows(data: SimData, c: int, window_us: int | None) -> np.ndarray:
     end = int(np.searchsorted(data.t, c, "left"))  # l >= t, so only rows with t < c qualify
     start = 0 if window_us is None else int(np.searchsorted(data.t, c - window_us, "left"))
     return start + np.flatnonzero(data.l[start:end] < c)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, *salt: int | str) -> Iterator[None]:
+    """Seed numpy's and Python's global random generators from ``seed`` and ``salt`` for the
+    duration of the block, then restore them.
+
+    A model without its own ``random_state`` draws from the global generators: seeding each fit
+    by its time makes it the same fit in any process and in any order (serial, ``--jobs``,
+    Dask), and leaves the caller's generators as they were.
+    """
+    words = [seed & 0xFFFFFFFF]
+    for x in salt:
+        v = zlib.crc32(x.encode()) if isinstance(x, str) else int(x)
+        words += [(v >> 32) & 0xFFFFFFFF, v & 0xFFFFFFFF]
+    state = np.random.SeedSequence(words).generate_state(2)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    np.random.seed(int(state[0]))
+    random.seed(int(state[1]))
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 class _Scorer:
@@ -296,9 +184,10 @@ class _Sim:
         self.fits: list[tuple[str, int, int]] = []
         self.progress = progress
 
-    def fit(self, c: int, *, first: bool, warn: bool = True) -> Any | None:
+    def fit(self, c: int, *, first: bool, warn: bool = True, record: bool = True) -> Any | None:
         """A fresh model fitted at ``c`` on labels arrived strictly before ``c``; ``None`` = skip
-        (with a warning unless ``warn`` is false)."""
+        (with a warning unless ``warn`` is false). ``record=False`` refits a model already
+        recorded elsewhere (another process made this fit): no call is logged."""
         d, spec = self.data, self.spec
         rows = _train_rows(d, c, spec.train_window_us)
         # train_window bounds the event time; every row's label arrived before c
@@ -323,6 +212,11 @@ class _Sim:
                 f"{problem}; the previous model was kept"
             )
             return None
+        with seeded(self.builder.seed, c):
+            return self._fit_rows(c, rows, record=record)
+
+    def _fit_rows(self, c: int, rows: np.ndarray, *, record: bool) -> Any:
+        d, spec = self.data, self.spec
         model = self.builder.make()
         X = self.view.X[rows]
         y = d.y[rows]
@@ -346,8 +240,9 @@ class _Sim:
                 f"model {self.builder.describe()} {verb} while fitting strategy '{spec.name}' at "
                 f"{_iso(c)} on {len(rows)} rows{detail}{hint}"
             ) from None
-        self.log.add("retrain", perf_ns() - w0, cpu_ns() - c0, len(rows), c)
-        self.fits.append(("retrain", c, len(rows)))
+        if record:
+            self.log.add("retrain", perf_ns() - w0, cpu_ns() - c0, len(rows), c)
+            self.fits.append(("retrain", c, len(rows)))
         return model
 
     def predict_span(
@@ -427,10 +322,49 @@ class _Sim:
 MAX_CUTOFFS = 1_000_000
 
 
-def _scheduled(sim: _Sim) -> None:
-    """``batch``, ``stream`` and ``static``: fits at W and (not static) at each grid cutoff."""
-    spec, d = sim.spec, sim.data
-    t, n, s0, W = d.t, len(d.t), sim.s0, d.W
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """One fit of a scheduled strategy and the events its model serves first.
+
+    Attributes
+    ----------
+    k : position among the strategy's spans (0: the warm-up fit at W).
+    c : fit time (W or a grid cutoff), µs; also the time of the span's scoring job.
+    a, b : the events served, table indexes ``a:b`` (``a == b``: only the warm-up fit, whose
+        span is empty when no event comes before the first cutoff).
+    idle : the cutoffs since the previous span whose span held no event: a skipped fit with a
+        ``train_window`` falls back to the latest of them that can fit a model.
+    """
+
+    k: int
+    c: int
+    a: int
+    b: int
+    idle: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass
+class SpanOut:
+    """What one span did (:func:`run_span`): the fit behind it, its scores and its calls.
+
+    ``fit_at`` is ``None`` when every fit of the span was skipped: the span is then served by
+    the previous span's model, which the caller supplies (``refit_at``) in a second pass.
+    """
+
+    k: int
+    fit_at: int | None
+    score: np.ndarray | None
+    calls: np.ndarray  # CallLog rows, in call order
+    warnings: list[str]
+    fits: list[tuple[str, int, int]]
+    wall_ns: int = 0
+    cpu_ns: int = 0
+
+
+def plan_spans(spec: StrategySpec, data: SimData) -> list[Span]:
+    """The spans of a scheduled strategy: a fit at W and (not static) at each grid cutoff
+    strictly after W whose span holds an event (docs/semantics.md: the cutoff grid)."""
+    t, n, s0, W = data.t, len(data.t), data.s0, data.W
     if spec.kind == "static":
         fit_times = np.array([W], dtype=np.int64)
     else:
@@ -447,38 +381,86 @@ def _scheduled(sim: _Sim) -> None:
         fit_times = np.concatenate([[W], np.arange(first, int(t[-1]) + 1, R, dtype=np.int64)])
     starts = np.maximum(np.searchsorted(t, fit_times, "left"), s0)
     stops = np.append(starts[1:], n)
-    model, scorer, version, mtime = None, None, -1, W
-    job = spec.kind == "batch"
+    spans: list[Span] = []
     idle: list[int] = []  # cutoffs since the last fit whose span held no event
     for k, c in enumerate(fit_times.tolist()):
         a, b = int(starts[k]), int(stops[k])
         if b <= a and k > 0:
             idle.append(c)  # no event until the next cutoff: this model would serve nothing
             continue
-        fitted, fit_at = sim.fit(c, first=k == 0), c
-        if fitted is None and spec.train_window_us is not None:
-            # Skipped: the deployment keeps its previous model, which is that of the latest
-            # idle cutoff that could fit one (only a sliding window can make an earlier window
-            # valid when a later one is not).
-            for ci in reversed(idle):
-                fitted = sim.fit(ci, first=False, warn=False)
-                if fitted is not None:
-                    fit_at = ci
-                    break
+        spans.append(Span(len(spans), c, a, b, tuple(idle)))
         idle.clear()
+    return spans
+
+
+def fit_span(sim: _Sim, sp: Span) -> tuple[Any | None, int]:
+    """The fit of span ``sp`` and its time; ``None`` when it was skipped (with a warning)."""
+    fitted, fit_at = sim.fit(sp.c, first=sp.k == 0), sp.c
+    if fitted is None and sim.spec.train_window_us is not None:
+        # Skipped: the deployment keeps its previous model, which is that of the latest
+        # idle cutoff that could fit one (only a sliding window can make an earlier window
+        # valid when a later one is not).
+        for ci in reversed(sp.idle):
+            fitted = sim.fit(ci, first=False, warn=False)
+            if fitted is not None:
+                return fitted, ci
+    return fitted, fit_at
+
+
+def serve_span(sim: _Sim, scorer: _Scorer, sp: Span) -> None:
+    """Score the events of ``sp`` (one scoring job for batch) and time the sampled ones."""
+    job = sim.spec.kind == "batch"
+    sim.predict_span(scorer, sim.view.X, sp.a, sp.b, sp.c, job=job)
+    if not job:  # a batch deployment serves the scores of its job: no call per request
+        sim.fit_timing_budget(scorer, sim.view.X)
+        sim.time_singles(scorer, sim.view.X, sp.a, sp.b)
+
+
+def _scheduled(sim: _Sim) -> None:
+    """``batch``, ``stream`` and ``static``: the spans one after another, in one process."""
+    d, s0 = sim.data, sim.s0
+    scorer, version, mtime = None, -1, d.W
+    for sp in plan_spans(sim.spec, d):
+        fitted, fit_at = fit_span(sim, sp)
         if fitted is not None:
-            model, version, mtime = fitted, version + 1, fit_at
-            scorer = _Scorer(model, d.task, what=spec.name)
-        if b > a:
+            version, mtime = version + 1, fit_at
+            scorer = _Scorer(fitted, d.task, what=sim.spec.name)
+        if sp.b > sp.a:
             assert scorer is not None
-            sim.predict_span(scorer, sim.view.X, a, b, c, job=job)
-            if not job:  # a batch deployment serves the scores of its job: no call per request
-                sim.fit_timing_budget(scorer, sim.view.X)
-                sim.time_singles(scorer, sim.view.X, a, b)
-            sim.version[a - s0 : b - s0] = version
-            sim.mtime[a - s0 : b - s0] = mtime
+            serve_span(sim, scorer, sp)
+            sim.version[sp.a - s0 : sp.b - s0] = version
+            sim.mtime[sp.a - s0 : sp.b - s0] = mtime
             if sim.progress is not None:
-                sim.progress(b - s0)
+                sim.progress(sp.b - s0)
+
+
+def run_span(sim: _Sim, sp: Span, *, refit_at: int | None = None) -> SpanOut:
+    """One span on its own (another process, or a Dask worker): its fit and its scores.
+
+    ``refit_at``: the span's own fits were skipped; serve it with the model fitted at that time
+    (the previous span's, already recorded there), refitted here without recording it. Every fit
+    is seeded by its time (:func:`seeded`), so the refit is the same model.
+    """
+    w0, c0 = perf_ns(), cpu_ns()
+    if refit_at is None:
+        fitted, fit_at = fit_span(sim, sp)
+    else:
+        fitted, fit_at = sim.fit(refit_at, first=False, warn=False, record=False), refit_at
+        assert fitted is not None  # it was fitted once from the same rows
+    score = None
+    if fitted is not None and sp.b > sp.a:
+        serve_span(sim, _Scorer(fitted, sim.data.task, what=sim.spec.name), sp)
+        score = sim.score[sp.a - sim.s0 : sp.b - sim.s0].copy()
+    return SpanOut(
+        sp.k,
+        None if fitted is None else fit_at,
+        score,
+        sim.log.rows(),
+        sim.warnings,
+        sim.fits,
+        perf_ns() - w0,
+        cpu_ns() - c0,
+    )
 
 
 def _online(sim: _Sim) -> None:
@@ -582,6 +564,48 @@ def uniform_sample(n_scored: int, size: int | None, seed: int) -> np.ndarray:
     return mask
 
 
+@contextlib.contextmanager
+def sim_context(
+    spec: StrategySpec, view: View, builder: ModelBuilder, *, fast: bool
+) -> Iterator[None]:
+    """What every piece of a strategy runs under, in any process: the global generators seeded
+    by the run seed and the strategy (for ``partial_fit`` of a model without ``random_state``),
+    and with ``fast`` scikit-learn's parameter validation (and, when the view holds no NaN,
+    its finiteness checks) skipped."""
+    import sklearn
+
+    ctx = (
+        sklearn.config_context(skip_parameter_validation=True, assume_finite=view.finite)
+        if fast
+        else contextlib.nullcontext()
+    )
+    with ctx, seeded(builder.seed, spec.name):
+        yield
+
+
+def make_sim(
+    spec: StrategySpec,
+    data: SimData,
+    view: View,
+    builder: ModelBuilder,
+    sample: np.ndarray,
+    *,
+    vectorize: bool = True,
+    timing_budget_s: float | None = None,
+) -> _Sim:
+    """The state of one strategy's simulation (for :func:`run_span` in another process)."""
+    budget = None if timing_budget_s is None else int(timing_budget_s * 1e9)
+    return _Sim(spec, data, view, builder, sample, vectorize, None, timing_budget_ns=budget)
+
+
+def calibrate_sample(sim: _Sim) -> np.ndarray:
+    """The timing sample thinned to the budget, measured on the warm-up model (parallel runs
+    thin it once, before the spans are spread over processes)."""
+    model = sim.fit(sim.data.W, first=True, record=False)
+    sim.fit_timing_budget(_Scorer(model, sim.data.task, what=sim.spec.name), sim.view.X)
+    return sim.sample
+
+
 def simulate(
     spec: StrategySpec,
     data: SimData,
@@ -619,8 +643,6 @@ def simulate(
         The warm-up window cannot train a model, the model raised, or an online model has no
         ``partial_fit``.
     """
-    import sklearn
-
     m = len(data.t) - data.s0
     sim = _Sim(
         spec,
@@ -632,13 +654,8 @@ def simulate(
         progress,
         timing_budget_ns=None if timing_budget_s is None else int(timing_budget_s * 1e9),
     )
-    ctx = (
-        sklearn.config_context(skip_parameter_validation=True, assume_finite=view.finite)
-        if fast
-        else contextlib.nullcontext()
-    )
     w0, c0 = perf_ns(), cpu_ns()
-    with ctx:
+    with sim_context(spec, view, builder, fast=fast):
         if spec.kind == "online":
             _online(sim)
         else:
@@ -647,21 +664,3 @@ def simulate(
     res.wall_s = (perf_ns() - w0) / 1e9
     res.cpu_s = (cpu_ns() - c0) / 1e9
     return res
-
-
-def make_view(frame: pl.DataFrame, vf: pl.DataFrame, X: np.ndarray, name: str) -> View:
-    """Bundle an encoded view frame (from :func:`view_frame`) into a :class:`View`."""
-    t = frame[T].dt.epoch("us").to_numpy()
-    src = vf["rtml_source_t"]
-    none = src.is_null().to_numpy()
-    cold = vf["rtml_cold"].to_numpy() if "rtml_cold" in vf.columns else none
-    age = np.where(none, NO_AGE, t - src.fill_null(0).to_numpy())
-    finite = X.dtype == np.float64 and bool(np.isfinite(X).all())
-    return View(
-        name,
-        X,
-        vf["rtml_features_time"].to_numpy().astype(np.int64),
-        age.astype(np.int64),
-        cold,
-        finite,
-    )

@@ -61,6 +61,20 @@ class CallLog:
         self._a[self.n : need] = block
         self.n = need
 
+    def rows(self) -> np.ndarray:
+        """The raw rows (kind code, wall, cpu, rows, t), to ship to another process."""
+        return self._a[: self.n].copy()
+
+    def extend_rows(self, rows: np.ndarray) -> None:
+        """Append raw rows from :meth:`rows` of another log."""
+        need = self.n + len(rows)
+        if need > len(self._a):
+            grown = np.zeros((max(need, 2 * len(self._a)), 5), dtype=np.int64)
+            grown[: self.n] = self._a[: self.n]
+            self._a = grown
+        self._a[self.n : need] = rows
+        self.n = need
+
     def columns(self) -> dict[str, Any]:
         """Plain columns: kind (list of str), wall_ns, cpu_ns, rows, t (µs; NO_TIME = null)."""
         a = self._a[: self.n]
