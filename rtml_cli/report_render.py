@@ -1,6 +1,6 @@
 """Drawing the report's format-neutral sections in a terminal, in Markdown and in HTML.
 
-:func:`rtml_cli.report.layout` gives sections of blocks holding *raw* text: strategy names,
+:func:`rtml_cli.report_layout.layout` gives sections of blocks holding *raw* text: strategy names,
 paths, check expressions and manifest values exactly as the user wrote them. Each renderer here
 escapes every piece of text for its medium when it draws it, through :mod:`rtml_cli.escape`
 (one function per medium), so no caller has to remember to.
@@ -21,6 +21,7 @@ from typing import Any
 from rtml_cli import report_svg
 from rtml_cli.escape import for_html, for_markdown, for_terminal
 from rtml_cli.report_svg import finite, finite_values
+from rtml_cli.report_values import format_metric
 
 _SPARK = "▁▂▃▄▅▆▇█"
 STATUS = ("PASS", "FAIL", "ERROR")
@@ -57,11 +58,6 @@ class Curve:
 
 Block = Any  # str (paragraph) | list[str] (bullets) | Table | Series | Curve
 Sections = list[tuple[str, list[Block]]]
-
-
-def fnum(x: Any, digits: int = 3) -> str:
-    """A metric value: fixed decimals, ``n/a`` when missing (None, NaN, not a number)."""
-    return f"{x:.{digits}f}" if finite(x) else "n/a"
 
 
 def sparkline(
@@ -108,7 +104,7 @@ def series_lines(s: Series, max_len: int | None = None) -> list[tuple[str, str, 
     out = []
     for name, vals in s.lines.items():
         f = finite_values(vals)
-        rng = f"{fnum(min(f))}–{fnum(max(f))}" if f else "n/a"
+        rng = f"{format_metric(min(f))}–{format_metric(max(f))}" if f else "n/a"
         shown = _shrink(vals, max_len) if max_len else vals
         out.append((name, sparkline(shown, lo, hi), rng))
     return out
@@ -361,7 +357,7 @@ def _html_sparks(s: Series) -> str:
     for k, (name, vals) in enumerate(s.lines.items()):
         colour = report_svg.PALETTE[k % len(report_svg.PALETTE)]
         f = finite_values(vals)
-        rng = f"{fnum(min(f))}–{fnum(max(f))}" if f else "n/a"
+        rng = f"{format_metric(min(f))}–{format_metric(max(f))}" if f else "n/a"
         spark = report_svg.sparkline_svg(vals, lo=lo, hi=hi, colour=colour)
         rows.append(f"<tr><td>{for_html(name)}</td><td>{spark}</td><td>{rng}</td></tr>")
     return '<table class="sparks"><tbody>' + "".join(rows) + "</tbody></table>"

@@ -335,7 +335,7 @@ def test_regression_run_reads_lower_error_as_a_gain(tmp_path):
 
     import numpy as np
 
-    from rtml_cli.runs import write_run
+    from rtml_cli.runs import write_run_dir
 
     rng = np.random.default_rng(5)
     n = 1500
@@ -376,7 +376,7 @@ def test_regression_run_reads_lower_error_as_a_gain(tmp_path):
         "baseline": "batch",
         "config": {"checks": ["stream.mae < batch.mae"]},
     }
-    run = write_run(
+    run = write_run_dir(
         tmp_path / "reg", manifest=manifest, predictions=preds, timings=timings, metrics=m
     )
     rep = build_report(run)
@@ -403,15 +403,17 @@ def test_installed_rtml_script_renders_markdown():
 
 
 def test_verdict_states_batch_staleness_and_per_event_latency_from_metrics_json(rep):
-    from rtml_cli.report import fms, fsec
+    from rtml_cli.report_values import format_ms, format_seconds
 
     st = METRICS["freshness"]["batch_daily"]["staleness_s"]
     stale = next(s for s in rep["verdict"] if s.startswith("batch_daily serves features"))
-    assert f"{fsec(st['mean'])} stale on average (p90 {fsec(st['p90'])}" in stale
+    assert (
+        f"{format_seconds(st['mean'])} stale on average (p90 {format_seconds(st['p90'])}" in stale
+    )
     assert f"{METRICS['freshness']['batch_daily']['cold_start']} events were cold starts" in stale
     lat = next(s for s in rep["verdict"] if s.startswith("One-row predict p99"))
     p99 = METRICS["compute"]["stream"]["predict_single_row"]["wall_ms"]["p99"]
-    assert f"stream {fms(p99)} ms" in lat
+    assert f"stream {format_ms(p99)} ms" in lat
     assert "batch_daily" not in lat  # batch serves precomputed scores
 
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rtml_cli import report as report_mod
+from rtml_cli import report_build
 from rtml_cli.cli import app
 from rtml_cli.report import build_report, render
 
@@ -193,14 +193,14 @@ def _set(o: Any, path: tuple, value: Any) -> None:
     o[path[-1]] = value
 
 
-BASE = report_mod.read_run(RUN)
+BASE = report_build.read_reportable_run(RUN)
 PATHS = _numeric_paths(BASE.metrics)
 
 
 def _render_all(metrics: dict, monkeypatch) -> dict[str, str]:
     run = copy.copy(BASE)
     run.metrics = metrics
-    monkeypatch.setattr(report_mod, "read_run", lambda path: run)
+    monkeypatch.setattr(report_build, "read_reportable_run", lambda path: run)
     rep = build_report(RUN, traffic="10x", checks=["stream.auc > 0.5"])
     out = {f: render(rep, f) for f in FORMATS}
     json.loads(out["json"])  # strict JSON: NaN would not parse as a value here
@@ -255,7 +255,7 @@ def test_an_empty_strategy_list_renders(monkeypatch, tmp_path):
     run.predictions = BASE.predictions.clear()
     run.timings = BASE.timings.clear()
     run.manifest = {**BASE.manifest, "strategies": [], "config": {}}
-    monkeypatch.setattr(report_mod, "read_run", lambda path: run)
+    monkeypatch.setattr(report_build, "read_reportable_run", lambda path: run)
     rep = build_report(RUN)
     assert "no strategies" in rep["verdict"][0]
     for f in FORMATS:

@@ -14,9 +14,10 @@ import polars as pl
 import pytest
 from rich.cells import cell_len
 
-from rtml_cli.report import build_report, fms, layout, render, render_html
+from rtml_cli.report import build_report, layout, render, render_html
 from rtml_cli.report_render import Series, Table
 from rtml_cli.report_svg import SPARK_H, SPARK_W
+from rtml_cli.report_values import format_ms
 
 RUN = Path(__file__).parent / "data" / "run_small"
 METRICS = json.loads((RUN / "metrics.json").read_text())
@@ -145,7 +146,9 @@ def test_capacity_says_which_traffic_workers_and_p99_in_every_format():
     rep = build_report(RUN, traffic="10x", workers=1, slo="50ms")
     w = rep["capacity"]["strategies"]["stream"]["10x"]["chosen"]
     assert w["workers"] == 1 and w["meets_slo"]
-    meets = f"at 10x traffic, 1 worker: p99 {fms(w['latency_ms']['p99'])} ms — meets p99 ≤ 50 ms"
+    meets = (
+        f"at 10x traffic, 1 worker: p99 {format_ms(w['latency_ms']['p99'])} ms — meets p99 ≤ 50 ms"
+    )
     for fmt in ("terminal", "markdown", "html"):
         text = render(rep, fmt, width=400)
         assert meets in text, fmt
@@ -153,7 +156,7 @@ def test_capacity_says_which_traffic_workers_and_p99_in_every_format():
 
     rep = build_report(RUN, traffic="10x", workers=1, slo="0.1ms")
     w = rep["capacity"]["strategies"]["stream"]["10x"]["chosen"]
-    misses = f"at 10x traffic, 1 worker: p99 {fms(w['latency_ms']['p99'])} ms — misses p99 ≤ 0.1 ms"
+    misses = f"at 10x traffic, 1 worker: p99 {format_ms(w['latency_ms']['p99'])} ms — misses p99 ≤ 0.1 ms"
     for fmt in ("terminal", "markdown", "html"):
         assert misses in render(rep, fmt, width=400), fmt
 

@@ -1,0 +1,148 @@
+"""The report dict (``rtml report --format json``) as types: what :func:`build_report` returns.
+
+JSON format (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "run": str,                                  # run directory as given
+      "task": "binary" | "regression",
+      "baseline": str,
+      "strategies": [{"name": str, "kind": str | null}],
+      "primary_metric": "auc" | "accuracy" | "mae",   # the metric the verdict uses
+      "verdict": [str, ...],                       # plain sentences, most important first
+      "findings": [{"label", "strategy", "reference", "metric", "estimate", "low", "high",
+                    "significant", "better", "reason"}],     # the pairs behind the verdict
+      "checks": [{"check", "status": "pass"|"fail"|"error", "values": {name: float},
+                  "detail"}],
+      "exit_code": 0 | 1 | 3,                      # what `rtml report` exits with
+      "capacity": {"slo_ms", "traffic": [float], "workers": int | null,
+                   "strategies": {name: {"<traffic>x": CAPACITY}}} | null,
+      "metrics": {...},                            # metrics.json as is (rtml_cli.metrics_schema)
+      "manifest": {...},                           # manifest.json as is
+      "run_b": null | {"run": str, "rows": [{"strategy", "metric", "a", "b", "diff"}],
+                       "verdict": [str]}
+    }
+
+CAPACITY is the dict of :func:`rtml_cli.capacity.simulate_capacity` plus ``"chosen"`` (the
+``by_workers`` entry used for ``e2e_p99_ms`` checks: ``--workers`` if given, else the workers
+needed). Its busiest minute and hour are clock windows of the data's own timeline at every
+traffic level. A number that is missing or not finite (NaN in ``metrics.json``) is ``null``.
+
+User text (strategy names, paths, check expressions, manifest values) stays raw in the dict and
+in the layout; the renderers in :mod:`rtml_cli.report_render` escape it for their medium.
+
+A new part of the report gets a key here (``total=False`` in :class:`Report` if old readers may
+lack it), is filled in :func:`rtml_cli.report_build.build_report`, and drawn by a section
+function of :mod:`rtml_cli.report_layout`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from rtml_cli.metrics_schema import Diff, MetricName, MetricsJson
+
+SCHEMA_VERSION = 1
+#: The four deployment kinds a strategy can have.
+KINDS = ("batch", "stream", "online", "static")
+#: Kinds that serve each event with a model call, so serving capacity applies to them.
+PER_EVENT_KINDS = ("stream", "online", "static")
+
+
+class StrategyKind(TypedDict):
+    name: str
+    #: batch, stream, online or static; None when neither the manifest nor the name says
+    kind: str | None
+
+
+class Finding(Diff):
+    """One comparison behind the verdict (``strategy`` − ``reference``)."""
+
+    label: str
+    strategy: str
+    reference: str
+    metric: MetricName
+
+
+class Check(TypedDict):
+    """A check's outcome (:meth:`rtml_cli.checks.CheckResult.to_dict`)."""
+
+    check: str
+    status: str
+    values: dict[str, float]
+    detail: str
+
+
+class PeakWindow(TypedDict, total=False):
+    """The busiest clock minute or hour of the arrivals."""
+
+    start_us: int
+    end_us: int
+    events: int
+    rate_per_s: float | None
+    x_mean: float | None
+
+
+class WorkersLatency(TypedDict, total=False):
+    """End-to-end latency with a given number of workers."""
+
+    workers: int
+    latency_ms: dict[str, float | None]
+    utilization: float | None
+    peak_hour_p99_ms: float | None
+    meets_slo: bool
+
+
+class CapacityAtTraffic(TypedDict, total=False):
+    """:func:`rtml_cli.capacity.simulate_capacity` at one traffic level, plus ``chosen``."""
+
+    traffic: float
+    slo_ms: float
+    rate_per_s: float | None
+    workers_needed: int | None
+    by_workers: list[WorkersLatency]
+    peak_minute: PeakWindow
+    peak_hour: PeakWindow
+    reason: str | None
+    chosen: WorkersLatency | None
+
+
+class Capacity(TypedDict):
+    slo_ms: float
+    #: traffic multipliers, 1.0 first
+    traffic: list[float]
+    workers: int | None
+    #: strategy → "<traffic>x" → result
+    strategies: dict[str, dict[str, CapacityAtTraffic]]
+
+
+class RunBRow(TypedDict):
+    strategy: str
+    #: a metric name, or ``predict_p99_ms``
+    metric: str
+    a: float | None
+    b: float | None
+    diff: float | None
+
+
+class RunB(TypedDict):
+    run: str
+    rows: list[RunBRow]
+    verdict: list[str]
+
+
+class Report(TypedDict):
+    schema_version: int
+    run: str
+    task: str | None
+    baseline: str | None
+    strategies: list[StrategyKind]
+    primary_metric: MetricName
+    verdict: list[str]
+    findings: list[Finding]
+    checks: list[Check]
+    exit_code: int
+    capacity: Capacity | None
+    metrics: MetricsJson
+    manifest: dict[str, Any]
+    run_b: RunB | None
