@@ -4,7 +4,7 @@
   read as input, and not an existing file without ``--force``; run before anything is opened.
 - :func:`table_fingerprint` and :func:`stream_identity`: what a ``--checkpoint`` file records
   about the table and the options that shape the message stream, so that resuming from it
-  is refused for another table or another stream (:func:`rtml_cli.sinks.retry.verify_resume`).
+  is refused for another table or another stream (:func:`rtml_cli.sinks.checkpoint.verify_resume`).
 - :func:`resolve_start_position`: where a replay starts (``--resume-from``, or a checkpoint
   that belongs to it), never beyond the stream's end.
 - :func:`roles_from_config`: the ``[data]`` roles of the ``rtml.toml`` beside the table.
@@ -181,7 +181,7 @@ def resolve_start_position(
     the file must name this target, this table (by content) and this stream. A start beyond
     the stream's end is an error, not a silent no-op.
     """
-    from rtml_cli.sinks.retry import refuse_foreign_checkpoint, verify_resume
+    from rtml_cli.sinks.checkpoint import refuse_foreign_checkpoint, verify_resume
 
     opts = src.options
     ck = (sink_options or {}).get("checkpoint")

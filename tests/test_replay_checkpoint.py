@@ -17,7 +17,7 @@ from rtml_cli.io import Roles
 from rtml_cli.replay import ReplayOptions, prepare_replay, replay
 from rtml_cli.replay_guard import same_table, stream_identity, table_fingerprint
 from rtml_cli.sinks.base import MessageBatch, Sink
-from rtml_cli.sinks.retry import Checkpoint, verify_resume
+from rtml_cli.sinks.checkpoint import Checkpoint, verify_resume
 
 T0 = dt.datetime(2024, 1, 1)
 URL = "http://127.0.0.1:9/events"  # never contacted: the checks come first

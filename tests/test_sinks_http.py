@@ -16,8 +16,8 @@ from scripted_http import ScriptedServer, answer, drip, score_of
 from rtml_cli.cli import app
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks import open_sink
+from rtml_cli.sinks.checkpoint import Checkpoint
 from rtml_cli.sinks.http import HttpSink, parse_headers, pick
-from rtml_cli.sinks.retry import Checkpoint
 
 pytestmark = pytest.mark.service
 

@@ -9,8 +9,8 @@ from conftest_services import LOOPBACK, batches, encode, free_port, make_message
 
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks import open_sink
+from rtml_cli.sinks.checkpoint import Checkpoint
 from rtml_cli.sinks.redis import RedisSink
-from rtml_cli.sinks.retry import Checkpoint
 
 pytestmark = pytest.mark.service
 

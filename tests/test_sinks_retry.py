@@ -9,13 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtml_cli.errors import SinkError, UsageError
-from rtml_cli.sinks.retry import (
-    Backoff,
-    Checkpoint,
-    PositionTracker,
-    call_with_retries,
-    resolve_start,
-)
+from rtml_cli.sinks.checkpoint import Checkpoint, PositionTracker, resolve_start
+from rtml_cli.sinks.transport import Backoff, call_with_retries
 
 
 def test_backoff_is_capped_exponential_and_bounded():
@@ -26,7 +21,7 @@ def test_backoff_is_capped_exponential_and_bounded():
 
 def test_call_with_retries_gives_up_after_the_bound(monkeypatch):
     sleeps: list[float] = []
-    monkeypatch.setattr("rtml_cli.sinks.retry.time.sleep", sleeps.append)
+    monkeypatch.setattr("rtml_cli.sinks.transport.time.sleep", sleeps.append)
     calls = []
 
     def boom():
@@ -41,7 +36,7 @@ def test_call_with_retries_gives_up_after_the_bound(monkeypatch):
 
 
 def test_call_with_retries_returns_once_it_works(monkeypatch):
-    monkeypatch.setattr("rtml_cli.sinks.retry.time.sleep", lambda s: None)
+    monkeypatch.setattr("rtml_cli.sinks.transport.time.sleep", lambda s: None)
     state = {"n": 0}
 
     def flaky():

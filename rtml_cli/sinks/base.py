@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import polars as pl
@@ -57,6 +57,13 @@ class MessageBatch:
             self._json = self._encoder(self.frame)
         return self._json
 
+    def write_ndjson(self, fh: IO[bytes]) -> None:
+        """Write the messages as NDJSON lines to a binary file (a replay batch does it
+        column-wise, without a Python string per message)."""
+        lines = self.json_lines()
+        if lines:
+            fh.write(("\n".join(lines) + "\n").encode())
+
 
 class Sink(abc.ABC):
     """A replay target. Lifecycle: ``open()``, ``write()`` many times, ``close()``.
@@ -69,6 +76,19 @@ class Sink(abc.ABC):
 
     #: Short name for summaries ("ndjson", "kafka", ...).
     name: str = "sink"
+    #: Whether :meth:`write` reads the batch's ``frame`` beyond kind, event id and time. A sink
+    #: that only writes the JSON lines says False: the replay then orders narrow frames, which
+    #: is much cheaper.
+    needs_frame: bool = True
+    #: Whether the sink writes NDJSON bytes (:meth:`MessageBatch.write_ndjson`): at ``--max-speed``
+    #: the replay then makes those bytes ahead, in its reading thread.
+    writes_ndjson: bool = False
+    #: Set by the sink when the reader of its output went away (``rtml replay t | head``): the
+    #: replay stops early instead of failing.
+    closed_by_reader: bool = False
+    #: Set by the sink at ``close()`` when it left its target as it was (a file sink after a
+    #: failed or interrupted replay), so that the summary says nothing was written.
+    discarded: bool = False
     #: Set by the replay loop before ``close()`` when the replay was interrupted (Ctrl-C), so
     #: a sink that writes a result (``--record``) can say it covers only part of the stream.
     interrupted: bool = False

@@ -26,16 +26,6 @@ from rtml_cli.safe_write import AtomicFile
 from rtml_cli.sinks.base import MessageBatch, Sink, register
 
 
-def _write_ndjson(batch: MessageBatch, fh: IO[bytes]) -> None:
-    write = getattr(batch, "write_ndjson", None)
-    if write is not None:  # a replay batch: column-wise encoding
-        write(fh)
-    else:
-        lines = batch.json_lines()
-        if lines:
-            fh.write(("\n".join(lines) + "\n").encode())
-
-
 class _FileSink(Sink):
     """Common part: the target path, opened only in :meth:`open` (bad input writes nothing).
 
@@ -117,7 +107,7 @@ class NdjsonSink(_FileSink):
 
     def write(self, batch: MessageBatch) -> None:
         assert self._fh is not None, "open() first"
-        _write_ndjson(batch, self._fh)
+        batch.write_ndjson(self._fh)
         self.messages += len(batch)
         if batch.scheduled_ns is not None:
             self._fh.flush()
@@ -164,7 +154,7 @@ class StdoutSink(Sink):
         if self.closed_by_reader:
             return
         try:
-            _write_ndjson(batch, self._fh)
+            batch.write_ndjson(self._fh)
             self.messages += len(batch)
             if batch.scheduled_ns is not None:
                 self._fh.flush()

@@ -76,7 +76,7 @@ from rtml_cli.sinks.http_client import (
     read_response,
     request_head,
 )
-from rtml_cli.sinks.retry import TransportSink, event_time_us, parse_pairs
+from rtml_cli.sinks.transport import TransportSink, event_time_us, parse_pairs
 
 #: The error kind of a 2xx answer without a usable score (when scores are wanted).
 NO_SCORE = "no usable score"
@@ -192,7 +192,7 @@ class HttpSink(TransportSink):
     source : the replayed table, stored in the run manifest.
     fail_on_error : stop at the first failed answer (an HTTP error, a timeout, a broken or
         too large answer, no usable score) instead of counting it.
-    **common : see :class:`~rtml_cli.sinks.retry.TransportSink`.
+    **common : see :class:`~rtml_cli.sinks.transport.TransportSink`.
     """
 
     name = "http"

@@ -31,7 +31,7 @@ import polars as pl
 
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.retry import TransportSink, event_time_us, parse_pairs
+from rtml_cli.sinks.transport import TransportSink, event_time_us, parse_pairs
 
 INSTALL_HINT = "Install the Kafka extra: pip install 'rtml[kafka]'."
 
@@ -115,7 +115,7 @@ class KafkaSink(TransportSink):
     kafka_config : librdkafka producer settings, as ``KEY=VALUE`` strings or a mapping.
     connect_timeout_s : how long to wait for the broker's metadata at open.
     delivery_timeout_s : ``message.timeout.ms``: how long librdkafka retries one message.
-    **common : see :class:`~rtml_cli.sinks.retry.TransportSink` (position, checkpoint,
+    **common : see :class:`~rtml_cli.sinks.transport.TransportSink` (position, checkpoint,
         ``backoff_s``/``backoff_max_s`` become ``retry.backoff.ms``/``retry.backoff.max.ms``).
     """
 

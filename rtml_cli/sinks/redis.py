@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.retry import TransportSink, call_with_retries, split_url
+from rtml_cli.sinks.transport import TransportSink, call_with_retries, split_url
 
 INSTALL_HINT = "Install the Redis extra: pip install 'rtml[redis]'."
 
@@ -45,7 +45,7 @@ class RedisSink(TransportSink):
     field : the entry field holding the message JSON.
     chunk_size : XADDs per pipeline round trip.
     connect_timeout_s, timeout_s : socket timeouts (connect; each reply).
-    **common : see :class:`~rtml_cli.sinks.retry.TransportSink` (position, checkpoint, retries).
+    **common : see :class:`~rtml_cli.sinks.transport.TransportSink` (position, checkpoint, retries).
 
     Examples
     --------
