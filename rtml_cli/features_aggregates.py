@@ -81,41 +81,41 @@ def compute_windowed_feature(
             q_us=q_us,
             w=w,
         )
-    rows, oa, oe, ia, ie, cnt = win.rows, win.oa, win.oe, win.ia, win.ie, win.cnt
-    newest, in_window, age, code_a, code_r = (
+    rows, by_known, window_count = win.rows, win.by_known, win.window_count
+    newest, in_window, age, codes_by_known, row_codes = (
         win.newest,
         win.in_window,
         win.age,
-        win.code_a,
-        win.code_r,
+        win.codes_by_known,
+        win.row_codes,
     )
 
     x = src.to_numpy()[rows] if agg in ("sum", "mean", "std") else None
     if agg == "count":
-        value = pl.Series(cnt, dtype=pl.Int64)
+        value = pl.Series(window_count, dtype=pl.Int64)
     elif agg in ("sum", "mean", "std"):
         assert x is not None
         x = x.astype(np.float64)
         # Shift by the key's first known value so that sums of squares do not cancel badly.
         shift_code = np.zeros(max(kc.ncodes, 1))
         if rows.size:
-            starts = np.flatnonzero(np.r_[True, code_a[1:] != code_a[:-1]])
-            shift_code[code_a[starts]] = x[oa][starts]
-        sx = x - shift_code[code_r]
+            starts = np.flatnonzero(np.r_[True, codes_by_known[1:] != codes_by_known[:-1]])
+            shift_code[codes_by_known[starts]] = x[by_known][starts]
+        sx = x - shift_code[row_codes]
         # std needs the extra digits of long double (it subtracts large sums of squares).
         prec = np.longdouble if agg == "std" else np.float64
-        s1, m1 = window_sum_with_magnitude(sx, oa, oe, ia, ie, prec)
+        s1, m1 = window_sum_with_magnitude(sx, win, prec)
         shift_q = shift_code[np.clip(kc.code, 0, None)]
         with np.errstate(divide="ignore", invalid="ignore"):
             if agg == "sum":
-                v = np.where(cnt > 0, s1 + cnt * shift_q, 0.0)
+                v = np.where(window_count > 0, s1 + window_count * shift_q, 0.0)
                 null = np.zeros(n, bool)
             elif agg == "mean":
-                v = shift_q + s1 / cnt
-                null = cnt == 0
+                v = shift_q + s1 / window_count
+                null = window_count == 0
             else:
                 v = window_std(x, sx, win, kc, q_us=q_us, t_us=t_us, w=w, s1=s1, m1=m1)
-                null = cnt < 2
+                null = window_count < 2
         value = pl.Series(v).set(pl.Series(null), None)
     elif agg == "last":
         idx = pl.Series(newest, dtype=pl.UInt32).set(pl.Series(~in_window), None)
@@ -133,7 +133,7 @@ def compute_windowed_feature(
         present = np.zeros((len(values), n), bool)
         for i, val in enumerate(values):
             ind = (xv == val).astype(np.int64)
-            present[i] = window_sum(ind, oa, oe, ia, ie, np.int64) > 0
+            present[i] = window_sum(ind, win, np.int64) > 0
         if agg == "count_distinct":
             value = pl.Series(present.sum(axis=0), dtype=pl.Int64)
         else:
@@ -192,20 +192,20 @@ def window_std(
     too small for the prefix difference to be trusted is recomputed from its own values.
     """
     prec = np.longdouble
-    oa, oe, ia, ie, cnt = win.oa, win.oe, win.ia, win.ie, win.cnt
-    s2, m2 = window_sum_with_magnitude(sx * sx, oa, oe, ia, ie, prec)
+    by_known, known_before, window_count = win.by_known, win.known_before, win.window_count
+    s2, m2 = window_sum_with_magnitude(sx * sx, win, prec)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ss = s2 - s1 * s1 / cnt  # sum of squared deviations
-        noise = 16 * np.finfo(prec).eps * (m2 + 2 * np.abs(s1) * m1 / cnt)
-        v = np.sqrt(np.maximum(ss / (cnt - 1), 0)).astype(np.float64)
-    several = win.in_window & (cnt >= 2)
+        ss = s2 - s1 * s1 / window_count  # sum of squared deviations
+        noise = 16 * np.finfo(prec).eps * (m2 + 2 * np.abs(s1) * m1 / window_count)
+        v = np.sqrt(np.maximum(ss / (window_count - 1), 0)).astype(np.float64)
+    several = win.in_window & (window_count >= 2)
     if not several.any():
         return v
     hx = value_hash(x)
-    hashes, _ = window_sum_with_magnitude(hx, oa, oe, ia, ie, np.uint64)
+    hashes, _ = window_sum_with_magnitude(hx, win, np.uint64)
     one = hx[np.clip(np.searchsorted(win.rows, win.newest), 0, len(x) - 1)]
     with np.errstate(over="ignore"):
-        equal = several & (hashes == cnt.astype(np.uint64) * one)
+        equal = several & (hashes == window_count.astype(np.uint64) * one)
     v[equal] = 0.0
     # Trust the fast path to ~1e-10 relative; below that recompute (rare: a spread that is
     # tiny next to the magnitudes summed before it), and wherever squares underflowed to 0.
@@ -213,9 +213,9 @@ def window_std(
     redo = np.flatnonzero(several & ~equal & unsure)
     if redo.size:
         t_rows = t_us[win.rows]
-        starts = np.searchsorted(win.code_a, kc.code[redo], "left")
+        starts = np.searchsorted(win.codes_by_known, kc.code[redo], "left")
         for i, start in zip(redo.tolist(), starts.tolist(), strict=True):
-            cand = oa[start : ia[i]]
+            cand = by_known[start : known_before[i]]
             v[i] = exact_std(x[cand[t_rows[cand] >= q_us[i] - w]])
     return v
 
@@ -250,8 +250,10 @@ def window_count_distinct(
     ca, ce, cq = composite_codes(
         [(c, occ["t"].to_numpy()), (c, occ["e"].to_numpy()), (kc.code, q_us)]
     )
-    cnt = np.searchsorted(np.sort(ca), cq, "left") - np.searchsorted(np.sort(ce), cq, "left")
-    return pl.Series(cnt, dtype=pl.Int64)
+    window_count = np.searchsorted(np.sort(ca), cq, "left") - np.searchsorted(
+        np.sort(ce), cq, "left"
+    )
+    return pl.Series(window_count, dtype=pl.Int64)
 
 
 def rolling_extreme(

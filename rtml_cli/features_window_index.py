@@ -134,35 +134,24 @@ def prefix_sums(weights: np.ndarray, order: np.ndarray, dtype: Any) -> np.ndarra
     return out
 
 
-def window_sum(
-    weights: np.ndarray,
-    oa: np.ndarray,
-    oe: np.ndarray,
-    ia: np.ndarray,
-    ie: np.ndarray,
-    dtype: Any,
-) -> np.ndarray:
+def window_sum(weights: np.ndarray, win: WindowIndex, dtype: Any) -> np.ndarray:
     """Sum of ``weights`` over the rows active at each query: prefix(a < q) - prefix(e < q)."""
-    total, _ = window_sum_with_magnitude(weights, oa, oe, ia, ie, dtype)
+    total, _ = window_sum_with_magnitude(weights, win, dtype)
     return total.astype(np.float64 if dtype is not np.int64 else np.int64)
 
 
 def window_sum_with_magnitude(
-    weights: np.ndarray,
-    oa: np.ndarray,
-    oe: np.ndarray,
-    ia: np.ndarray,
-    ie: np.ndarray,
-    dtype: Any,
+    weights: np.ndarray, win: WindowIndex, dtype: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`window_sum` in ``dtype``, with the magnitude of the two prefixes it subtracts.
 
-    The magnitude bounds the rounding error of the difference (about eps x magnitude), which
-    a caller needs to tell a true small result from cancellation noise.
+    ``weights`` holds one value per contributing row (``win.rows``). The magnitude bounds the
+    rounding error of the difference (about eps x magnitude), which a caller needs to tell a
+    true small result from cancellation noise.
     """
-    za = prefix_sums(weights, oa, dtype)
-    ze = za if oe is oa else prefix_sums(weights, oe, dtype)
-    a, e = za[ia], ze[ie]
+    za = prefix_sums(weights, win.by_known, dtype)
+    ze = za if win.by_end is win.by_known else prefix_sums(weights, win.by_end, dtype)
+    a, e = za[win.known_before], ze[win.ended_before]
     return a - e, np.abs(a) + np.abs(e)
 
 
@@ -171,13 +160,13 @@ class WindowIndex:
     """Where each query falls in the known/expired streams of one (key, rows, window)."""
 
     rows: np.ndarray  # contributing row positions (time order)
-    code_r: np.ndarray  # their key codes
-    oa: np.ndarray  # rows (as indexes into ``rows``) by (key, known time)
-    oe: np.ndarray  # rows by (key, end of window)
-    code_a: np.ndarray  # code_r in ``oa`` order
-    ia: np.ndarray  # per query: rows of keys before it, or of its key known before q
-    ie: np.ndarray  # per query: same, with the window ended before q
-    cnt: np.ndarray  # ia - ie: rows in the window
+    row_codes: np.ndarray  # their key codes
+    by_known: np.ndarray  # rows (as indexes into ``rows``) by (key, known time)
+    by_end: np.ndarray  # rows by (key, end of window)
+    codes_by_known: np.ndarray  # row_codes in ``by_known`` order
+    known_before: np.ndarray  # per query: rows of keys before it, or of its key known before q
+    ended_before: np.ndarray  # per query: same, with the window ended before q
+    window_count: np.ndarray  # known_before - ended_before: rows in the window
     newest: np.ndarray  # per query: position of the newest known row of its key
     in_window: np.ndarray  # that row is in the window (else nothing contributes)
     age: pl.Series  # t - time of that row, null when nothing contributes
@@ -210,54 +199,68 @@ def build_window_index(
         ok &= a_full < e_full
     rows = np.flatnonzero(ok)
     every = rows.size == n
-    code_r = kc.code if every else kc.code[rows]
+    row_codes = kc.code if every else kc.code[rows]
     # Orders by (key, time) are shared by every feature of the same key: e = t + w sorts like t,
     # and so does a = t for a plain column; only a delayed label needs its own sort.
     by_t = kc.order("t", t_us)
-    oe = by_t if every else np.searchsorted(rows, by_t[ok[by_t]])
+    by_end = by_t if every else np.searchsorted(rows, by_t[ok[by_t]])
     by_q = by_t if q_us is t_us else kc.order("q", q_us)
     if kc.span is not None:
         cq_s = kc.sorted_comp("q", q_us, by_q)
         if not label and every:
             a_s = kc.sorted_comp("t", t_us, by_t)
             e_s = a_s + w
-            oa = oe
+            by_known = by_end
         else:
-            ca = kc.comp(code_r, a_full[rows])
-            oa = np.argsort(ca, kind="stable") if label else oe
-            a_s = ca[oa]
-            e_s = kc.comp(code_r, e_full[rows])[oe]
+            ca = kc.comp(row_codes, a_full[rows])
+            by_known = np.argsort(ca, kind="stable") if label else by_end
+            a_s = ca[by_known]
+            e_s = kc.comp(row_codes, e_full[rows])[by_end]
     else:
         ca, ce, cq = composite_codes(
-            [(code_r, a_full[rows]), (code_r, e_full[rows]), (kc.code, q_us)]
+            [(row_codes, a_full[rows]), (row_codes, e_full[rows]), (kc.code, q_us)]
         )
-        oa = np.argsort(ca, kind="stable") if label else oe
-        a_s, e_s, cq_s = ca[oa], ce[oe], cq[by_q]
+        by_known = np.argsort(ca, kind="stable") if label else by_end
+        a_s, e_s, cq_s = ca[by_known], ce[by_end], cq[by_q]
     # Rows of other keys fall on both sides of the subtraction and cancel; within the key this
     # counts rows known before q (a < q) minus rows whose window ended before q (e < q).
-    ia = np.empty(n, np.int64)
-    ie = np.empty(n, np.int64)
+    known_before = np.empty(n, np.int64)
+    ended_before = np.empty(n, np.int64)
     ia_s = np.searchsorted(a_s, cq_s, "left")
-    ia[by_q] = ia_s
-    ie[by_q] = np.searchsorted(e_s, cq_s, "left")
+    known_before[by_q] = ia_s
+    ended_before[by_q] = np.searchsorted(e_s, cq_s, "left")
 
     # The newest row known before q: per-key running max of the row position, made global by
     # adding code * n (codes are non-decreasing in this order). Looked up in query order, where
     # the positions are monotone (cache-friendly), then scattered back.
-    code_a = kc.sorted_code("t", by_t) if (every and oa is by_t) else code_r[oa]
+    codes_by_known = (
+        kc.sorted_code("t", by_t) if (every and by_known is by_t) else row_codes[by_known]
+    )
     newest = np.zeros(n, np.int64)
     valid = np.zeros(n, bool)
     if rows.size:
-        cm = np.maximum.accumulate(code_a * n + (oa if every else rows[oa]))
+        cm = np.maximum.accumulate(codes_by_known * n + (by_known if every else rows[by_known]))
         j = ia_s - 1
         jj = np.clip(j, 0, None)
         code_q = kc.sorted_code("q", by_q)
-        v_s = (j >= 0) & (code_a[jj] == code_q)
+        v_s = (j >= 0) & (codes_by_known[jj] == code_q)
         valid[by_q] = v_s
         newest[by_q] = np.where(v_s, cm[jj] - code_q * n, 0)
     in_window = valid & (t_us[newest] >= q_us - w) & kc.ok
     age = pl.Series(np.where(in_window, t_us - t_us[newest], 0)).set(pl.Series(~in_window), None)
-    return WindowIndex(rows, code_r, oa, oe, code_a, ia, ie, ia - ie, newest, in_window, age)
+    return WindowIndex(
+        rows,
+        row_codes,
+        by_known,
+        by_end,
+        codes_by_known,
+        known_before,
+        ended_before,
+        known_before - ended_before,
+        newest,
+        in_window,
+        age,
+    )
 
 
 def index_signature(base: pl.DataFrame, spec: FeatureSpec, label: bool) -> tuple[Any, ...]:
