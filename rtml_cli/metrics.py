@@ -15,6 +15,7 @@ matrix product instead of a pass over the events.
 ``metrics.json`` schema (``schema_version`` 1). Times are ISO-8601 strings (naive, as in the
 table), durations in the unit named by the key suffix (``_s``, ``_ms``, ``_us``). Every metric
 that could not be computed is ``null`` and its reason is in the sibling ``reasons`` mapping.
+The same schema as types, for readers: :class:`rtml_cli.metrics_schema.MetricsJson`.
 
 .. code-block:: text
 
