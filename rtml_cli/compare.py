@@ -46,12 +46,13 @@ from rtml_cli.models import (
     resolve_model,
 )
 from rtml_cli.progress import StrategyProgress
+from rtml_cli.run_tables import PREDICTIONS_SCHEMA, TIMINGS_SCHEMA, conform
 from rtml_cli.runs import (
     check_out,
     default_out,
     refuse_run_dir_over_input,
     versions,
-    write_run,
+    write_run_dir,
 )
 from rtml_cli.strategies import (
     NO_AGE,
@@ -363,15 +364,14 @@ def predictions_frame(prep: Prepared, results: list[StrategyResult]) -> pl.DataF
             )
         )
     df = pl.concat(parts, how="vertical_relaxed")
-    return df.with_columns(
+    df = df.with_columns(
         pl.when(pl.col("label_null"))
         .then(None)
         .otherwise(pl.col("label_time"))
         .alias("label_time"),
         pl.col("y").fill_nan(None),
-        pl.col("feature_age_us").cast(pl.Int64),
-        pl.col("strategy").cast(pl.String),
-    ).drop("label_null")
+    )
+    return conform(df, PREDICTIONS_SCHEMA)
 
 
 def timings_frame(results: list[StrategyResult]) -> pl.DataFrame:
@@ -394,10 +394,12 @@ def timings_frame(results: list[StrategyResult]) -> pl.DataFrame:
                 schema_overrides={"kind": pl.String, "strategy": pl.String},
             )
         )
-    df = pl.concat(parts) if parts else pl.DataFrame()
-    return df.with_columns(
+    if not parts:
+        return conform(pl.DataFrame(), TIMINGS_SCHEMA)
+    df = pl.concat(parts).with_columns(
         pl.when(pl.col("t_null")).then(None).otherwise(pl.col("t")).alias("t")
-    ).drop("t_null")
+    )
+    return conform(df, TIMINGS_SCHEMA)
 
 
 def _metrics(
@@ -566,7 +568,7 @@ def run_compare(
             "metrics_s": t_met - t_sim,
         },
     )
-    run_dir = write_run(
+    run_dir = write_run_dir(
         out_dir, manifest=manifest, predictions=pred, timings=tim, metrics=metrics, force=force
     )
     main = "auc" if prep.label.task == "binary" else "rmse"

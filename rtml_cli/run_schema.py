@@ -6,8 +6,8 @@ written by something else must be refused with the file and the field named (a
 :class:`~rtml_cli.errors.RunDirError`, exit 2), never reach the report as a ``KeyError`` or a
 ``float("abc")`` deep in the rendering.
 
-The schemas are written once, declaratively, below (``MANIFEST``, ``METRICS``,
-``PREDICTIONS``, ``TIMINGS``), from what :func:`rtml_cli.compare.run_compare` and the HTTP
+The schemas are written once, declaratively, below (``MANIFEST``, ``METRICS``; the Parquet
+tables' in :mod:`rtml_cli.run_tables`), from what :func:`rtml_cli.compare.run_compare` and the HTTP
 recorder write and what the report reads. A field the report reads is checked for its type;
 fields the report does not read are free (a newer rtml may add some). On top of the types:
 
@@ -42,8 +42,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from rtml_cli.errors import RunDirError
 
 #: Largest magnitude of a number in a run's JSON: far beyond any metric, duration or count, and
@@ -51,7 +49,8 @@ from rtml_cli.errors import RunDirError
 MAX_ABS = 1e100
 #: Deepest JSON nesting accepted in ``manifest.json`` and ``metrics.json``.
 MAX_JSON_DEPTH = 64
-_FIX = (
+#: The fix named by every error about a damaged run file.
+FIX_DAMAGED = (
     "The file is damaged or was not written by rtml: rerun `rtml compare` to write the run again."
 )
 
@@ -397,41 +396,13 @@ METRICS = obj(
     required=("strategies", "quality", "metric_names", "baseline"),
 )
 
-#: Column kinds of the Parquet tables. ``required`` columns are the ones the report reads; the
-#: other columns compare writes are checked for their type when present.
-PREDICTIONS: dict[str, tuple[str, bool]] = {
-    "event_id": ("integer", False),
-    "strategy": ("string", True),
-    "t": ("datetime", True),
-    "label_time": ("datetime", False),
-    "y": ("number", False),
-    "score": ("number", False),
-    "pred": ("number", False),
-    "model_version": ("integer", False),
-    "model_time": ("datetime", False),
-    "features_time": ("datetime", False),
-    "staleness_us": ("integer", False),
-    "feature_age_us": ("integer", False),
-    "model_age_us": ("integer", False),
-    "cold_start": ("boolean", False),
-}
-TIMINGS: dict[str, tuple[str, bool]] = {
-    "strategy": ("string", True),
-    "kind": ("string", True),
-    "wall_ns": ("integer", True),
-    "cpu_ns": ("integer", False),
-    "rows": ("integer", True),
-    "t": ("datetime", False),
-}
-
-
 # --------------------------------------------------------------------------- entry points
 
 
 def _fail(where: str, exc: SchemaError) -> RunDirError:
     if exc.missing:
-        return RunDirError(f"{where} lacks '{exc.path}'. {_FIX}")
-    return RunDirError(f"{where}: field '{exc.path}' {exc.problem}. {_FIX}")
+        return RunDirError(f"{where} lacks '{exc.path}'. {FIX_DAMAGED}")
+    return RunDirError(f"{where}: field '{exc.path}' {exc.problem}. {FIX_DAMAGED}")
 
 
 def load_json(path: Path, *, where: str) -> Any:
@@ -444,18 +415,20 @@ def load_json(path: Path, *, where: str) -> Any:
     except OSError as exc:
         raise RunDirError(f"{where} cannot be read: {exc.strerror or exc}.") from None
     if not raw.strip():
-        raise RunDirError(f"{where} is empty. {_FIX}")
+        raise RunDirError(f"{where} is empty. {FIX_DAMAGED}")
     try:
         value = json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise RunDirError(
-            f"{where} is nested deeper than rtml reads (at most {MAX_JSON_DEPTH} levels). {_FIX}"
+            f"{where} is nested deeper than rtml reads (at most {MAX_JSON_DEPTH} levels). {FIX_DAMAGED}"
         ) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many int digits
-        raise RunDirError(f"{where} is not valid JSON ({_short(str(exc))}). {_FIX}") from None
+        raise RunDirError(
+            f"{where} is not valid JSON ({_short(str(exc))}). {FIX_DAMAGED}"
+        ) from None
     if json_depth(value) > MAX_JSON_DEPTH:
         raise RunDirError(
-            f"{where} is nested deeper than rtml reads (at most {MAX_JSON_DEPTH} levels). {_FIX}"
+            f"{where} is nested deeper than rtml reads (at most {MAX_JSON_DEPTH} levels). {FIX_DAMAGED}"
         )
     return value
 
@@ -488,13 +461,15 @@ def validate_manifest(manifest: Any, *, where: str) -> dict[str, Any]:
         Naming ``where`` and the field.
     """
     if not isinstance(manifest, dict):
-        raise RunDirError(f"{where} is {describe(manifest)}, not a JSON object. {_FIX}")
+        raise RunDirError(f"{where} is {describe(manifest)}, not a JSON object. {FIX_DAMAGED}")
     try:
         out: dict[str, Any] = MANIFEST(manifest, "")
     except SchemaError as exc:
         raise _fail(where, exc) from None
     if out["format"] < 1:
-        raise RunDirError(f"{where}: field 'format' is {out['format']}; expected 1 or more. {_FIX}")
+        raise RunDirError(
+            f"{where}: field 'format' is {out['format']}; expected 1 or more. {FIX_DAMAGED}"
+        )
     return out
 
 
@@ -510,7 +485,7 @@ def validate_metrics(
         Naming ``where`` and the field (a type, or a strategy missing from or extra in a section).
     """
     if not isinstance(metrics, dict):
-        raise RunDirError(f"{where} is {describe(metrics)}, not a JSON object. {_FIX}")
+        raise RunDirError(f"{where} is {describe(metrics)}, not a JSON object. {FIX_DAMAGED}")
     try:
         m: dict[str, Any] = METRICS(metrics, "")
     except SchemaError as exc:
@@ -518,11 +493,11 @@ def validate_metrics(
     names: list[str] = m["strategies"]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise RunDirError(f"{where}: field 'strategies' lists '{dup}' twice. {_FIX}")
+        raise RunDirError(f"{where}: field 'strategies' lists '{dup}' twice. {FIX_DAMAGED}")
     if m["baseline"] not in names:
         raise RunDirError(
             f"{where}: field 'baseline' is '{m['baseline']}', which is not among its "
-            f"'strategies' ({', '.join(names)}). {_FIX}"
+            f"'strategies' ({', '.join(names)}). {FIX_DAMAGED}"
         )
     if strategies is not None:
         _same(where, "strategies", names, strategies, "the manifest's strategies")
@@ -542,7 +517,7 @@ def validate_metrics(
             if p[role] not in names:
                 raise RunDirError(
                     f"{where}: field 'pairs[{i}].{role}' is '{p[role]}', which is not among "
-                    f"'strategies' ({', '.join(names)}). {_FIX}"
+                    f"'strategies' ({', '.join(names)}). {FIX_DAMAGED}"
                 )
     qot = m.get("quality_over_time") or {}
     buckets = len(qot.get("start") or [])
@@ -551,7 +526,7 @@ def validate_metrics(
             if len(line) != buckets:
                 raise RunDirError(
                     f"{where}: field 'quality_over_time.strategies.{s}.{metric}' has "
-                    f"{len(line)} values for {buckets} bucket start(s). {_FIX}"
+                    f"{len(line)} values for {buckets} bucket start(s). {FIX_DAMAGED}"
                 )
     return m
 
@@ -565,36 +540,4 @@ def _same(where: str, field: str, have: list[str], want: list[str], against: str
             parts.append(f"lacks strategy {', '.join(map(repr, missing))}")
         if extra:
             parts.append(f"has strategy {', '.join(map(repr, extra))} not in {against}")
-        raise RunDirError(f"{where}: field '{field}' {' and '.join(parts)}. {_FIX}")
-
-
-_KIND_OK: dict[str, Callable[[pl.DataType], bool]] = {
-    "integer": lambda d: d.is_integer(),
-    "number": lambda d: d.is_numeric(),
-    "string": lambda d: d in (pl.String, pl.Categorical) or isinstance(d, pl.Enum),
-    "datetime": lambda d: isinstance(d, pl.Datetime),
-    "boolean": lambda d: d == pl.Boolean,
-}
-
-
-def validate_frame(
-    frame: pl.DataFrame, columns: Mapping[str, tuple[str, bool]], *, where: str
-) -> None:
-    """Check a Parquet table's columns: required ones present, known ones of their kind.
-
-    Raises
-    ------
-    RunDirError
-        Naming ``where`` and the column.
-    """
-    schema = frame.schema
-    for name, (kind, required) in columns.items():
-        if name not in schema:
-            if required:
-                raise RunDirError(f"{where} lacks column '{name}' ({kind}). {_FIX}")
-            continue
-        dtype = schema[name]
-        if dtype == pl.Null and not required:
-            continue  # an all-null optional column
-        if not _KIND_OK[kind](dtype):
-            raise RunDirError(f"{where}: column '{name}' has type {dtype}; expected {kind}. {_FIX}")
+        raise RunDirError(f"{where}: field '{field}' {' and '.join(parts)}. {FIX_DAMAGED}")

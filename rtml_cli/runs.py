@@ -2,7 +2,7 @@
 
 A run is written into a hidden temporary directory beside the target and renamed into place
 only when every file is complete, so a crashed or interrupted run never leaves a directory that
-looks finished. :func:`read_run` is what ``rtml report`` uses; it refuses anything incomplete.
+looks finished. :func:`read_run_dir` is what ``rtml report`` uses; it refuses anything incomplete.
 
 Layout (schemas in ``docs/ARCHITECTURE.md``): ``manifest.json``, ``predictions.parquet``,
 ``timings.parquet``, ``metrics.json``.
@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import polars as pl
 
-from rtml_cli import run_schema
+from rtml_cli import run_schema, run_tables
 from rtml_cli.errors import RtmlWarning, RunDirError, UsageError
 from rtml_cli.run_schema import finite_or_null
 from rtml_cli.safe_write import pid_alive
@@ -37,7 +37,7 @@ RUN_DIR_NAMES = frozenset(FILES) | {"responses.parquet", ".responses.parquet.tmp
 WRITING_MARKER = ".rtml-writing"
 #: ``"tool"`` in every manifest rtml writes: what ``--force`` looks for before replacing.
 TOOL = "rtml"
-#: ``.NAME.tmp-PID`` and ``.NAME.old-PID``: the names write_run uses beside the target.
+#: ``.NAME.tmp-PID`` and ``.NAME.old-PID``: the names write_run_dir uses beside the target.
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]{1,10})$", re.DOTALL)
 _MAX_PID = 2**31 - 1
 #: A manifest larger than this is not rtml's (rtml's are a few kB).
@@ -244,7 +244,7 @@ def _is_temp_run_dir(path: Path) -> bool:
 def recover(parent: str | Path) -> list[str]:
     """Undo what killed rtml processes left in ``parent``; return what was done (also warned).
 
-    :func:`write_run` writes into ``.NAME.tmp-PID`` and, to replace an existing run
+    :func:`write_run_dir` writes into ``.NAME.tmp-PID`` and, to replace an existing run
     (``--force``), renames the old one to ``.NAME.old-PID``, the new one to ``NAME``, then
     deletes the old one. A process killed between those steps leaves, and this repairs (only
     for a PID that is no longer alive, so a run in progress is never touched):
@@ -364,7 +364,7 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(clean, indent=1, default=_json_default, allow_nan=False).encode()
 
 
-def write_run(
+def write_run_dir(
     out: str | Path,
     *,
     manifest: dict[str, Any],
@@ -475,8 +475,8 @@ class Run:
     timings: pl.DataFrame
 
 
-def read_run(path: str | Path) -> Run:
-    """Load and validate a run directory written by :func:`write_run`.
+def read_run_dir(path: str | Path) -> Run:
+    """Load and validate a run directory written by :func:`write_run_dir`.
 
     Every file is checked against its schema (:mod:`rtml_cli.run_schema`): what the report
     reads has the type it expects, the metrics cover exactly the manifest's strategies, and
@@ -533,8 +533,8 @@ def read_run(path: str | Path) -> Run:
     )
     frames = []
     for name, columns in (
-        ("predictions.parquet", run_schema.PREDICTIONS),
-        ("timings.parquet", run_schema.TIMINGS),
+        ("predictions.parquet", run_tables.PREDICTIONS),
+        ("timings.parquet", run_tables.TIMINGS),
     ):
         try:
             # glob=False: a folder named like exp[1] is a name, not a pattern
@@ -544,6 +544,6 @@ def read_run(path: str | Path) -> Run:
             raise RunDirError(
                 f"{where(name)} is not a readable Parquet file ({first}). Re-run `rtml compare`."
             ) from None
-        run_schema.validate_frame(frame, columns, where=where(name))
+        run_tables.validate_frame(frame, columns, where=where(name))
         frames.append(frame)
     return Run(p, manifest, metrics, frames[0], frames[1])

@@ -12,7 +12,7 @@ import pytest
 
 from rtml_cli.cli import app
 from rtml_cli.errors import RunDirError
-from rtml_cli.runs import read_run
+from rtml_cli.runs import read_run_dir
 from tests.test_compare_engine import small_table
 
 FAST = ["--strategies", "batch:1d,online:8,static", "--timing-sample", "20", "--warmup", "1d"]
@@ -43,7 +43,7 @@ def test_compare_writes_a_complete_run(runner, tmp_path):
     assert r.exit_code == 0, r.output
     assert "note: task: binary (positive class: True)" in r.output
     assert "batch" in r.output and "online" in r.output and "full report: rtml report" in r.output
-    run = read_run(out)
+    run = read_run_dir(out)
     assert run.manifest["task"] == "binary" and run.manifest["baseline"] == "batch"
     assert [s["name"] for s in run.manifest["strategies"]] == ["batch", "online", "static"]
     p = run.predictions
@@ -112,7 +112,7 @@ def test_config_file_beside_table_is_used(runner, tmp_path):
     r = runner.invoke(app, ["compare", str(table), "--out", str(out), "--timing-sample", "5"])
     assert r.exit_code == 0, r.output
     assert "rtml.toml (found beside the table" in r.output
-    assert read_run(out).manifest["baseline"] == "nightly"
+    assert read_run_dir(out).manifest["baseline"] == "nightly"
 
 
 @pytest.mark.parametrize(
@@ -195,9 +195,9 @@ def test_read_run_rejects_incomplete_dirs(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "predictions.parquet").write_bytes(b"")
     with pytest.raises(RunDirError, match="missing manifest.json"):
-        read_run(tmp_path / "half")
+        read_run_dir(tmp_path / "half")
     with pytest.raises(RunDirError, match="not found"):
-        read_run(tmp_path / "nothing")
+        read_run_dir(tmp_path / "nothing")
 
 
 @pytest.mark.slow
@@ -270,7 +270,7 @@ def test_a_crash_while_writing_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runs.os, "rename", boom)
     with pytest.raises(RunDirError, match="disk full"):
-        runs.write_run(
+        runs.write_run_dir(
             tmp_path / "r",
             manifest={},
             predictions=pl.DataFrame({"a": [1]}),
@@ -299,7 +299,7 @@ def test_timing_all_times_every_scored_event(runner, tmp_path):
         ],
     )
     assert r.exit_code == 0, r.output
-    run = read_run(out)
+    run = read_run_dir(out)
     assert run.timings.filter(pl.col("kind") == "predict").height == run.manifest["scored_events"]
     assert run.manifest["options"]["timing_sample"] == "all"
 
@@ -327,7 +327,7 @@ def test_request_features_come_from_the_event_in_batch(runner, tmp_path):
         ],
     )
     assert r.exit_code == 0, r.output
-    assert read_run(out).manifest["roles"]["request_features"] == ["device"]
+    assert read_run_dir(out).manifest["roles"]["request_features"] == ["device"]
     r = runner.invoke(
         app,
         [
@@ -366,4 +366,4 @@ def test_default_out_and_one_class_warning_on_stderr(runner, tmp_path, monkeypat
     assert "warning: strategy 'batch': retrain at 2024-03-05T00:00:00 skipped" in r.output
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("small-")
-    assert any("one class only" in w for w in read_run(runs[0]).manifest["warnings"])
+    assert any("one class only" in w for w in read_run_dir(runs[0]).manifest["warnings"])

@@ -11,7 +11,7 @@ import pytest
 from rtml_cli import progress as progress_mod
 from rtml_cli.cli import app
 from rtml_cli.progress import StrategyProgress
-from rtml_cli.runs import read_run
+from rtml_cli.runs import read_run_dir
 from tests.test_compare_engine import small_table
 
 FAST = ["--timing-sample", "5", "--warmup", "1d"]
@@ -40,7 +40,7 @@ def test_a_nan_float_label_is_unscored_and_trains_nothing(runner, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "task: binary (positive class: 1.0)" in r.output
-    run = read_run(out)
+    run = read_run_dir(out)
     p = run.predictions.filter(pl.col("strategy") == "online")
     scored_missing = missing[n - p.height :]
     assert p["y"].is_null().to_list() == scored_missing.tolist()
@@ -68,7 +68,7 @@ def test_a_reserved_column_is_exit_2_or_dropped_with_ignore(runner, tmp_path, na
         ["compare", str(table), "--out", str(out), "-s", "static", "--ignore", name, *FAST],
     )
     assert r.exit_code == 0, r.output
-    assert name not in read_run(out).manifest["features"]
+    assert name not in read_run_dir(out).manifest["features"]
 
 
 def test_progress_lines_outside_a_terminal(runner, tmp_path, monkeypatch):
@@ -114,7 +114,7 @@ def test_parallel_strategies_say_when_each_ends(runner, tmp_path):
     assert r.exit_code == 0, r.output
     for name in ("batch", "static"):
         assert f"progress: strategy '{name}' done: " in r.output
-    assert [s["name"] for s in read_run(out).manifest["strategies"]] == ["batch", "static"]
+    assert [s["name"] for s in read_run_dir(out).manifest["strategies"]] == ["batch", "static"]
 
 
 def test_strategy_progress_rate_eta_and_interval(monkeypatch):

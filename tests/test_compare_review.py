@@ -791,7 +791,7 @@ def test_static_freshness_columns(tmp_path):
 
 def test_regression_every_kind_end_to_end(runner, tmp_path):
     from rtml_cli.cli import app
-    from rtml_cli.runs import read_run
+    from rtml_cli.runs import read_run_dir
 
     rng = np.random.default_rng(2)
     n = 120
@@ -815,7 +815,7 @@ def test_regression_every_kind_end_to_end(runner, tmp_path):
         ],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    run = read_run(out)
+    run = read_run_dir(out)
     assert run.manifest["task"] == "regression"
     q = run.metrics["quality"]
     # fresh x predicts the target well; batch only has a stale x of the same entity

@@ -297,9 +297,9 @@ def test_the_example_factory_runs_on_the_clickstream_table(runner, tmp_path):
         ],
     )
     assert r.exit_code == 0, r.output
-    from rtml_cli.runs import read_run
+    from rtml_cli.runs import read_run_dir
 
-    run = read_run(out)
+    run = read_run_dir(out)
     assert "category" in run.manifest["features"] and "device" in run.manifest["features"]
     assert run.predictions["score"].is_finite().all()
     # users' taste drifts within hours: the online model learns (static stays near chance)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from rtml_cli.cli import app
 from rtml_cli.errors import RunDirError
 from rtml_cli.run_schema import MAX_JSON_DEPTH, validate_manifest, validate_metrics
-from rtml_cli.runs import read_run
+from rtml_cli.runs import read_run_dir
 
 RUN = Path(__file__).parent / "data" / "run_small"
 FORMATS = ["terminal", "markdown", "html", "json", "junit"]
@@ -314,7 +314,7 @@ def test_a_newer_format_says_upgrade_before_checking_fields(tmp_path):
     shutil.copytree(RUN, run)
     _json(M, lambda m: m.update(format=2, strategies="a new layout"))(run)
     with pytest.raises(RunDirError, match="newer than this rtml understands"):
-        read_run(run)
+        read_run_dir(run)
 
 
 # --------------------------------------------------------------------------- non-finite numbers
@@ -352,7 +352,7 @@ def test_nan_in_metrics_is_read_as_null_and_every_format_renders(runner, nan_run
 
 
 def test_reading_turns_non_finite_numbers_into_null(nan_run):
-    run = read_run(nan_run)
+    run = read_run_dir(nan_run)
     assert run.metrics["quality"]["batch_daily"]["brier"] is None
     assert _strict_json(json.dumps(run.metrics)) and _strict_json(json.dumps(run.manifest))
 

@@ -18,7 +18,7 @@ import pytest
 from rtml_cli import runs
 from rtml_cli.cli import app
 from rtml_cli.errors import RtmlWarning, RunDirError, UsageError
-from rtml_cli.runs import check_out, read_run, recover, run_dir_problem, write_run
+from rtml_cli.runs import check_out, read_run_dir, recover, run_dir_problem, write_run_dir
 from tests.test_compare_engine import small_table
 
 RUN = Path(__file__).parent / "data" / "run_small"
@@ -26,14 +26,14 @@ RUN = Path(__file__).parent / "data" / "run_small"
 
 @pytest.fixture(scope="module")
 def small():
-    return read_run(RUN)
+    return read_run_dir(RUN)
 
 
 def write(path: Path, small, *, force: bool = False, **manifest_extra) -> Path:
     manifest = {**small.manifest, **manifest_extra}
     for key in ("tool", "format", "complete"):
         manifest.pop(key, None)
-    return write_run(
+    return write_run_dir(
         path,
         manifest=manifest,
         predictions=small.predictions,
@@ -65,7 +65,7 @@ def test_new_manifests_say_tool_rtml_and_force_replaces_a_run(tmp_path, small):
     assert manifest["tool"] == "rtml" and manifest["complete"] is True and manifest["format"] == 1
     assert run_dir_problem(out) is None
     write(out, small, force=True, created="second")
-    assert read_run(out).manifest["created"] == "second"
+    assert read_run_dir(out).manifest["created"] == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no .old / .tmp left
 
 
@@ -257,7 +257,7 @@ def test_killed_between_the_two_renames_restores_the_old_run(tmp_path, small):
             check_out(tmp_path / "r")
     assert any("restored run directory" in str(w.message) for w in caught)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
-    assert read_run(tmp_path / "r").manifest["created"] == "old run"
+    assert read_run_dir(tmp_path / "r").manifest["created"] == "old run"
 
 
 def test_next_run_into_the_same_parent_recovers_other_names_too(tmp_path, small):
@@ -266,7 +266,7 @@ def test_next_run_into_the_same_parent_recovers_other_names_too(tmp_path, small)
     with pytest.warns(RtmlWarning):
         write(tmp_path / "other", small)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp[1]", "other"]
-    assert read_run(tmp_path / "exp[1]").manifest["created"] == "old run"
+    assert read_run_dir(tmp_path / "exp[1]").manifest["created"] == "old run"
 
 
 def test_killed_before_deleting_the_old_run_removes_it(tmp_path, small):
@@ -277,7 +277,7 @@ def test_killed_before_deleting_the_old_run_removes_it(tmp_path, small):
         notes = recover(tmp_path)
     assert notes and "removed" in notes[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
-    assert read_run(tmp_path / "r").manifest["created"] == "new run"
+    assert read_run_dir(tmp_path / "r").manifest["created"] == "new run"
 
 
 def test_a_deletion_killed_half_way_is_finished_by_the_next_run(tmp_path, small, monkeypatch):
@@ -301,7 +301,7 @@ def test_a_deletion_killed_half_way_is_finished_by_the_next_run(tmp_path, small,
     with pytest.warns(RtmlWarning, match="interrupted --force replacement"):
         recover(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
-    assert read_run(out).manifest["created"] == "new run"
+    assert read_run_dir(out).manifest["created"] == "new run"
 
 
 def test_killed_while_writing_the_temporary_dir_is_removed(tmp_path):
@@ -357,7 +357,7 @@ def test_a_failed_second_rename_puts_the_old_run_back(tmp_path, small, monkeypat
         write(out, small, force=True, created="new run")
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
-    assert read_run(out).manifest["created"] == "old run"
+    assert read_run_dir(out).manifest["created"] == "old run"
 
 
 # --------------------------------------------------------------------------- write errors
@@ -403,7 +403,7 @@ def test_disk_full_through_the_cli_is_exit_2(runner, tmp_path, monkeypatch):
 def test_non_finite_numbers_are_written_as_null(tmp_path, small):
     metrics = json.loads(json.dumps(small.metrics))
     metrics["quality"]["stream"]["auc"] = float("nan")
-    out = write_run(
+    out = write_run_dir(
         tmp_path / "r",
         manifest={**small.manifest, "peak_memory_mb": float("inf")},
         predictions=small.predictions,
@@ -426,7 +426,7 @@ def test_glob_characters_in_the_folder_name_are_a_name(runner, tmp_path, small, 
     for decoy in ("exp1", "aXb", "q1"):
         shutil.copytree(RUN, tmp_path / decoy)
     out = write(tmp_path / name, small, created="this one")
-    run = read_run(out)
+    run = read_run_dir(out)
     assert run.manifest["created"] == "this one"
     assert run.predictions.height == small.predictions.height
     write(out, small, force=True, created="replaced")

@@ -14,7 +14,7 @@ import pytest
 from rtml_cli.cli import app
 from rtml_cli.compare import prepare
 from rtml_cli.config import build_config
-from rtml_cli.runs import read_run
+from rtml_cli.runs import read_run_dir
 from rtml_cli.zero_config import (
     LeakWarning,
     default_features,
@@ -56,7 +56,7 @@ def test_zero_config_on_the_clickstream_table_leaks_nothing(runner, clicks, tmp_
         ],
     )
     assert r.exit_code == 0, r.output
-    run = read_run(out)
+    run = read_run_dir(out)
     features = run.manifest["features"]
     assert features == ["category", "price", "position", "device", "hour", "item_popularity"]
     assert run.manifest["roles"]["label_time"] == "click_time"
@@ -90,7 +90,7 @@ def test_listing_a_datetime_or_an_id_as_a_feature_uses_it(runner, clicks, tmp_pa
         ],
     )
     assert r.exit_code == 0, r.output
-    run = read_run(out)
+    run = read_run_dir(out)
     assert run.manifest["features"] == ["user_id", "price"]
     assert run.manifest["roles"]["label_time"] is None  # a delay was given: no inference
     assert "not features" not in r.output
@@ -141,7 +141,7 @@ def test_synthetic_leaks_are_named_with_ignore(runner, tmp_path):
         )
         assert f"--ignore {col}" in r.output
     assert "feature 'noise'" not in r.output and "feature 'x'" not in r.output
-    run = read_run(tmp_path / "r")
+    run = read_run_dir(tmp_path / "r")
     assert any("outcome_score" in w for w in run.manifest["warnings"])
     # with the leaks ignored, no warning
     r = runner.invoke(

@@ -23,7 +23,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rtml_cli.metrics import compute_metrics  # noqa: E402
-from rtml_cli.runs import write_run  # noqa: E402
+from rtml_cli.runs import write_run_dir  # noqa: E402
 
 N = 900
 DAYS = 6
@@ -217,7 +217,7 @@ def build(out: Path) -> None:
     }
     if out.exists():
         shutil.rmtree(out)
-    write_run(out, manifest=manifest, predictions=preds, timings=timings, metrics=metrics)
+    write_run_dir(out, manifest=manifest, predictions=preds, timings=timings, metrics=metrics)
 
 
 if __name__ == "__main__":
