@@ -5,7 +5,9 @@ Three ways to name a model (docs/semantics.md, The model):
 * a **preset** (``logreg``, ``sgd``, ``hgb``, ``rf``, ``nb``; regression: ``ridge``/``linear``,
   ``sgd``, ``hgb``, ``rf``) — rtml's own complete scikit-learn Pipelines built from the table
   schema: nulls are imputed, categorical (string/bool-less non-numeric) columns are one-hot
-  (linear models, capped at 30 levels per column) or ordinal (trees) encoded;
+  (linear models, capped at 30 levels per column) or ordinal (trees) encoded; or a River preset
+  (``river-logreg``, ``river-ht``, ``river-hat``, ``river-arf``; regression ``river-linear``,
+  ``river-ht``, ``river-hat``, ``river-arf``; see :mod:`rtml_cli.river_models`);
 * an **import path** with params (``sklearn.linear_model:SGDClassifier`` + ``{loss="log_loss"}``),
   used exactly as given — rtml adds no preprocessing. Only an estimator *class* is accepted: the
   named attribute must be a class deriving from ``sklearn.base.BaseEstimator`` (or River's
@@ -23,6 +25,10 @@ seconds since the epoch, nulls as NaN); when a feature is a string (or categoric
 whole matrix is an ``object`` array whose numeric cells are Python floats (NaN for null) and
 whose string cells are Python ``str`` (``None`` for null): the model must encode them itself
 (``examples/model.py`` is a factory whose pipeline does).
+
+A River estimator (import path, factory or preset) is put behind
+:class:`rtml_cli.river_models.RiverModel`: every fit is a fresh learner that learns the training
+rows one by one in label-arrival order, an online update is ``learn_one`` per arrived label.
 
 Online learning (``online`` strategies) needs ``partial_fit``. For a Pipeline (every preset) the
 preprocessing steps are fitted at warm-up and then **frozen**; only the final estimator is
@@ -43,6 +49,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from rtml_cli import river_models
 from rtml_cli.config import ModelSpec
 from rtml_cli.errors import InputError, ModelError, suggest
 
@@ -219,7 +226,7 @@ def _preset(name: str, task: str, enc: Encoding, seed: int) -> Any:
             )
         parts.append(("cat", make_pipeline(imp, coder), cat))
     pre = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
-    if task == "binary":
+    if task != "regression":
         from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
         from sklearn.linear_model import LogisticRegression, SGDClassifier
         from sklearn.naive_bayes import GaussianNB
@@ -427,7 +434,8 @@ def _load_class(text: str) -> type:
         what = "a class" if isinstance(obj, type) else f"a {type(obj).__name__}, not a class"
         raise ModelError(
             f"model estimator {text!r} is not an estimator class ({what}). An import path must "
-            "name a scikit-learn estimator class (a subclass of sklearn.base.BaseEstimator), "
+            "name a scikit-learn estimator class (a subclass of sklearn.base.BaseEstimator) or a "
+            "River one (river.base.Estimator), "
             f"{_IMPORT_PATH_HELP}; rtml calls nothing else. For custom code use a factory file, "
             "--model path/to/model.py:make_model."
         )
@@ -462,13 +470,29 @@ class ModelBuilder:
         from sklearn.base import clone
 
         if self.kind == "preset":
-            return _preset(self.name or DEFAULT_PRESET, self.task, self.encoding, self.seed)
+            name = self.name or DEFAULT_PRESET
+            if name.startswith("river-"):
+                enc = self.encoding
+                learner = river_models.preset(
+                    name,
+                    self.task,
+                    enc.columns,
+                    [enc.columns[i] for i in enc.categorical],
+                    self.seed,
+                )
+                return self._river(learner)
+            return _preset(name, self.task, self.encoding, self.seed)
         if self.kind == "instance":
-            return clone(self.instance)
+            inst = self.instance
+            if isinstance(inst, river_models.RiverModel):
+                inst = inst.learner
+            if river_models.is_river(inst):
+                return self._river(inst.clone())
+            return clone(inst)
         if self.kind == "estimator":
             cls = _load_class(self.spec.estimator or "")
             try:
-                return cls(**self.spec.params)
+                return self._river(cls(**self.spec.params))
             except TypeError as exc:
                 raise ModelError(
                     f"model estimator {self.spec.estimator!r} rejects params "
@@ -492,13 +516,28 @@ class ModelBuilder:
             raise ModelError(
                 f"model factory {self.spec.factory!r} {verb} while building the model{detail}."
             ) from None
-        return est
+        return self._river(est)
+
+    def _river(self, est: Any) -> Any:
+        """A River learner behind the adapter the engine calls (anything else unchanged)."""
+        if not river_models.is_river(est):
+            return est
+        return river_models.wrap(
+            est, task=self.task, columns=self.encoding.columns, what=self.describe()
+        )
 
     def describe(self) -> str:
         """Human text for the manifest and the CLI."""
         if self.kind == "preset":
             return f"preset '{self.name}'"
         return self.spec.describe() if self.kind != "instance" else repr(self.instance)
+
+
+def presets(task: str) -> tuple[str, ...]:
+    """Preset names for ``task``: rtml's scikit-learn pipelines, then the ``river-*`` ones."""
+    if task == "regression":
+        return REGRESSOR_PRESETS + tuple(river_models.REGRESSOR_PRESETS)
+    return CLASSIFIER_PRESETS + tuple(river_models.CLASSIFIER_PRESETS)
 
 
 def resolve_model(
@@ -513,9 +552,9 @@ def resolve_model(
         b = ModelBuilder(spec, task, encoding, seed, kind="factory")
     else:
         name = spec.preset or DEFAULT_PRESET
-        allowed = CLASSIFIER_PRESETS if task == "binary" else REGRESSOR_PRESETS
+        allowed = presets(task)
         if name not in allowed:
-            other = REGRESSOR_PRESETS if task == "binary" else CLASSIFIER_PRESETS
+            other = presets("regression" if task != "regression" else "binary")
             hint = (
                 f" ('{name}' is a preset for the other task.)"
                 if name in other
