@@ -25,7 +25,8 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parent.
 from _tables import BENCH_DIR, event_table  # noqa: E402
 
 from rtml_cli.io import Roles  # noqa: E402
-from rtml_cli.replay import LatencyHistogram, ReplayOptions, Schedule, replay  # noqa: E402
+from rtml_cli.replay import ReplayOptions, replay  # noqa: E402
+from rtml_cli.replay_schedule import LatencyHistogram, Schedule  # noqa: E402
 
 
 def bare_loop(rate: float, n: int) -> LatencyHistogram:

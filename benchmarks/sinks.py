@@ -43,7 +43,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # services.py: the same servers the tes
 from services import LOOPBACK, KafkaBroker, RedisServer, free_port, wait_port  # noqa: E402
 
 from rtml_cli.io import Roles  # noqa: E402
-from rtml_cli.replay import ReplayBatch, ReplayOptions, iter_messages, prepare_replay  # noqa: E402
+from rtml_cli.replay import ReplayOptions  # noqa: E402
+from rtml_cli.replay_encode import ReplayBatch  # noqa: E402
+from rtml_cli.replay_order import iter_messages  # noqa: E402
+from rtml_cli.replay_source import prepare_replay  # noqa: E402
 from rtml_cli.sinks.base import MessageBatch  # noqa: E402
 from rtml_cli.sinks.http import HttpSink  # noqa: E402
 from rtml_cli.sinks.kafka import KafkaSink  # noqa: E402

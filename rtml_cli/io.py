@@ -5,7 +5,7 @@ A table is read lazily with polars (only the needed columns are materialised). C
 schema; :func:`resolve_roles` says what it inferred.
 
 The normalised event time is always ``Datetime("us")`` without a time zone; the internal
-columns rtml adds start with ``rtml_`` (:data:`T`, :data:`L`, :data:`EVENT_ID`).
+columns rtml adds start with ``rtml_`` (:data:`EVENT_TIME`, :data:`LABEL_TIME`, :data:`EVENT_ID`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,14 @@ from rtml_cli.errors import (
 )
 
 #: Internal column: normalised event time, Datetime("us").
-T = "rtml_t"
-#: Internal column: label arrival time, Datetime("us") (null when the label is null).
-L = "rtml_l"
+EVENT_TIME = "rtml_t"
+#: Internal column: when the row's label becomes known, Datetime("us") (the label-time column,
+#: or the event time plus the label delay; null when the label is null).
+LABEL_TIME = "rtml_l"
+#: Short spellings of :data:`EVENT_TIME` and :data:`LABEL_TIME` for the feature and strategy
+#: code, whose dense polars expressions read better with them.
+T = EVENT_TIME
+L = LABEL_TIME
 #: Internal column: the row's position in stable time order (0-based).
 EVENT_ID = "rtml_event_id"
 
@@ -42,8 +47,8 @@ RESERVED_COLUMNS = (
     "rtml_time",
     EVENT_ID,
     "rtml_row",
-    T,
-    L,
+    EVENT_TIME,
+    LABEL_TIME,
 )
 
 _FORMATS = {
@@ -233,71 +238,73 @@ def resolve_roles(
         The time (or, with ``need_label``, the label) column cannot be inferred.
     """
     cols = list(schema.names())
-    r = dataclasses.replace(roles)
+    resolved = dataclasses.replace(roles)
     notes: list[str] = []
     checks = [
-        (r.time, "time column", "--time-col"),
-        (r.label, "label column", "--label-col"),
-        (r.key, "key column", "--key-col"),
-        (r.label_time, "label-time column", "--label-time-col"),
+        (resolved.time, "time column", "--time-col"),
+        (resolved.label, "label column", "--label-col"),
+        (resolved.key, "key column", "--key-col"),
+        (resolved.label_time, "label-time column", "--label-time-col"),
     ]
     for name, role, flag in checks:
         if name is not None and name not in schema:
             raise column_not_found(name, cols, role=role, flag=flag, source=source)
     for lst, role, flag in (
-        (r.features or [], "feature column", "--features"),
-        (r.request_features, "request feature column", "--request-features"),
-        (r.ignore, "ignored column", "--ignore"),
+        (resolved.features or [], "feature column", "--features"),
+        (resolved.request_features, "request feature column", "--request-features"),
+        (resolved.ignore, "ignored column", "--ignore"),
     ):
         for name in lst:
             if name not in schema:
                 raise column_not_found(name, cols, role=role, flag=flag, source=source)
 
-    if r.time is None:
+    if resolved.time is None:
         temporal = [c for c, d in schema.items() if d.is_temporal() and d != pl.Duration]
         named = [c for c in cols if c.lower() in _TIME_NAMES]
         if len(temporal) == 1:
-            r.time = temporal[0]
+            resolved.time = temporal[0]
         elif len(temporal) > 1:
             preferred = [c for c in temporal if c.lower() in _TIME_NAMES]
             if len(preferred) == 1:
-                r.time = preferred[0]
+                resolved.time = preferred[0]
             else:
                 raise InputError(
                     f"{source} has several datetime columns ({', '.join(temporal)}); "
                     "say which is the event time with --time-col."
                 )
         elif len(named) == 1:
-            r.time = named[0]
+            resolved.time = named[0]
         else:
             raise InputError(
                 f"cannot infer the time column of {source}: no datetime column. Columns are: "
                 f"{', '.join(cols[:30])}. Pass --time-col (with --time-unit for epoch numbers "
                 "or --time-format for strings)."
             )
-        notes.append(f"time column: '{r.time}' (inferred; pass --time-col to change)")
+        notes.append(f"time column: '{resolved.time}' (inferred; pass --time-col to change)")
 
-    if r.label is None:
-        by_name = [c for c in cols if c.lower() in _LABEL_NAMES and c != r.time]
-        bools = [c for c, d in schema.items() if d == pl.Boolean and c not in r.ignore]
+    if resolved.label is None:
+        by_name = [c for c in cols if c.lower() in _LABEL_NAMES and c != resolved.time]
+        bools = [c for c, d in schema.items() if d == pl.Boolean and c not in resolved.ignore]
         if len(by_name) == 1:
-            r.label = by_name[0]
+            resolved.label = by_name[0]
         elif not by_name and len(bools) == 1:
-            r.label = bools[0]
-        if r.label is not None:
-            notes.append(f"label column: '{r.label}' (inferred; pass --label-col to change)")
+            resolved.label = bools[0]
+        if resolved.label is not None:
+            notes.append(f"label column: '{resolved.label}' (inferred; pass --label-col to change)")
         elif need_label:
             hint = f" Candidates: {', '.join(by_name)}." if by_name else ""
             raise InputError(
                 f"cannot infer the label column of {source}.{hint} Columns are: "
                 f"{', '.join(cols[:30])}. Pass --label-col."
             )
-    if r.time in (r.label, r.key) or (r.label is not None and r.label == r.key):
+    if resolved.time in (resolved.label, resolved.key) or (
+        resolved.label is not None and resolved.label == resolved.key
+    ):
         raise UsageError(
-            f"one column plays two roles in {source}: time='{r.time}', label='{r.label}', "
-            f"key='{r.key}'. Give each role its own column."
+            f"one column plays two roles in {source}: time='{resolved.time}', "
+            f"label='{resolved.label}', key='{resolved.key}'. Give each role its own column."
         )
-    return r, notes
+    return resolved, notes
 
 
 def time_expr(schema: pl.Schema, roles: Roles, *, column: str | None = None) -> pl.Expr:
@@ -343,19 +350,19 @@ def time_expr(schema: pl.Schema, roles: Roles, *, column: str | None = None) -> 
 def check_time_column(
     lf: pl.LazyFrame, schema: pl.Schema, roles: Roles, *, source: str, drop_null_time: bool
 ) -> tuple[pl.LazyFrame, int]:
-    """Validate the time column and return ``(lf with T added, null rows dropped)``.
+    """Validate the time column and return ``(lf with EVENT_TIME added, null rows dropped)``.
 
     Raises :class:`InputError` for unparseable values (one is shown) and for null times
     (counted) unless ``drop_null_time``.
     """
     assert roles.time is not None
-    lf = lf.with_columns(time_expr(schema, roles).alias(T))
+    lf = lf.with_columns(time_expr(schema, roles).alias(EVENT_TIME))
     stats = collect(
         lf.select(
             pl.col(roles.time).is_null().sum().alias("raw_null"),
-            (pl.col(T).is_null() & pl.col(roles.time).is_not_null()).sum().alias("bad"),
+            (pl.col(EVENT_TIME).is_null() & pl.col(roles.time).is_not_null()).sum().alias("bad"),
             pl.col(roles.time)
-            .filter(pl.col(T).is_null() & pl.col(roles.time).is_not_null())
+            .filter(pl.col(EVENT_TIME).is_null() & pl.col(roles.time).is_not_null())
             .first()
             .alias("bad_value"),
             pl.len().alias("rows"),
@@ -384,7 +391,7 @@ def check_time_column(
             DroppedRowsWarning,
             stacklevel=2,
         )
-        lf = lf.filter(pl.col(T).is_not_null())
+        lf = lf.filter(pl.col(EVENT_TIME).is_not_null())
         if nulls == stats["rows"]:
             raise InputError(f"every row of {source} has a null time; nothing is left.")
     return lf, nulls
@@ -393,7 +400,7 @@ def check_time_column(
 def label_time_expr(
     schema: pl.Schema, roles: Roles, *, label_delay_us: int | None
 ) -> pl.Expr | None:
-    """Expression for :data:`L`, the label arrival time (null where the label is null).
+    """Expression for :data:`LABEL_TIME`: when the label becomes known (null for a null label).
 
     ``None`` when the table has no label. With neither a label-time column nor a delay, the
     label arrives with its event (delay 0).
@@ -406,7 +413,7 @@ def label_time_expr(
             raise UsageError("pass either --label-time-col or --label-delay, not both.")
         arrival = time_expr(schema, roles, column=roles.label_time)
     else:
-        arrival = pl.col(T) + pl.duration(microseconds=label_delay_us or 0)
+        arrival = pl.col(EVENT_TIME) + pl.duration(microseconds=label_delay_us or 0)
     return pl.when(known).then(arrival).otherwise(None).cast(TIME_DTYPE)
 
 
@@ -421,19 +428,19 @@ def has_label(schema: pl.Schema, label: str) -> pl.Expr:
 
 def check_label_times(df: pl.DataFrame, roles: Roles, *, source: str) -> None:
     """Raise :class:`InputError` if a label arrives before its event or its time is unparseable."""
-    if roles.label is None or L not in df.columns:
+    if roles.label is None or LABEL_TIME not in df.columns:
         return
-    bad = df.filter(pl.col(L) < pl.col(T))
+    bad = df.filter(pl.col(LABEL_TIME) < pl.col(EVENT_TIME))
     if bad.height:
         row = bad.row(0, named=True)
         raise InputError(
             f"label-time column '{roles.label_time}' of {source} is before the event time in "
-            f"{bad.height} row(s), e.g. event {row[EVENT_ID]} at {row[T]} has its label at "
-            f"{row[L]}. A label cannot be known before its event: fix the column or use "
-            "--label-delay."
+            f"{bad.height} row(s), e.g. event {row[EVENT_ID]} at {row[EVENT_TIME]} has its label "
+            f"at {row[LABEL_TIME]}. A label cannot be known before its event: fix the column or "
+            "use --label-delay."
         )
     if roles.label_time is not None:
-        missing = df.filter(has_label(df.schema, roles.label) & pl.col(L).is_null())
+        missing = df.filter(has_label(df.schema, roles.label) & pl.col(LABEL_TIME).is_null())
         if missing.height:
             raise InputError(
                 f"label-time column '{roles.label_time}' of {source} is null or unparseable in "
@@ -451,7 +458,7 @@ def find_label_time(
     and is not ignored. It is the label-time column when, over the whole table, it is never
     before the event time (nulls aside) and it is set wherever the label is: a label's arrival
     time (``click_time``). With several such columns none is chosen and the notes say so.
-    ``lf`` must hold :data:`T`.
+    ``lf`` must hold :data:`EVENT_TIME`.
     """
     if roles.label is None:
         return None, []
@@ -466,11 +473,11 @@ def find_label_time(
     known = has_label(schema, roles.label)
     exprs = []
     for i, c in enumerate(cands):
-        v = time_expr(schema, roles, column=c)
+        cand_time = time_expr(schema, roles, column=c)
         exprs += [
-            (v < pl.col(T)).sum().alias(f"before{i}"),
-            (known & v.is_null()).sum().alias(f"missing{i}"),
-            v.is_not_null().sum().alias(f"present{i}"),
+            (cand_time < pl.col(EVENT_TIME)).sum().alias(f"before{i}"),
+            (known & cand_time.is_null()).sum().alias(f"missing{i}"),
+            cand_time.is_not_null().sum().alias(f"present{i}"),
         ]
     stats = collect(lf.select(exprs), source=source, what="looking for a label-time column").row(
         0, named=True
@@ -501,8 +508,8 @@ class EventTable:
 
     Attributes
     ----------
-    frame : the needed columns plus :data:`EVENT_ID`, :data:`T` and (with a label) :data:`L`,
-        sorted stably by :data:`T`.
+    frame : the needed columns plus :data:`EVENT_ID`, :data:`EVENT_TIME` and (with a label)
+        :data:`LABEL_TIME`, sorted stably by :data:`EVENT_TIME`.
     roles : the resolved roles.
     source : the path it came from.
     notes : what was inferred or fixed (printed by the CLI).
@@ -574,10 +581,10 @@ def load_events(
                 ]
             )
         )
-        lf = lf.select([*keep, T])
+        lf = lf.select([*keep, EVENT_TIME])
     lf = lf.with_row_index("rtml_row")
     df = collect(lf, source=source)
-    was_sorted = bool(df[T].is_sorted())
+    was_sorted = bool(df[EVENT_TIME].is_sorted())
     if not was_sorted:
         warnings.warn(
             f"{source} is not sorted by '{roles.time}'; rtml sorted it (stable: ties keep table order)",
@@ -585,11 +592,11 @@ def load_events(
             stacklevel=2,
         )
         notes.append(f"table was not sorted by '{roles.time}': sorted it (stable)")
-        df = df.sort(T, maintain_order=True)
+        df = df.sort(EVENT_TIME, maintain_order=True)
     df = df.drop("rtml_row").with_row_index(EVENT_ID)
     lexpr = label_time_expr(schema, roles, label_delay_us=label_delay_us)
     if lexpr is not None:
-        df = df.with_columns(lexpr.alias(L))
+        df = df.with_columns(lexpr.alias(LABEL_TIME))
         check_label_times(df, roles, source=source)
     return EventTable(
         frame=df,

@@ -24,7 +24,7 @@ from rtml_cli.io import Roles, _expand
 from rtml_cli.safe_write import refuse_existing, refuse_table_as_output
 
 if TYPE_CHECKING:
-    from rtml_cli.replay import ReplaySource
+    from rtml_cli.replay_source import ReplaySource
 
 #: Bytes of each file's start and end that the fingerprint hashes (with the file's size).
 _HEAD_BYTES = 4 << 10

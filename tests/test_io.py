@@ -9,7 +9,16 @@ import polars as pl
 import pytest
 
 from rtml_cli.errors import ColumnNotFoundError, InputError, UnsortedInputWarning, UsageError
-from rtml_cli.io import EVENT_ID, L, Roles, T, load_events, resolve_roles, scan_table, time_expr
+from rtml_cli.io import (
+    EVENT_ID,
+    EVENT_TIME,
+    LABEL_TIME,
+    Roles,
+    load_events,
+    resolve_roles,
+    scan_table,
+    time_expr,
+)
 
 T0 = dt.datetime(2024, 1, 1)
 
@@ -98,7 +107,9 @@ def test_load_events_sorts_stably_and_numbers_rows_in_time_order(tmp_path: Path)
         table = load_events(_write(tmp_path, df), Roles(), label_delay_us=60_000_000)
     assert table.frame["row"].to_list() == [1, 3, 0, 2]
     assert table.frame[EVENT_ID].to_list() == [0, 1, 2, 3]
-    assert (table.frame[L] - table.frame[T]).dt.total_seconds().to_list() == [60] * 4
+    assert (table.frame[LABEL_TIME] - table.frame[EVENT_TIME]).dt.total_seconds().to_list() == [
+        60
+    ] * 4
     assert not table.was_sorted
 
 
@@ -117,7 +128,7 @@ def test_label_time_and_label_delay_together_are_refused(tmp_path: Path) -> None
 def test_null_label_has_no_arrival(tmp_path: Path) -> None:
     df = pl.DataFrame({"ts": [T0, T0], "label": [1, None]})
     table = load_events(_write(tmp_path, df), Roles())
-    assert table.frame[L].to_list() == [T0, None]
+    assert table.frame[LABEL_TIME].to_list() == [T0, None]
 
 
 def test_a_nan_label_has_no_arrival_like_a_null(tmp_path: Path) -> None:
@@ -133,9 +144,9 @@ def test_a_nan_label_has_no_arrival_like_a_null(tmp_path: Path) -> None:
     p = _write(tmp_path, df)
     # the label-time column is null where the label is NaN or null: that is not "missing"
     ev = load_events(p, Roles(label="y", label_time="done"))
-    assert ev.frame[L].is_null().to_list() == [False, True, False, True]
+    assert ev.frame[LABEL_TIME].is_null().to_list() == [False, True, False, True]
     ev = load_events(p, Roles(label="y"), label_delay_us=60_000_000)
-    assert ev.frame[L].is_null().to_list() == [False, True, False, True]
+    assert ev.frame[LABEL_TIME].is_null().to_list() == [False, True, False, True]
 
 
 @pytest.mark.parametrize("name", ["rtml_kind", "rtml_time", "rtml_event_id", "rtml_row", "rtml_t"])
@@ -151,7 +162,7 @@ def test_reserved_column_names_are_refused_unless_ignored(tmp_path: Path, name: 
     assert "rename it in the table" in text and f"--ignore {name}" in text
     ev = load_events(p, Roles(ignore=[name]))
     assert ev.frame.height == 2 and ev.frame[EVENT_ID].to_list() == [0, 1]
-    assert name not in ev.frame.columns or name in (EVENT_ID, T)
+    assert name not in ev.frame.columns or name in (EVENT_ID, EVENT_TIME)
     check_reserved_columns(["ts", "y"], source="t")
     with pytest.raises(InputError, match="'rtml_row'"):
         check_reserved_columns(["ts", "rtml_row"], source="t")

@@ -15,15 +15,9 @@ from hypothesis import strategies as st
 
 from rtml_cli.errors import UsageError
 from rtml_cli.io import Roles
-from rtml_cli.replay import (
-    LatencyHistogram,
-    ReplayOptions,
-    Schedule,
-    disorder_delays,
-    plan_replay,
-    prepare_replay,
-    replay,
-)
+from rtml_cli.replay import ReplayOptions, plan_replay, replay
+from rtml_cli.replay_schedule import LatencyHistogram, Schedule, disorder_delays
+from rtml_cli.replay_source import prepare_replay
 from rtml_cli.sinks.base import MessageBatch, Sink
 
 T0 = dt.datetime(2024, 1, 1)

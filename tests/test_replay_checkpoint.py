@@ -14,8 +14,9 @@ import pytest
 from rtml_cli.cli import app
 from rtml_cli.errors import UsageError
 from rtml_cli.io import Roles
-from rtml_cli.replay import ReplayOptions, prepare_replay, replay
+from rtml_cli.replay import ReplayOptions, replay
 from rtml_cli.replay_guard import same_table, stream_identity, table_fingerprint
+from rtml_cli.replay_source import prepare_replay
 from rtml_cli.sinks.base import MessageBatch, Sink
 from rtml_cli.sinks.checkpoint import Checkpoint, verify_resume
 

@@ -19,17 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtml_cli.io import EVENT_ID, Roles
-from rtml_cli.replay import (
-    JSON,
-    KIND,
-    TIME,
-    ReplayBatch,
-    ReplayOptions,
-    encode_messages,
-    iter_messages,
-    merge_order,
-    prepare_replay,
-)
+from rtml_cli.replay_columns import JSON, KIND, TIME
+from rtml_cli.replay_encode import ReplayBatch, encode_messages
+from rtml_cli.replay_options import ReplayOptions
+from rtml_cli.replay_order import iter_messages, merge_order
+from rtml_cli.replay_source import prepare_replay
 
 T0 = dt.datetime(2024, 1, 1)
 ISO = "%Y-%m-%dT%H:%M:%S%.f"

@@ -15,7 +15,8 @@ import pytest
 from rtml_cli.cli import app
 from rtml_cli.errors import UsageError
 from rtml_cli.io import Roles
-from rtml_cli.replay import ReplayOptions, replay, validate_options
+from rtml_cli.replay import ReplayOptions, replay
+from rtml_cli.replay_options import validate_options
 from rtml_cli.replay_progress import Progress
 from rtml_cli.sinks.base import MessageBatch, Sink
 

@@ -79,7 +79,8 @@ def test_preferences_drift_within_hours(df: pl.DataFrame) -> None:
 
 
 def test_replays_with_its_label_time(tmp_path: Path) -> None:
-    from rtml_cli.replay import ReplayOptions, prepare_replay
+    from rtml_cli.replay import ReplayOptions
+    from rtml_cli.replay_source import prepare_replay
 
     p = tmp_path / "c.parquet"
     clickstream(500, seed=0).write_parquet(p)
