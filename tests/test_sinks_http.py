@@ -17,7 +17,8 @@ from rtml_cli.cli import app
 from rtml_cli.errors import SinkError, UsageError
 from rtml_cli.sinks import open_sink
 from rtml_cli.sinks.checkpoint import Checkpoint
-from rtml_cli.sinks.http import HttpSink, parse_headers, pick
+from rtml_cli.sinks.http import HttpSink, parse_headers
+from rtml_cli.sinks.http_sender import pick
 
 pytestmark = pytest.mark.service
 

@@ -35,13 +35,11 @@ connection, then with backoff; when the retries are exhausted the sink raises a
 :class:`~rtml_cli.errors.SinkError` with the events delivered and the confirmed position. A
 failure in a worker after the last write is raised by :meth:`HttpSink.close`.
 
-``record`` (``--record RUN_DIR``) writes a run directory that ``rtml report`` reads
-(:mod:`rtml_cli.sinks.http_record`; docs/ARCHITECTURE.md schemas): ``predictions.parquet`` with strategy ``"deployed"``, ``score``
-picked from each response by ``score_field`` (a dotted path such as ``"proba.1"``; list items
-by index) and ``y`` joined from the label messages; ``timings.parquet`` with one ``predict``
-row per event (``wall_ns`` = latency from schedule); ``manifest.json`` and ``metrics.json``,
-written atomically by :func:`rtml_cli.runs.write_run`; then ``responses.parquet`` (every
-event: status, latency, error, score), an extra file the report does not need. A recorded
+``record`` (``--record RUN_DIR``) writes a run directory that ``rtml report`` reads, with the
+answers as the predictions of strategy ``"deployed"`` (:mod:`rtml_cli.run_record`): the
+``score`` picked from each response by ``score_field`` (a dotted path such as ``"proba.1"``;
+list items by index), ``y`` joined from the label messages, ``wall_ns`` = latency from
+schedule, and ``responses.parquet`` (every event: status, latency, error, score). A recorded
 replay in which no response carried a usable score fails (:class:`SinkError`, exit 2) and
 writes nothing: its metrics would be empty.
 """
@@ -49,16 +47,12 @@ writes nothing: its metrics would be empty.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import queue
 import socket
 import ssl
 import threading
 import time
-from array import array
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,19 +63,17 @@ import polars as pl
 from rtml_cli.errors import RtmlError, SinkError, UsageError
 from rtml_cli.escape import for_terminal
 from rtml_cli.sinks.base import MessageBatch, register
-from rtml_cli.sinks.http_client import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    Reader,
-    ResponseError,
-    read_response,
-    request_head,
+from rtml_cli.sinks.http_client import DEFAULT_MAX_RESPONSE_BYTES, request_head
+from rtml_cli.sinks.http_sender import (
+    EXAMPLE_BYTES,
+    NO_SCORE,
+    Answers,
+    Failure,
+    Request,
+    Sender,
 )
 from rtml_cli.sinks.transport import TransportSink, event_time_us, parse_pairs
 
-#: The error kind of a 2xx answer without a usable score (when scores are wanted).
-NO_SCORE = "no usable score"
-#: How much of such an answer is kept to show in the error of a --record run.
-_EXAMPLE_BYTES = 200
 #: Most requests handed to a worker at once (see ``HttpSink._send_outbox``).
 _JOB_MAX = 32
 
@@ -95,79 +87,6 @@ def parse_headers(items: Mapping[str, str] | Iterable[str] | None) -> dict[str, 
     {'X-Team': 'ml', 'Authorization': 'Bearer t'}
     """
     return parse_pairs(items, sep=":", flag="--header", example="'X-Api-Key: abc'")
-
-
-def pick(data: Any, path: str) -> Any:
-    """Follow a dotted ``path`` into decoded JSON; digits index lists. ``KeyError`` if absent.
-
-    Examples
-    --------
-    >>> pick({"proba": [0.2, 0.8]}, "proba.1")
-    0.8
-    """
-    for part in path.split(".") if path else []:
-        if isinstance(data, list):
-            try:
-                data = data[int(part)]
-            except (ValueError, IndexError):
-                raise KeyError(path) from None
-        elif isinstance(data, dict) and part in data:
-            data = data[part]
-        else:
-            raise KeyError(path)
-    return data
-
-
-def _as_score(value: Any) -> float | None:
-    if isinstance(value, (bool, int, float)):
-        score = float(value)
-        return score if math.isfinite(score) else None
-    return None
-
-
-@dataclass(slots=True)
-class _Unit:
-    """One request: one event, or up to ``batch_size`` of them.
-
-    ``positions`` are the stream positions its answer confirms: its events' and, with one
-    event per request, those of the labels just before it (confirmed with it, so that the
-    replay thread takes no lock per label).
-    """
-
-    positions: list[int]
-    event_ids: list[int]
-    times_us: list[int]
-    sched_ns: list[int]
-    body: bytes
-
-
-@dataclass
-class _Results:
-    """What one worker saw (merged at close; per worker so that no lock is needed)."""
-
-    event_id: array = field(default_factory=lambda: array("q"))
-    t_us: array = field(default_factory=lambda: array("q"))
-    latency_ns: array = field(default_factory=lambda: array("q"))
-    status: array = field(default_factory=lambda: array("i"))  # 0 = no response (timeout)
-    score: array = field(default_factory=lambda: array("d"))  # NaN = none
-    errors: dict[int, str] = field(default_factory=dict)  # event id -> error text
-
-
-@dataclass
-class _Failure:
-    """A fatal failure seen by a worker, turned into the SinkError by the replay thread once
-    every worker has folded its tallies (so the error's counts and position are final)."""
-
-    what: str
-    fix: str
-
-
-class _ServerGone(Exception):
-    """The connection could not be made or dropped, after every retry."""
-
-    def __init__(self, what: str, sends: int) -> None:
-        super().__init__(what)
-        self.sends = sends
 
 
 @register("http", "https")
@@ -227,22 +146,22 @@ class HttpSink(TransportSink):
         self.source = source
         self.fail_on_error = fail_on_error
         self._lock = threading.Lock()
-        self._results: list[_Results] = []
+        self._results: list[Answers] = []
         self._pending: list[tuple[int, int, int, int, str]] = []
         self._labels: dict[int, tuple[Any, int | None]] = {}
         # Hand-off to the workers: C-level SimpleQueues of jobs (lists of requests; no
         # Python-level Condition per event as in queue.Queue). ``_slots`` holds one token per
         # job that may be queued or in flight: the replay takes one before handing a job over
         # (back-pressure), a worker returns it when the job is done, flush() waits for all.
-        self._work: queue.SimpleQueue[list[_Unit] | None] | None = None
-        self._outbox: list[_Unit] = []
+        self._work: queue.SimpleQueue[list[Request] | None] | None = None
+        self._outbox: list[Request] = []
         self._slots: queue.SimpleQueue[bool] | None = None
         self._slot_count = 0
         self._tls_context: ssl.SSLContext | None = None
         self._threads: list[threading.Thread] = []
-        self._fatal: RtmlError | _Failure | None = None
+        self._fatal: RtmlError | Failure | None = None
         self._fatal_raised = False
-        self._inline: _Worker | None = None
+        self._inline: Sender | None = None
         self._errors_by_status: dict[str, int] = {}
         self._requests = 0
         #: the first 2xx body without a usable score, for the error of a --record run
@@ -301,7 +220,7 @@ class HttpSink(TransportSink):
             ) from None
         self._started = time.time()
         if self.concurrency == 1:
-            self._inline = _Worker(self)
+            self._inline = Sender(self)
             self._results.append(self._inline.results)
         else:
             self._work = queue.SimpleQueue()
@@ -310,7 +229,7 @@ class HttpSink(TransportSink):
             for _ in range(self._slot_count):
                 self._slots.put(True)
             for i in range(self.concurrency):
-                worker = _Worker(self)
+                worker = Sender(self)
                 worker.batched = True
                 self._results.append(worker.results)
                 t = threading.Thread(target=worker.run, name=f"rtml-http-{i}", daemon=True)
@@ -361,7 +280,7 @@ class HttpSink(TransportSink):
                         covers, label_positions = label_positions, []
                     else:
                         covers = [p]
-                    self._hand(_Unit(covers, [ids[i]], [times[i] or 0], [due], lines[i].encode()))
+                    self._hand(Request(covers, [ids[i]], [times[i] or 0], [due], lines[i].encode()))
                     continue
                 self._pending.append((p, ids[i], times[i] or 0, due, lines[i]))
                 if len(self._pending) >= self.batch_size:
@@ -407,7 +326,7 @@ class HttpSink(TransportSink):
             body = pend[0][4].encode()
         else:
             body = ("[" + ",".join(x[4] for x in pend) + "]").encode()
-        unit = _Unit(
+        unit = Request(
             positions=[x[0] for x in pend],
             event_ids=[x[1] for x in pend],
             times_us=[x[2] for x in pend],
@@ -416,7 +335,7 @@ class HttpSink(TransportSink):
         )
         self._hand(unit)
 
-    def _hand(self, unit: _Unit) -> None:
+    def _hand(self, unit: Request) -> None:
         """Send ``unit`` now (one connection) or queue it for the workers."""
         if self._inline is not None:
             self._inline.handle(unit)
@@ -473,7 +392,7 @@ class HttpSink(TransportSink):
         fatal = self._fatal
         if fatal is None:
             return
-        if isinstance(fatal, _Failure):
+        if isinstance(fatal, Failure):
             self._wait_idle()  # every worker drains its job and folds what it saw
             fatal = self._fatal = self._gave_up(fatal.what, fatal.fix)
         self._fatal_raised = True
@@ -516,9 +435,7 @@ class HttpSink(TransportSink):
             # a partial one would look like a finished run to `rtml report`.
             if self.record is not None and self._opened and self._fatal is None:
                 self._check_scored()
-                from rtml_cli.sinks.http_record import write_run
-
-                write_run(self)
+                self._record(self.record)
         finally:
             self._work = None
             self._slots = None
@@ -544,7 +461,7 @@ class HttpSink(TransportSink):
         example = self._unscored_example
         if example is not None:
             shown = for_terminal(example.decode("utf-8", "replace"), inline=True)
-            more = "..." if len(example) >= _EXAMPLE_BYTES else ""
+            more = "..." if len(example) >= EXAMPLE_BYTES else ""
             seen = f"; e.g. the endpoint answered '{shown}'{more}"
         else:
             failed = ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none"
@@ -558,6 +475,53 @@ class HttpSink(TransportSink):
         raise SinkError(
             f"--record {self.record}: {where}{seen}. {fix}, then replay again. "
             "No run directory was written."
+        )
+
+    def _record(self, dest: Path) -> None:
+        """Write the answers into the run directory ``dest`` (``--record``)."""
+        from rtml_cli.run_record import EndpointAnswers, Recording, record_deployed_run
+
+        def joined(name: str, dtype: type[np.generic]) -> np.ndarray:
+            parts = [np.frombuffer(getattr(r, name), dtype=dtype) for r in self._results]
+            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+        errors: dict[int, str] = {}
+        for r in self._results:
+            errors.update(r.errors)
+        answers = EndpointAnswers(
+            event_id=joined("event_id", np.int64),
+            t_us=joined("t_us", np.int64),
+            latency_ns=joined("latency_ns", np.int64),
+            status=joined("status", np.int32),
+            score=joined("score", np.float64),
+            errors=errors,
+            labels=self._labels,
+        )
+        options = {
+            "concurrency": self.concurrency,
+            "batch_size": self.batch_size,
+            "timeout_s": self.timeout_s,
+            "max_response_bytes": self.max_response_bytes,
+            "score_field": self.score_field,
+        }
+        transport = {
+            "requests": self._requests,
+            "retries": self.retried,
+            "errors": self.errors_by_status(),
+        }
+        record_deployed_run(
+            answers,
+            Recording(
+                dest=dest,
+                endpoint=self.target,
+                source=self.source,
+                label_col=self.label_col,
+                score_field=self.score_field,
+                interrupted=bool(self.interrupted),
+                started=self._started,
+                options=options,
+                transport=transport,
+            ),
         )
 
     def _tls(self) -> ssl.SSLContext:
@@ -607,252 +571,3 @@ class HttpSink(TransportSink):
         if self.record is not None:
             out["record"] = str(self.record)
         return out
-
-
-class _Worker:
-    """Sends requests over one keep-alive connection and records what came back.
-
-    The connection is a plain socket (TLS-wrapped for https) with one receive buffer kept
-    for its lifetime (:class:`~rtml_cli.sinks.http_client.Reader`): each request is one
-    ``sendall`` of the prebuilt head plus the body, each response is read by
-    :func:`~rtml_cli.sinks.http_client.read_response` under the request's deadline.
-    """
-
-    def __init__(self, sink: HttpSink) -> None:
-        self.sink = sink
-        self.results = _Results()
-        self.sock: socket.socket | None = None
-        self.reader: Reader | None = None
-        # Answers not yet folded into the sink's shared counters and position: a worker in
-        # a pool folds them once per job (one lock per job, not per request: the lock was
-        # contended by 4 workers and the replay thread); the inline worker after each one.
-        self.batched = False
-        self._positions: list[int] = []
-        self._requests = 0
-        self._retries = 0
-        self._delivered = 0
-        self._errors: dict[str, int] = {}
-
-    def fold(self) -> None:
-        """Fold this worker's tallies into the sink's counters and confirmed position."""
-        if not (self._requests or self._retries or self._positions):
-            return
-        s = self.sink
-        with s._lock:
-            s._requests += self._requests
-            s.retried += self._retries
-            s.delivered += self._delivered
-            for key, count in self._errors.items():
-                s._errors_by_status[key] = s._errors_by_status.get(key, 0) + count
-            done, done_range = s.tracker.done, s.tracker.done_range
-            ps = self._positions
-            i, n = 0, len(ps)
-            while i < n:  # runs of consecutive positions as ranges
-                j = i + 1
-                while j < n and ps[j] == ps[j - 1] + 1:
-                    j += 1
-                if j - i == 1:
-                    done(ps[i])
-                else:
-                    done_range(ps[i], ps[j - 1] + 1)
-                i = j
-        self._positions = []
-        self._requests = self._retries = self._delivered = 0
-        self._errors = {}
-
-    def run(self) -> None:
-        s = self.sink
-        work, slots = s._work, s._slots
-        assert work is not None and slots is not None
-        while True:
-            job = work.get()
-            if job is None:
-                self.close()
-                return
-            try:
-                for unit in job:
-                    if s._fatal is not None:  # after a fatal error, drain without sending
-                        break
-                    self.handle(unit)
-            except BaseException as exc:  # noqa: BLE001 - a worker must never die silently
-                if s._fatal is None:
-                    s._fatal = SinkError(f"{s.target}: worker failed: {exc!r}")
-            finally:
-                self.fold()  # before the slot goes back: flush() then sees every answer
-                slots.put(True)
-
-    def close(self) -> None:
-        if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.close()
-        self.sock = self.reader = None
-
-    def _connect(self, deadline: float) -> None:
-        """Connect (and TLS handshake) within both the connect timeout and ``deadline``."""
-        s = self.sink
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no time left to connect")
-        sock = socket.create_connection((s.host, s.port), timeout=min(s.connect_timeout_s, left))
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if s.https:
-                sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-                sock = s._tls().wrap_socket(sock, server_hostname=s.host)
-            # The send and the response get what is left of this request's time.
-            left = max(deadline - time.monotonic(), 1e-3)
-            sock.settimeout(left)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-        self.reader = Reader(sock.recv, sock.settimeout, left)
-
-    def _post(self, body: bytes) -> tuple[int, bytes | None, str | None, int]:
-        """One request: ``(status, body, error, sends)``.
-
-        ``status`` 0 means no usable response, ``error`` then says why (``"timeout"``, an
-        :class:`~rtml_cli.sinks.http_client.ResponseError` kind); ``sends`` is how many times
-        the request went out. Only a connection that failed before any byte of the answer
-        arrived is tried again: at once when it was a kept-alive one (the server may have
-        closed it between requests), then with backoff; :class:`_ServerGone` when every
-        retry failed.
-        """
-        s = self.sink
-        # One write for head and body: a second small write costs a syscall and, against a
-        # server without TCP_NODELAY, a Nagle/delayed-ACK wait that would pollute latency.
-        request = b"%s%d\r\n\r\n%s" % (s._head, len(body), body)
-        timeout = s.timeout_s
-        sends = 0
-        delays: Iterator[float] | None = None
-        while True:
-            deadline = time.monotonic() + timeout
-            reused = self.sock is not None
-            stage = "connect"
-            try:
-                if self.sock is None:
-                    self._connect(deadline)
-                sock, reader = self.sock, self.reader
-                assert sock is not None and reader is not None
-                if reused and reader.timeout != timeout:
-                    sock.settimeout(timeout)  # the send's bound; reads are cut to the deadline
-                    reader.timeout = timeout
-                reader.deadline = deadline
-                stage = "send"
-                sends += 1  # counted when it starts: a send cut short may still have arrived
-                sock.sendall(request)
-                stage = "response"
-                status, data, close = read_response(reader, s.max_response_bytes)
-            except TimeoutError as exc:
-                self.close()
-                if stage != "connect":
-                    # The server took the request and did not answer in time: a slow
-                    # answer, counted, not a dead server (sending again could duplicate it).
-                    return 0, None, "timeout", sends
-                last: BaseException = exc
-            except ResponseError as exc:
-                self.close()  # what is left of the answer is unread: the connection is unusable
-                return 0, None, exc.kind, sends
-            except OSError as exc:  # refused, reset, or closed before any byte of the answer
-                self.close()
-                last = exc
-            else:
-                if close:
-                    self.close()
-                return status, data, None, sends
-            if reused and stage != "connect":
-                continue  # a kept-alive connection the server closed: reconnect at once
-            if delays is None:
-                delays = s.backoff.delays()
-            delay = next(delays, None)
-            if delay is None:
-                raise _ServerGone(str(last), sends)
-            time.sleep(delay)
-
-    def handle(self, unit: _Unit) -> None:
-        s = self.sink
-        try:
-            status, data, error, sends = self._post(unit.body)
-        except _ServerGone as exc:
-            if exc.sends:
-                self._requests += 1
-                self._retries += exc.sends - 1
-            self.fold()  # the error names what was delivered and confirmed so far
-            with s._lock:
-                s.failed += len(unit.event_ids)
-                if s._fatal is None:
-                    s._fatal = _Failure(
-                        f"the server stopped accepting connections ({exc}) and "
-                        f"{s.backoff.retries} retries failed",
-                        " Check the server, then resume.",
-                    )
-            return
-        end = time.perf_counter_ns()
-        n = len(unit.event_ids)
-        ok = 200 <= status < 300 and error is None
-        # Responses are decoded only when their scores are used (recording, --score-field).
-        scores = self._scores(data, n) if ok and s._want_scores else [None] * n
-        unscored = ok and s._want_scores and None in scores
-        if unscored and s._unscored_example is None:
-            s._unscored_example = (data or b"")[:_EXAMPLE_BYTES]
-        r = self.results
-        for k in range(n):
-            r.event_id.append(unit.event_ids[k])
-            r.t_us.append(unit.times_us[k])
-            r.latency_ns.append(end - unit.sched_ns[k])
-            r.status.append(status)
-            sc = scores[k]
-            r.score.append(float("nan") if sc is None else sc)
-            if error:
-                r.errors[unit.event_ids[k]] = error
-            elif unscored and sc is None:
-                r.errors[unit.event_ids[k]] = NO_SCORE
-        if ok:
-            bad = NO_SCORE if unscored else None
-        else:
-            bad = str(status) if status else (error or "error")
-        self._requests += 1
-        self._retries += sends - 1
-        if ok:
-            self._delivered += n
-        if bad is not None:
-            self._errors[bad] = self._errors.get(bad, 0) + 1
-        self._positions.extend(unit.positions)
-        if not self.batched:
-            self.fold()
-        if bad is not None and s.fail_on_error and s._fatal is None:
-            self.fold()
-            s._fatal = _Failure(
-                f"request for event {unit.event_ids[0]} failed ({bad}) and --fail-on-error is set",
-                " Drop --fail-on-error to count such errors instead of stopping.",
-            )
-
-    def _scores(self, data: bytes | None, n: int) -> list[float | None]:
-        s = self.sink
-        if not data:
-            return [None] * n
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError):  # a server's reply nested too deeply is no score
-            return [None] * n
-        path = s.score_field or ""
-        if s.batch_size == 1:
-            try:
-                return [_as_score(pick(doc, path))] * n
-            except KeyError:
-                return [None] * n
-        try:
-            items = pick(doc, path) if isinstance(doc, dict) else doc
-            if isinstance(items, list) and len(items) == n and not isinstance(doc, list):
-                return [_as_score(x) for x in items]
-            if isinstance(doc, list) and len(doc) == n:
-                out: list[float | None] = []
-                for item in doc:
-                    try:
-                        out.append(_as_score(pick(item, path)))
-                    except KeyError:
-                        out.append(None)
-                return out
-        except KeyError:
-            pass
-        return [None] * n

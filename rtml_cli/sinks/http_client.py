@@ -17,7 +17,8 @@ Every response is **bounded**, in time and in size:
   before holding it: a declared ``Content-Length`` over the cap is refused unread, a chunked
   or read-to-close body as soon as it passes the cap.
 
-How a response fails decides what the sink does with the request (see ``_Worker._post``):
+How a response fails decides what the sink does with the request (see
+:meth:`rtml_cli.sinks.http_sender.Sender._post`):
 
 - :class:`NoResponse` (or a connection error) before any byte of the response: the server
   may not have taken the request (a kept-alive connection it had closed, a restart), so the
