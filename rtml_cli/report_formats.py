@@ -64,27 +64,28 @@ def render_junit(rep: Report) -> str:
     Written as text with :func:`for_xml` on every value: ElementTree escapes ``<`` and ``&`` but
     lets control characters through, which makes the file ill-formed for every JUnit reader.
     """
-    x = for_xml
     checks = rep["checks"]
     failed = sum(c["status"] == "fail" for c in checks)
     errors = sum(c["status"] == "error" for c in checks)
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<testsuites name="rtml" tests="{len(checks)}">',
-        f'  <testsuite name="{x("rtml report " + str(rep["run"]))}" tests="{len(checks)}" '
+        f'  <testsuite name="{for_xml("rtml report " + str(rep["run"]))}" tests="{len(checks)}" '
         f'failures="{failed}" errors="{errors}" skipped="0">',
     ]
     for c in checks:
         check, detail = str(c["check"]), str(c["detail"])
-        out.append(f'    <testcase classname="rtml.checks" name="{x(check)}">')
+        out.append(f'    <testcase classname="rtml.checks" name="{for_xml(check)}">')
         if c["status"] == "fail":
             out.append(
-                f'      <failure message="{x("check failed: " + detail)}" type="CheckFailed">'
-                f"{x(check)}\n{x(detail)}</failure>"
+                f'      <failure message="{for_xml("check failed: " + detail)}" type="CheckFailed">'
+                f"{for_xml(check)}\n{for_xml(detail)}</failure>"
             )
         elif c["status"] == "error":
-            out.append(f'      <error message="{x(detail)}" type="MetricError">{x(detail)}</error>')
-        out.append(f"      <system-out>{x(detail)}</system-out>")
+            out.append(
+                f'      <error message="{for_xml(detail)}" type="MetricError">{for_xml(detail)}</error>'
+            )
+        out.append(f"      <system-out>{for_xml(detail)}</system-out>")
         out.append("    </testcase>")
     out += ["  </testsuite>", "</testsuites>"]
     return "\n".join(out) + "\n"

@@ -113,7 +113,8 @@ def series_lines(s: Series, max_len: int | None = None) -> list[tuple[str, str, 
 # --------------------------------------------------------------------------- terminal
 
 
-def _t(text: Any) -> str:
+def _terminal_text(text: Any) -> str:
+    """User text for one line of the terminal (control characters made visible)."""
     return for_terminal(text, inline=True)
 
 
@@ -151,18 +152,18 @@ def render_terminal(
         g.add_column(no_wrap=True)
         g.add_column(overflow="fold")
         for line in lines:
-            g.add_row("•", Text(_t(line)))
+            g.add_row("•", Text(_terminal_text(line)))
         con.print(g)
 
     def table(b: Table) -> None:
-        headers = [_t(h) for h in b.headers]
-        rows = [[_t(c) for c in r] for r in b.rows]
+        headers = [_terminal_text(h) for h in b.headers]
+        rows = [[_terminal_text(c) for c in r] for r in b.rows]
         mins = [
             max([_min_width(h)] + [_min_width(r[i]) for r in rows if i < len(r)])
             for i, h in enumerate(headers)
         ]
         if sum(mins) + 3 * (len(mins) - 1) + 2 <= w:
-            t = RTable(box=box.SIMPLE_HEAD, caption=Text(_t(b.caption)) if b.caption else None,
+            t = RTable(box=box.SIMPLE_HEAD, caption=Text(_terminal_text(b.caption)) if b.caption else None,
                        caption_justify="left", show_edge=False, pad_edge=False)  # fmt: skip
             for h, m in zip(headers, mins, strict=True):
                 t.add_column(Text(h), overflow="fold", min_width=m)
@@ -189,22 +190,22 @@ def render_terminal(
             if used > 2:
                 con.print(line)
         if b.caption:
-            con.print(Text(_t(b.caption), style="dim"))
+            con.print(Text(_terminal_text(b.caption), style="dim"))
 
-    con.print(Text(_t(head), style="bold"))
+    con.print(Text(_terminal_text(head), style="bold"))
     for title, blocks in sections:
         con.print()
-        con.print(Text(_t(title), style="bold underline"))
+        con.print(Text(_terminal_text(title), style="bold underline"))
         for b in blocks:
             if isinstance(b, str):
-                con.print(Text(_t(b)))
+                con.print(Text(_terminal_text(b)))
             elif isinstance(b, list):
                 bullets(b)
             elif isinstance(b, Table):
                 table(b)
             elif isinstance(b, Series):
-                con.print(Text(_t(b.title)))
-                names = [_t(n) for n in b.lines]
+                con.print(Text(_terminal_text(b.title)))
+                names = [_terminal_text(n) for n in b.lines]
                 name_w = min(max((len(n) for n in names), default=0), w // 3)
                 room = max(8, w - name_w - len("0.000–0.000") - 4)
                 t = RTable(box=None, show_header=False, pad_edge=False)
@@ -212,7 +213,7 @@ def render_terminal(
                 t.add_column("sparkline", no_wrap=True)
                 t.add_column("range", no_wrap=True)
                 for name, spark, rng in series_lines(b, room):
-                    t.add_row(Text(_t(name)), Text(spark, style="cyan"), Text(rng))
+                    t.add_row(Text(_terminal_text(name)), Text(spark, style="cyan"), Text(rng))
                 con.print(t)
     # Rich pads table lines to the full width: trailing blanks only make copies messy
     return "\n".join(line.rstrip(" ") for line in buf.getvalue().split("\n"))
@@ -235,30 +236,36 @@ def render_markdown(head: str, sections: Sections, *, folded: Sequence[str] = ()
     backslash-escaped), in tables, bullets, paragraphs, captions and titles alike. Sections named
     in ``folded`` are collapsed in ``<details>``.
     """
-    md = for_markdown
-    out = [f"## {md(head)}", ""]
+    out = [f"## {for_markdown(head)}", ""]
     for title, blocks in sections:
         fold = title in folded
-        out += [f"<details><summary><b>{md(title)}</b></summary>", ""] if fold else [
-            f"### {md(title)}", ""]  # fmt: skip
+        out += [f"<details><summary><b>{for_markdown(title)}</b></summary>", ""] if fold else [
+            f"### {for_markdown(title)}", ""]  # fmt: skip
         for b in blocks:
             if isinstance(b, str):
-                out += [md(b), ""]
+                out += [for_markdown(b), ""]
             elif isinstance(b, list):
-                out += [f"- {md(line)}" for line in b] + [""]
+                out += [f"- {for_markdown(line)}" for line in b] + [""]
             elif isinstance(b, Table):
-                out.append(_md_row([md(h) for h in b.headers]))
+                out.append(_md_row([for_markdown(h) for h in b.headers]))
                 out.append("|" + "---|" * len(b.headers))
                 for r in b.rows:
-                    out.append(_md_row([_MD_STATUS.get(c, md(c)) for c in r]))
+                    out.append(_md_row([_MD_STATUS.get(c, for_markdown(c)) for c in r]))
                 out.append("")
                 if b.caption:
-                    out += [f"_{md(b.caption)}_", ""]
+                    out += [f"_{for_markdown(b.caption)}_", ""]
             elif isinstance(b, Series):
                 # a table, not a code block: names stay escaped and sparklines line up in code
-                out += [f"{md(b.title)}:", "", _md_row(["strategy", "over time", "range"])]
+                out += [
+                    f"{for_markdown(b.title)}:",
+                    "",
+                    _md_row(["strategy", "over time", "range"]),
+                ]
                 out.append("|---|---|---|")
-                out += [_md_row([md(n), f"`{s}`", md(r)]) for n, s, r in series_lines(b)]
+                out += [
+                    _md_row([for_markdown(n), f"`{s}`", for_markdown(r)])
+                    for n, s, r in series_lines(b)
+                ]
                 out.append("")
         if fold:
             out += ["</details>", ""]
@@ -288,22 +295,21 @@ svg.chart{display:block;max-width:100%;height:auto}
 
 def render_html(head: str, sections: Sections) -> str:
     """One self-contained, well-formed HTML file: inline CSS and SVG drawn by rtml, no URL."""
-    e = for_html
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8" />',
-        f"<title>{e(head)}</title>",
+        f"<title>{for_html(head)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{e(head)}</h1>",
+        f"<h1>{for_html(head)}</h1>",
     ]
     for title, blocks in sections:
-        parts.append(f"<h2>{e(title)}</h2>")
+        parts.append(f"<h2>{for_html(title)}</h2>")
         for b in blocks:
             if isinstance(b, str):
-                parts.append(f"<p>{e(b)}</p>")
+                parts.append(f"<p>{for_html(b)}</p>")
             elif isinstance(b, list):
                 cls = ' class="verdict"' if title == "Verdict" else ""
-                parts.append(f"<ul{cls}>" + "".join(f"<li>{e(x)}</li>" for x in b) + "</ul>")
+                parts.append(f"<ul{cls}>" + "".join(f"<li>{for_html(x)}</li>" for x in b) + "</ul>")
             elif isinstance(b, Table):
                 text_col = [not _numeric_column([r[i] for r in b.rows if i < len(r)])
                             for i in range(len(b.headers))]  # fmt: skip
@@ -312,24 +318,24 @@ def render_html(head: str, sections: Sections) -> str:
                     cells = "".join(
                         f'<td class="{c}">{c}</td>'
                         if c in STATUS
-                        else f"<td{_TEXT if i < len(text_col) and text_col[i] else ''}>{e(c)}</td>"
+                        else f"<td{_TEXT if i < len(text_col) and text_col[i] else ''}>{for_html(c)}</td>"
                         for i, c in enumerate(r)
                     )
                     rows.append(f"<tr>{cells}</tr>")
-                cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
+                cap = f"<caption>{for_html(b.caption)}</caption>" if b.caption else ""
                 hdr = "".join(
-                    f"<th{_TEXT if t else ''}>{e(h)}</th>"
+                    f"<th{_TEXT if t else ''}>{for_html(h)}</th>"
                     for h, t in zip(b.headers, text_col, strict=True)
                 )
                 parts.append(
                     f"<table>{cap}<thead><tr>{hdr}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
                 )
             elif isinstance(b, Series):
-                parts.append(f"<p>{e(b.title)}</p>")
+                parts.append(f"<p>{for_html(b.title)}</p>")
                 parts.append(report_svg.line_chart(b.title, b.x, b.lines, b.ylabel))
                 parts.append(_html_sparks(b))
             elif isinstance(b, Curve):
-                parts.append(f"<p>{e(b.title)}</p>")
+                parts.append(f"<p>{for_html(b.title)}</p>")
                 parts.append(
                     report_svg.xy_chart(
                         b.title, b.lines, b.xlabel, b.ylabel, hline=b.hline, logy=b.logy

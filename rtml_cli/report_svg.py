@@ -28,8 +28,9 @@ PALETTE = (
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
 SPARK_W, SPARK_H = 120, 20
-_W, _H = 800, 280
-_L, _R, _T, _B = 64, 190, 14, 48  # plot margins: left, right (the legend), top, bottom
+_CHART_W, _CHART_H = 800, 280
+# plot margins; the right one holds the legend
+_MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 64, 190, 14, 48
 _PAD = 0.06  # of the value range, above and below, so lines never run on the frame
 
 
@@ -43,7 +44,8 @@ def finite_values(values: Iterable[object]) -> list[float]:
     return [float(v) for v in values if finite(v)]
 
 
-def _num(v: float) -> str:
+def _coord(v: float) -> str:
+    """An SVG coordinate, to a tenth of a pixel."""
     return f"{v:.1f}"
 
 
@@ -54,7 +56,7 @@ def _path(points: Sequence[tuple[float, float] | None]) -> str:
         if p is None:
             pen = "M"
             continue
-        out.append(f"{pen}{_num(p[0])} {_num(p[1])}")
+        out.append(f"{pen}{_coord(p[0])} {_coord(p[1])}")
         pen = "L"
     return " ".join(out)
 
@@ -74,7 +76,7 @@ def sparkline_svg(
         frac = (v - lo) / span if span > 0 and finite(lo) else 0.5
         pts.append((x, SPARK_H - 2 - (SPARK_H - 4) * frac))
     dots = "".join(
-        f'<circle cx="{_num(p[0])}" cy="{_num(p[1])}" r="1.2" fill="{colour}" />'
+        f'<circle cx="{_coord(p[0])}" cy="{_coord(p[1])}" r="1.2" fill="{colour}" />'
         for i, p in enumerate(pts)
         if p is not None
         and (i == 0 or pts[i - 1] is None)
@@ -114,27 +116,29 @@ def _frame(
     xticks: list[tuple[float, str]],
 ) -> list[str]:
     """Axes, grid, tick labels and axis labels (coordinates already in pixels)."""
-    x0, x1, y0, y1 = _L, _W - _R, _H - _B, _T
+    x0, x1, y0, y1 = _MARGIN_LEFT, _CHART_W - _MARGIN_RIGHT, _CHART_H - _MARGIN_BOTTOM, _MARGIN_TOP
     out = [
-        f'<svg class="chart" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" role="img" '
+        f'<svg class="chart" width="{_CHART_W}" height="{_CHART_H}" viewBox="0 0 {_CHART_W} {_CHART_H}" role="img" '
         'font-family="system-ui,sans-serif" font-size="11">',
         f"<title>{for_html(title)}</title>",
         f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999" />',
     ]
     for py, label in yticks:
-        out.append(f'<line x1="{x0}" x2="{x1}" y1="{_num(py)}" y2="{_num(py)}" stroke="#e5e5e5" />')
         out.append(
-            f'<text x="{x0 - 4}" y="{_num(py + 4)}" text-anchor="end">{for_html(label)}</text>'
+            f'<line x1="{x0}" x2="{x1}" y1="{_coord(py)}" y2="{_coord(py)}" stroke="#e5e5e5" />'
+        )
+        out.append(
+            f'<text x="{x0 - 4}" y="{_coord(py + 4)}" text-anchor="end">{for_html(label)}</text>'
         )
     for px, label in xticks:
         out.append(
-            f'<line x1="{_num(px)}" x2="{_num(px)}" y1="{y0}" y2="{y0 + 4}" stroke="#999" />'
+            f'<line x1="{_coord(px)}" x2="{_coord(px)}" y1="{y0}" y2="{y0 + 4}" stroke="#999" />'
         )
         out.append(
-            f'<text x="{_num(px)}" y="{y0 + 16}" text-anchor="middle">{for_html(label)}</text>'
+            f'<text x="{_coord(px)}" y="{y0 + 16}" text-anchor="middle">{for_html(label)}</text>'
         )
     out.append(
-        f'<text x="{(x0 + x1) // 2}" y="{_H - 8}" text-anchor="middle">{for_html(xlabel)}</text>'
+        f'<text x="{(x0 + x1) // 2}" y="{_CHART_H - 8}" text-anchor="middle">{for_html(xlabel)}</text>'
     )
     out.append(
         f'<text x="14" y="{(y0 + y1) // 2}" text-anchor="middle" '
@@ -146,9 +150,9 @@ def _frame(
 def _legend(names: Sequence[str]) -> list[str]:
     """Beside the plot, never over the data; a long name is cut (its full text is a tooltip)."""
     out = []
-    x = _W - _R + 12
+    x = _CHART_W - _MARGIN_RIGHT + 12
     for i, name in enumerate(names):
-        y = _T + 12 + 16 * i
+        y = _MARGIN_TOP + 12 + 16 * i
         c = PALETTE[i % len(PALETTE)]
         shown = name if len(name) <= 26 else name[:25] + "…"
         out.append(
@@ -185,12 +189,20 @@ def line_chart(
     n = max([len(x)] + [len(v) for v in lines.values()])
 
     def px(i: int) -> float:
-        return _L + (_W - _L - _R) * (i / (n - 1) if n > 1 else 0.5)
+        return _MARGIN_LEFT + (_CHART_W - _MARGIN_LEFT - _MARGIN_RIGHT) * (
+            i / (n - 1) if n > 1 else 0.5
+        )
 
     def py(v: float) -> float:
-        return _H - _B - (_H - _B - _T) * (v - lo) / (hi - lo)
+        return (
+            _CHART_H
+            - _MARGIN_BOTTOM
+            - (_CHART_H - _MARGIN_BOTTOM - _MARGIN_TOP) * (v - lo) / (hi - lo)
+        )
 
-    step = max(1, math.ceil(n / ((_W - _L - _R) // 110)))  # a date label is ~100 px wide
+    step = max(
+        1, math.ceil(n / ((_CHART_W - _MARGIN_LEFT - _MARGIN_RIGHT) // 110))
+    )  # a date label is ~100 px wide
     xt = [(px(i), str(x[i])[:16].replace("T", " ")) for i in range(0, min(n, len(x)), step)]
     yt = [(py(t), _fmt_tick(t)) for t in _ticks(lo, hi)]
     out = _frame(title, "", ylabel, yt, xt)
@@ -202,7 +214,7 @@ def line_chart(
             f"<title>{for_html(name)}</title></path>"
         )
         out += [
-            f'<circle cx="{_num(p[0])}" cy="{_num(p[1])}" r="2" fill="{c}" />' for p in pts if p
+            f'<circle cx="{_coord(p[0])}" cy="{_coord(p[1])}" r="2" fill="{c}" />' for p in pts if p
         ]
     out += _legend(list(lines))
     out.append("</svg>")
@@ -237,10 +249,14 @@ def xy_chart(
     xlo, xhi = xlo - _PAD * (xhi - xlo), xhi + _PAD * (xhi - xlo)
 
     def px(v: float) -> float:
-        return _L + (_W - _L - _R) * (v - xlo) / (xhi - xlo)
+        return _MARGIN_LEFT + (_CHART_W - _MARGIN_LEFT - _MARGIN_RIGHT) * (v - xlo) / (xhi - xlo)
 
     def py(v: float) -> float:
-        return _H - _B - (_H - _B - _T) * (tr(v) - tlo) / (thi - tlo)
+        return (
+            _CHART_H
+            - _MARGIN_BOTTOM
+            - (_CHART_H - _MARGIN_BOTTOM - _MARGIN_TOP) * (tr(v) - tlo) / (thi - tlo)
+        )
 
     if logy:
         yt = [(py(t), _fmt_tick(t)) for t in _log_ticks(tlo, thi)]
@@ -257,9 +273,9 @@ def xy_chart(
     if ref is not None:
         y = py(ref)
         out.append(
-            f'<line x1="{_L}" x2="{_W - _R}" y1="{_num(y)}" y2="{_num(y)}" stroke="#777" '
+            f'<line x1="{_MARGIN_LEFT}" x2="{_CHART_W - _MARGIN_RIGHT}" y1="{_coord(y)}" y2="{_coord(y)}" stroke="#777" '
             f'stroke-dasharray="5 4"><title>{for_html(f"SLO {ref:g} ms")}</title></line>'
-            f'<text x="{_L + 4}" y="{_num(y - 4)}" fill="#555">{for_html(f"SLO {ref:g} ms")}'
+            f'<text x="{_MARGIN_LEFT + 4}" y="{_coord(y - 4)}" fill="#555">{for_html(f"SLO {ref:g} ms")}'
             "</text>"
         )
     for k, name in enumerate(names):
@@ -273,7 +289,7 @@ def xy_chart(
             f'<path d="{_path(pts)}" fill="none" stroke="{c}" stroke-width="1.8">'
             f"<title>{for_html(name)}</title></path>"
         )
-        out += [f'<circle cx="{_num(p[0])}" cy="{_num(p[1])}" r="3" fill="{c}" />' for p in pts]
+        out += [f'<circle cx="{_coord(p[0])}" cy="{_coord(p[1])}" r="3" fill="{c}" />' for p in pts]
     out += _legend(names)
     out.append("</svg>")
     return "".join(out)
