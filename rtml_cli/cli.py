@@ -16,9 +16,10 @@ import sys
 import traceback
 import warnings
 from collections.abc import Iterator
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from rtml_cli import __version__
 from rtml_cli.errors import (
@@ -30,7 +31,39 @@ from rtml_cli.errors import (
 )
 from rtml_cli.escape import for_terminal
 
-app = typer.Typer(
+
+def _flags_without_type(params: list[Any]) -> list[Any]:
+    """Help lists a flag without a value type: '--force', not '--force <bool>'."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class RtmlCommand(TyperCommand):
+    """Every ``rtml`` command (set by :class:`RtmlTyper`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_type(super().get_params(ctx))
+
+
+class RtmlGroup(TyperGroup):
+    """``rtml`` itself and its command groups (``rtml export``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_type(super().get_params(ctx))
+
+
+class RtmlTyper(typer.Typer):
+    """A Typer whose commands are :class:`RtmlCommand` unless they say otherwise."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", RtmlCommand)
+        return super().command(*args, **kwargs)
+
+
+app = RtmlTyper(
+    cls=RtmlGroup,
     name="rtml",
     help=(
         "What would moving this model from batch to streaming buy and cost? "
@@ -194,6 +227,38 @@ def _root(
 def _csv_list(values: list[str] | None) -> list[str]:
     """Values of a repeatable option that also takes comma-separated lists, blanks dropped."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+#: Help's value type of an option that takes a duration: '30m', '1h30m', '500ms', '1d', '2w', or a
+#: plain number of seconds (parsed by rtml_cli.durations.parse_duration).
+DURATION = "DURATION"
+
+#: Help's value type of --calendar.
+CALENDAR = "hour,dow"
+
+
+def _calendar(value: str) -> str:
+    """Parse --calendar ('hour', 'dow' or 'hour,dow') so a typo is caught with the other flags."""
+    from rtml_cli.features import CALENDAR_PARTS
+
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    for part in parts:
+        if part not in CALENDAR_PARTS:
+            raise ValueError(
+                f"{part!r} is not a calendar part. Allowed: {', '.join(CALENDAR_PARTS)}."
+            )
+    if not parts:
+        raise ValueError(f"give one or more of {', '.join(CALENDAR_PARTS)}, comma-separated.")
+    return ",".join(parts)
+
+
+def _either(value: Any, alias_value: Any, name: str, alias: str) -> Any:
+    """The value of an option or of its older spelling (a hidden alias); both at once is refused."""
+    if value is not None and alias_value is not None:
+        from rtml_cli.errors import UsageError
+
+        raise UsageError(f"{alias} is the older name of {name}: give {name} only.")
+    return alias_value if value is None else value
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -6,7 +6,11 @@ from typing import Annotated
 
 import typer
 
-from rtml_cli.cli import _csv_list, _edge, _err, app
+from rtml_cli.cli import CALENDAR, DURATION, _calendar, _csv_list, _edge, _either, _err, app
+
+_COLUMNS = "Columns"
+_INPUTS = "Model inputs"
+_SIMULATION = "Model and strategies"
 
 
 @app.command()
@@ -19,59 +23,17 @@ def compare(
         str | None,
         typer.Option(
             "--config",
+            metavar="PATH",
             help="rtml.toml to use. Default: the rtml.toml beside the table, if any (said on stderr).",
         ),
     ] = None,
     out: Annotated[
         str | None,
         typer.Option(
-            "--out", "-o", help="Run directory to write (default runs/<table>-<UTC time>)."
-        ),
-    ] = None,
-    time_col: Annotated[
-        str | None, typer.Option("--time-col", help="Event time column (default: inferred).")
-    ] = None,
-    label_col: Annotated[
-        str | None, typer.Option("--label-col", help="Label column (default: inferred).")
-    ] = None,
-    key_col: Annotated[
-        str | None, typer.Option("--key-col", help="Entity column (default: one global entity).")
-    ] = None,
-    label_time_col: Annotated[
-        str | None, typer.Option("--label-time-col", help="When each label became known.")
-    ] = None,
-    label_delay: Annotated[
-        str | None, typer.Option("--label-delay", help="Fixed label delay, e.g. '30m' (default 0).")
-    ] = None,
-    features: Annotated[
-        list[str] | None,
-        typer.Option("--features", help="Feature columns (comma-separated or repeated)."),
-    ] = None,
-    ignore: Annotated[
-        list[str] | None,
-        typer.Option("--ignore", help="Columns never used as features, e.g. leaks."),
-    ] = None,
-    request_features: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--request-features",
-            help="Features known at request time: batch takes them from the event itself.",
-        ),
-    ] = None,
-    feature: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--feature",
-            help="Windowed aggregate per key, point-in-time, repeatable: KEY:COLUMN:AGG:WINDOW[:NAME], "
-            "e.g. 'user_id:click:mean:1h' or 'user_id:*:count:5m' (empty KEY: whole table). "
-            "AGG: count sum mean min max std last count_distinct.",
-        ),
-    ] = None,
-    calendar: Annotated[
-        str | None,
-        typer.Option(
-            "--calendar",
-            help="Request-time calendar features of the event time: 'hour', 'dow' or 'hour,dow'.",
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Run directory to write (default runs/<table>-<UTC time>).",
         ),
     ] = None,
     force: Annotated[
@@ -81,11 +43,103 @@ def compare(
             help="Replace --out if it is an existing run directory (only once the new run is complete).",
         ),
     ] = False,
-    warmup: Annotated[
+    time_col: Annotated[
         str | None,
         typer.Option(
-            "--warmup",
-            help="Warm-up: a duration ('7d') or a fraction of events (0.2, the default).",
+            "--time-col",
+            metavar="COLUMN",
+            help="Event time column (default: inferred).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    label_col: Annotated[
+        str | None,
+        typer.Option(
+            "--label-col",
+            metavar="COLUMN",
+            help="Label column (default: inferred).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    key_col: Annotated[
+        str | None,
+        typer.Option(
+            "--key-col",
+            metavar="COLUMN",
+            help="Entity column (default: one global entity).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    label_time_col: Annotated[
+        str | None,
+        typer.Option(
+            "--label-time-col",
+            metavar="COLUMN",
+            help="When each label became known.",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    label_delay: Annotated[
+        str | None,
+        typer.Option(
+            "--label-delay",
+            metavar=DURATION,
+            show_default="0",
+            help="Fixed label delay, e.g. '30m'.",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="COLUMNS",
+            help="Columns never used as model inputs, e.g. leaks (comma-separated or repeated).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inputs",
+            metavar="COLUMNS",
+            help="The model's input columns (comma-separated or repeated). Default: every column "
+            "without another role, less those zero config leaves out (said on stderr).",
+            rich_help_panel=_INPUTS,
+        ),
+    ] = None,
+    inputs_alias: Annotated[list[str] | None, typer.Option("--features", hidden=True)] = None,
+    request_inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--request-inputs",
+            metavar="COLUMNS",
+            help="Input columns known at request time: batch takes them from the event itself.",
+            rich_help_panel=_INPUTS,
+        ),
+    ] = None,
+    request_inputs_alias: Annotated[
+        list[str] | None, typer.Option("--request-features", hidden=True)
+    ] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feature",
+            metavar="SPEC",
+            help="Windowed aggregate per key added to the inputs, point-in-time, repeatable: "
+            "KEY:COLUMN:AGG:WINDOW[:NAME], e.g. 'user_id:click:mean:1h' or 'user_id:*:count:5m' "
+            "(empty KEY: whole table). AGG: count sum mean min max std last count_distinct.",
+            rich_help_panel=_INPUTS,
+        ),
+    ] = None,
+    calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--calendar",
+            metavar=CALENDAR,
+            parser=_calendar,
+            help="Request-time calendar parts of the event time added to the inputs.",
+            rich_help_panel=_INPUTS,
         ),
     ] = None,
     model: Annotated[
@@ -93,10 +147,13 @@ def compare(
         typer.Option(
             "--model",
             "-m",
+            metavar="MODEL",
+            show_default="sgd",
             help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an estimator "
             "class 'sklearn.linear_model:SGDClassifier' (nothing but an estimator class is called), "
             "or 'model.py:factory': a Python file rtml imports and runs, with your permissions; its "
-            "model gets the raw features (strings as Python str). Default: sgd.",
+            "model gets the raw inputs (strings as Python str).",
+            rich_help_panel=_SIMULATION,
         ),
     ] = None,
     strategies: Annotated[
@@ -104,39 +161,65 @@ def compare(
         typer.Option(
             "--strategies",
             "-s",
+            metavar="STRATEGIES",
+            show_default="batch:1d,stream:1d,online:1",
             help="Compact form: 'batch:1d,stream,online:1'. batch:R[:WINDOW] and stream:R retrain "
-            "every R (default 1d); online:K updates every K labels (default 1); static. Names: the kind, or "
-            "kind_param when a kind repeats; 'name=kind:param' names one. Default: batch:1d,stream:1d,online:1.",
+            "every R (1d if left out); online:K updates every K labels (1 if left out); static. "
+            "Names: the kind, or kind_param when a kind repeats; 'name=kind:param' names one.",
+            rich_help_panel=_SIMULATION,
         ),
     ] = None,
     baseline: Annotated[
         str | None,
         typer.Option(
-            "--baseline", help="Strategy the others are compared with (default: the first)."
+            "--baseline",
+            metavar="STRATEGY",
+            show_default="the first strategy",
+            help="Strategy the others are compared with.",
+            rich_help_panel=_SIMULATION,
+        ),
+    ] = None,
+    warmup: Annotated[
+        str | None,
+        typer.Option(
+            "--warmup",
+            metavar=f"{DURATION}|FRACTION",
+            show_default="0.2",
+            help="Warm-up: a duration ('7d') or a fraction of the events.",
+            rich_help_panel=_SIMULATION,
         ),
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", help="Strategies simulated in parallel processes.")
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Strategies simulated in parallel processes.",
+            rich_help_panel=_SIMULATION,
+        ),
     ] = 1,
     timing_sample: Annotated[
         str,
         typer.Option(
             "--timing-sample",
+            metavar="auto|all|N",
             help="Events per strategy whose latency is measured with a real single-row call: "
             "'auto' (a uniform sample of up to 2000, thinned to about 2 s of calls per strategy, "
             "at least 400), a number, or 'all'. batch serves precomputed scores: never timed per "
             "request.",
+            rich_help_panel=_SIMULATION,
         ),
     ] = "auto",
-    timing: Annotated[
-        str | None,
-        typer.Option(
-            "--timing",
-            help="'all': time every event with a real single-row call (= --timing-sample all).",
-        ),
-    ] = None,
+    timing_alias: Annotated[str | None, typer.Option("--timing", hidden=True)] = None,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Seed for presets and the timing sample.")
+        int,
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Seed for presets and the timing sample.",
+            rich_help_panel=_SIMULATION,
+        ),
     ] = 0,
 ) -> None:
     """Simulate batch, stream, online and static deployments of one model on a table; write a run directory.
@@ -146,6 +229,13 @@ def compare(
     from rtml_cli.compare import compare_cli
 
     with _edge():
+        inputs = _either(inputs, inputs_alias, "--inputs", "--features")
+        request_inputs = _either(
+            request_inputs, request_inputs_alias, "--request-inputs", "--request-features"
+        )
+        # --timing ALL is the older spelling of --timing-sample ALL
+        if timing_alias is not None:
+            timing_sample = timing_alias
         compare_cli(
             table,
             config=config,
@@ -155,9 +245,9 @@ def compare(
             key_col=key_col,
             label_time_col=label_time_col,
             label_delay=label_delay,
-            features=_csv_list(features) or None,
+            features=_csv_list(inputs) or None,
             ignore=_csv_list(ignore),
-            request_features=_csv_list(request_features),
+            request_features=_csv_list(request_inputs),
             feature=feature,
             calendar=_csv_list([calendar]) if calendar is not None else None,
             force=force,
@@ -166,7 +256,7 @@ def compare(
             strategies=strategies,
             baseline=baseline,
             jobs=jobs,
-            timing_sample=timing or timing_sample,
+            timing_sample=timing_sample,
             seed=seed,
             echo=_err,
         )

@@ -1,4 +1,4 @@
-"""`rtml compare` flags that shape the run: --force, --feature (compact windowed form), --calendar."""
+"""`rtml compare` flags that shape the run: --force, --inputs, --feature (windowed form), --calendar."""
 
 from __future__ import annotations
 
@@ -110,3 +110,38 @@ def test_calendar_from_config_and_clash_with_a_column(runner, tmp_path):
     r = runner.invoke(app, ["compare", str(path), "-s", "static", "--timing-sample", "5"])
     assert r.exit_code == 2
     assert "'event_hour' is already a column" in r.output
+
+
+def test_inputs_names_the_model_columns_and_the_old_flags_still_work(runner, tmp_path):
+    table = small_table(tmp_path)
+    roles = {}
+    for name, flags in {
+        "new": ["--inputs", "x1", "--request-inputs", "x1", "--timing-sample", "all"],
+        "old": ["--features", "x1", "--request-features", "x1", "--timing", "all"],
+    }.items():
+        out = tmp_path / name
+        args = ["compare", str(table), "--key-col", "user", "-o", str(out), *FAST[:2], *flags]
+        r = runner.invoke(app, [*args, "--warmup", "1d"])
+        assert r.exit_code == 0, r.output
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["options"]["timing_sample"] == "all"
+        roles[name] = manifest["config"]["roles"]
+    assert roles["new"] == roles["old"]
+    assert roles["new"]["features"] == ["x1"] and roles["new"]["request_features"] == ["x1"]
+
+
+def test_an_input_flag_and_its_old_spelling_together_are_refused(runner, tmp_path):
+    table = small_table(tmp_path)
+    out = tmp_path / "run"
+    args = ["compare", str(table), "-o", str(out), "--inputs", "x1", "--features", "x2", *FAST]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "--features is the older name of --inputs" in r.output
+    assert not out.exists()
+
+
+def test_help_lists_inputs_and_hides_the_old_spellings(runner):
+    r = runner.invoke(app, ["compare", "--help"], terminal_width=200)
+    assert r.exit_code == 0
+    assert "--inputs" in r.output and "--request-inputs" in r.output
+    for old in ("--features ", "--request-features", "--timing "):
+        assert old not in r.output
