@@ -56,7 +56,8 @@ class Curve:
     logy: bool = False
 
 
-Block = Any  # str (paragraph) | list[str] (bullets) | Table | Series | Curve
+#: A paragraph (str), bullets (list[str]), a Table, a Series or a Curve.
+Block = str | list[str] | Table | Series | Curve
 Sections = list[tuple[str, list[Block]]]
 
 
