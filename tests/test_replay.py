@@ -375,3 +375,52 @@ def test_parquet_pull_reader_equals_the_lazy_query(tmp_path: Path, opts: dict[st
     pulled = pl.concat(batches)
     assert pulled.equals(src.frame.collect())
     assert pulled.height == src.events
+
+
+class _FramesSink(CollectSink):
+    """Keeps the columns of every frame it gets; stops the replay after ``stop_after`` batches."""
+
+    def __init__(self, *, needs_frame: bool = True, stop_after: int | None = None) -> None:
+        super().__init__()
+        self.needs_frame = needs_frame
+        self.stop_after = stop_after
+        self.columns: list[list[str]] = []
+
+    def write(self, batch: MessageBatch) -> None:
+        super().write(batch)
+        self.columns.append(batch.frame.columns)
+        if self.stop_after is not None and len(self.batches) >= self.stop_after:
+            self.closed_by_reader = True
+
+
+def test_sink_base_declares_the_capabilities_replay_reads() -> None:
+    assert (Sink.name, Sink.needs_frame, Sink.writes_ndjson) == ("sink", True, False)
+    assert (Sink.closed_by_reader, Sink.discarded) == (False, False)
+
+
+def test_a_sink_that_needs_no_frame_gets_narrow_frames_and_the_same_messages(
+    tmp_path: Path,
+) -> None:
+    df = pl.DataFrame(
+        {"ts": [T0 + dt.timedelta(seconds=i) for i in range(6)], "x": range(6), "label": [0, 1] * 3}
+    )
+    path = _table(tmp_path, df)
+    wide, narrow = _FramesSink(), _FramesSink(needs_frame=False)
+    replay(path, Roles(), ReplayOptions(), to=wide)
+    replay(path, Roles(), ReplayOptions(), to=narrow)
+    assert narrow.messages == wide.messages and len(wide.messages) == 12
+    assert {c for cols in narrow.columns for c in cols} == {
+        "rtml_kind",
+        "rtml_event_id",
+        "rtml_time",
+    }
+    assert "x" in wide.columns[0] and "label" in wide.columns[0]
+
+
+def test_a_sink_whose_reader_went_away_stops_the_replay_early(tmp_path: Path) -> None:
+    df = pl.DataFrame({"ts": [T0 + dt.timedelta(seconds=i) for i in range(50)], "x": range(50)})
+    sink = _FramesSink(stop_after=1)
+    summary = replay(_table(tmp_path, df), Roles(), ReplayOptions(chunk_rows=10), to=sink)
+    assert len(sink.batches) == 1 and summary.messages == 0 < summary.planned
+    assert any("stopped early" in note for note in summary.notes)
+    assert not summary.discarded and sink.closed
