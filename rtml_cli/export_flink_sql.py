@@ -38,7 +38,7 @@ from rtml_cli.features_cli import CALENDAR_PREFIX, FeatureJob
 from rtml_cli.features_spec import FeatureSpec
 from rtml_cli.io import EVENT_ID
 
-#: Message fields written by ``rtml replay`` (rtml_cli.replay.KIND, TIME).
+#: Message fields written by ``rtml replay`` (rtml_cli.replay_columns.KIND, TIME).
 KIND = "rtml_kind"
 TIME = "rtml_time"
 _US_PER_DAY = 86_400_000_000
