@@ -285,4 +285,5 @@ from rtml_cli import (  # noqa: E402
     cli_replay,  # noqa: F401
     cli_report,  # noqa: F401
     cli_sample,  # noqa: F401
+    cli_sweep,  # noqa: F401
 )
