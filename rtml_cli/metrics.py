@@ -121,7 +121,7 @@ def _iso(us: int) -> str:
     return (_EPOCH + dt.timedelta(microseconds=int(us))).isoformat()
 
 
-def _f(x: float | np.floating | None) -> float | None:
+def _finite_or_none(x: float | np.floating | None) -> float | None:
     """A JSON-safe float: NaN/inf become None."""
     if x is None:
         return None
@@ -265,10 +265,10 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
         return {"mean": None, "p50": None, "p90": None, "max": None, "count": 0}
     p50, p90 = np.percentile(v, [50, 90])
     return {
-        "mean": _f(v.mean()),
-        "p50": _f(p50),
-        "p90": _f(p90),
-        "max": _f(v.max()),
+        "mean": _finite_or_none(v.mean()),
+        "p50": _finite_or_none(p50),
+        "p90": _finite_or_none(p90),
+        "max": _finite_or_none(v.max()),
         "count": int(v.size),
     }
 
@@ -277,9 +277,11 @@ def _pct(values_ms: np.ndarray) -> dict[str, float | None]:
     if values_ms.size == 0:
         return {k: None for k in [*PERCENTILES, "max", "mean"]}
     qs = np.percentile(values_ms, list(PERCENTILES.values()))
-    out: dict[str, float | None] = {k: _f(q) for k, q in zip(PERCENTILES, qs, strict=True)}
-    out["max"] = _f(values_ms.max())
-    out["mean"] = _f(values_ms.mean())
+    out: dict[str, float | None] = {
+        k: _finite_or_none(q) for k, q in zip(PERCENTILES, qs, strict=True)
+    }
+    out["max"] = _finite_or_none(values_ms.max())
+    out["mean"] = _finite_or_none(values_ms.mean())
     return out
 
 
@@ -310,8 +312,8 @@ def quantile_interval(
     # fails with probability CDF(lo - 1) < tail; the (hi+1)-th is >= it when B <= hi.
     lo = int(binom.ppf(tail, n, q))
     hi = int(binom.ppf(1 - tail, n, q))
-    low = _f(v[lo - 1]) if lo >= 1 else None
-    high = _f(v[hi]) if hi < n else None
+    low = _finite_or_none(v[lo - 1]) if lo >= 1 else None
+    high = _finite_or_none(v[hi]) if hi < n else None
     return low, high
 
 
@@ -346,7 +348,7 @@ def compute_summary(timings: pl.DataFrame, strategy: str, events: int) -> dict[s
         "predict_single_row": _calls(single) if single.height else None,
         "events": int(events),
         "busy_s": busy,
-        "events_per_s": _f(events / busy) if busy > 0 else None,
+        "events_per_s": _finite_or_none(events / busy) if busy > 0 else None,
     }
 
 
@@ -542,14 +544,14 @@ def compute_metrics(
         q: dict[str, Any] = {"n": int(stats[s]["n"].sum())}
         reasons = {}
         for m in names:
-            v = _f(vals[m][0])
+            v = _finite_or_none(vals[m][0])
             q[m] = v
             if v is None:
                 reasons[m] = _reason(m, stats[s], ones[0], task)
         q["reasons"] = reasons
         quality[s] = q
         per_bucket = _metrics_from_stats(stats[s], eye, task)
-        over_time[s] = {m: [_f(x) for x in per_bucket[m]] for m in names}
+        over_time[s] = {m: [_finite_or_none(x) for x in per_bucket[m]] for m in names}
     bucket_n = [int(x) for x in stats[baseline]["n"]]
 
     # Bootstrap over the blocks that contain paired events.
@@ -622,8 +624,13 @@ def compute_metrics(
                     continue
                 lo = 0.0 if g == 0 else _STALENESS_EDGES_S[g - 1]
                 hi = _STALENESS_EDGES_S[g]
-                row: dict[str, Any] = {"label": label, "lo_s": lo, "hi_s": _f(hi), "n": n}
-                row.update({m: _f(vals[m][g]) for m in names})
+                row: dict[str, Any] = {
+                    "label": label,
+                    "lo_s": lo,
+                    "hi_s": _finite_or_none(hi),
+                    "n": n,
+                }
+                row.update({m: _finite_or_none(vals[m][g]) for m in names})
                 rows.append(row)
         by_stale[s] = rows
 
