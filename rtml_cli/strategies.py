@@ -218,6 +218,9 @@ class _Sim:
     def _fit_rows(self, c: int, rows: np.ndarray, *, record: bool) -> Any:
         d, spec = self.data, self.spec
         model = self.builder.make()
+        if getattr(model, "learns_in_order", False):
+            # a River learner learns row by row: in label-arrival order (ties: table order)
+            rows = rows[np.argsort(d.l[rows], kind="stable")]
         X = self.view.X[rows]
         y = d.y[rows]
         w0, c0 = perf_ns(), cpu_ns()
