@@ -156,8 +156,8 @@ class FeatureSpec:
             keys = tuple(key)
         else:
             raise ConfigError(
-                f"{where}: 'key' must be a column name or a list of column names (omit it for one "
-                f"global entity). Got {key!r}."
+                f"{where}: 'key' must be a column name or a list of column names (an empty list "
+                f"aggregates over the whole table). Got {key!r}."
             )
         if not isinstance(column, str) or not column:
             raise ConfigError(
