@@ -37,7 +37,7 @@ each aggregation's values; this module evaluates a list of specs over a table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import polars as pl
 
@@ -100,6 +100,10 @@ def calendar_features(
     return frame.select(exprs)
 
 
+@overload
+def cutoff_grid(times: pl.Series, every_us: int) -> pl.Series: ...
+@overload
+def cutoff_grid(times: pl.Expr, every_us: int) -> pl.Expr: ...
 def cutoff_grid(times: pl.Series | pl.Expr, every_us: int) -> pl.Series | pl.Expr:
     """The batch cutoff of each time: the latest multiple of ``every_us`` since the epoch ``<= t``.
 
@@ -321,6 +325,5 @@ def derived_columns(
         out = fresh_features(frame, built, label_col=label)
     else:
         cut = cutoff_grid(frame[T], every_us)
-        assert isinstance(cut, pl.Series)
         out = asof_features(frame, built, cut, label_col=label)
     return out.rename({s.value_col: s.name for s in built})
