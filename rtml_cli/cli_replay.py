@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from rtml_cli.cli import _csv_list, _edge, _err, app
+from rtml_cli.cli import DURATION, _csv_list, _edge, _err, app
 from rtml_cli.escape import for_rich
 
 
@@ -30,6 +30,16 @@ def _render_pairs(title: str, pairs: list[tuple[str, str]]) -> None:
             _err(f"  {k}: {v}")
 
 
+# Panels of `rtml replay --help`: the options a target or a question needs, together.
+_PACING = "Pacing"
+_SELECTION = "Selection"
+_COLUMNS = "Columns"
+_NETWORK = "Network targets (http, kafka, redis)"
+_HTTP = "HTTP"
+_KAFKA = "Kafka"
+_REDIS = "Redis"
+
+
 @app.command()
 def replay(
     table: Annotated[
@@ -40,49 +50,11 @@ def replay(
         typer.Option(
             "--to",
             "-o",
-            help="Target: '-' (NDJSON on stdout), a .ndjson/.jsonl/.arrow/.parquet file, or a URL.",
+            metavar="TARGET",
+            help="Target: '-' (NDJSON on stdout), a .ndjson/.jsonl/.arrow/.parquet file, or a URL "
+            "(http://, https://, kafka://, redis://).",
         ),
     ] = "-",
-    speed: Annotated[
-        float | None,
-        typer.Option(
-            help="Pace by event time: event-time seconds per wall second (e.g. 3600 = 1 h/s)."
-        ),
-    ] = None,
-    rate: Annotated[
-        float | None, typer.Option(help="Pace by count: messages per wall second.")
-    ] = None,
-    max_speed: Annotated[
-        bool,
-        typer.Option(
-            "--max-speed",
-            help="Send as fast as the target takes them. The default when neither --speed nor --rate is given.",
-        ),
-    ] = False,
-    start: Annotated[
-        str | None, typer.Option(help="Replay events at or after this ISO time (event time).")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Replay events before this ISO time (event time, exclusive).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="Replay at most N events.")] = None,
-    max_gap: Annotated[
-        str | None,
-        typer.Option(
-            help="With --speed: idle event-time gaps longer than this (e.g. '5m') are shortened to it."
-        ),
-    ] = None,
-    label_delay: Annotated[
-        str | None,
-        typer.Option(help="Labels arrive this long after their event (e.g. '30m'); default 0."),
-    ] = None,
-    disorder: Annotated[
-        str | None,
-        typer.Option(
-            help="Delay each event's arrival by a random amount in [0, DURATION] (bounded disorder)."
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of --disorder (same seed, same stream).")] = 0,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -90,101 +62,6 @@ def replay(
             help="Print the plan (rows, span, messages, expected wall time); send nothing.",
         ),
     ] = False,
-    resume_from: Annotated[
-        int | None,
-        typer.Option(
-            help="Skip the first N messages of the stream without sending them (continue an "
-            "interrupted replay). Overrides a --checkpoint file; 0 starts over."
-        ),
-    ] = None,
-    time_col: Annotated[
-        str | None, typer.Option(help="Event time column (default: inferred).")
-    ] = None,
-    label_col: Annotated[
-        str | None, typer.Option(help="Label column (default: inferred; none: events only).")
-    ] = None,
-    label_time_col: Annotated[
-        str | None, typer.Option(help="Column holding when each label became known.")
-    ] = None,
-    key_col: Annotated[str | None, typer.Option(help="Entity key column.")] = None,
-    ignore: Annotated[
-        list[str] | None,
-        typer.Option(help="Columns to leave out of messages (comma-separated, repeatable)."),
-    ] = None,
-    time_unit: Annotated[
-        str | None, typer.Option(help="Unit of an integer epoch time column: s, ms, us, ns.")
-    ] = None,
-    time_format: Annotated[
-        str | None,
-        typer.Option(help="strftime format of a string time column, e.g. '%Y-%m-%d %H:%M'."),
-    ] = None,
-    drop_null_time: Annotated[
-        bool,
-        typer.Option("--drop-null-time", help="Drop rows whose time is null instead of failing."),
-    ] = False,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            help="Network targets: keep the confirmed position in this file as the replay goes; an existing file resumes from it."
-        ),
-    ] = None,
-    retries: Annotated[
-        int | None,
-        typer.Option(
-            help="Network targets: retries (with backoff) when the server goes away (default 5)."
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="http://: requests in flight at once (default 1).")
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            help="http://: events per POST, sent as a JSON list (default 1: one event object)."
-        ),
-    ] = None,
-    timeout: Annotated[
-        str | None,
-        typer.Option(
-            help="http://: how long a whole request (connect, send, full response) may take before it counts as a timeout: seconds or a duration such as '500ms' (default 10s)."
-        ),
-    ] = None,
-    max_response_bytes: Annotated[
-        int | None,
-        typer.Option(
-            help="http://: largest response body accepted, in bytes; a larger one counts as an error and is not read (default 1048576)."
-        ),
-    ] = None,
-    header: Annotated[
-        list[str] | None,
-        typer.Option(help="http://: extra request header 'Name: value' (repeatable)."),
-    ] = None,
-    score_field: Annotated[
-        str | None,
-        typer.Option(
-            help="http://: dotted path of the prediction in the response JSON, e.g. 'proba.1'."
-        ),
-    ] = None,
-    record: Annotated[
-        str | None,
-        typer.Option(
-            help="http://: write responses, latencies and joined labels to this new run directory (for rtml report)."
-        ),
-    ] = None,
-    fail_on_error: Annotated[
-        bool,
-        typer.Option(
-            "--fail-on-error",
-            help="http://: stop at the first failed answer (4xx/5xx, timeout, broken, too large, no usable score) instead of counting it.",
-        ),
-    ] = False,
-    kafka_config: Annotated[
-        list[str] | None,
-        typer.Option(help="kafka://: producer setting KEY=VALUE (librdkafka names, repeatable)."),
-    ] = None,
-    maxlen: Annotated[
-        int | None, typer.Option(help="redis://: trim the stream to its newest N entries.")
-    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -196,13 +73,262 @@ def replay(
         str | None,
         typer.Option(
             "--config",
-            help="rtml.toml to take the [data] roles from (default: the one beside the table, if any); flags override.",
+            metavar="PATH",
+            help="rtml.toml to take the \\[data] roles from (default: the one beside the table, "
+            "if any); flags override.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            metavar="RATIO",
+            help="Pace by event time: event-time seconds per wall second (e.g. 3600 = 1 h/s).",
+            rich_help_panel=_PACING,
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            metavar="PER_S",
+            help="Pace by count: messages per wall second.",
+            rich_help_panel=_PACING,
+        ),
+    ] = None,
+    max_speed: Annotated[
+        bool,
+        typer.Option(
+            "--max-speed",
+            help="Send as fast as the target takes them. The default when neither --speed nor "
+            "--rate is given.",
+            rich_help_panel=_PACING,
+        ),
+    ] = False,
+    max_gap: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DURATION,
+            help="With --speed: idle event-time gaps longer than this (e.g. '5m') are shortened "
+            "to it.",
+            rich_help_panel=_PACING,
+        ),
+    ] = None,
+    disorder: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DURATION,
+            help="Delay each event's arrival by a random amount in \\[0, DURATION] (bounded "
+            "disorder).",
+            rich_help_panel=_PACING,
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Seed of --disorder (same seed, same stream).", rich_help_panel=_PACING
+        ),
+    ] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Replay events at or after this ISO time (event time).",
+            rich_help_panel=_SELECTION,
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Replay events before this ISO time (event time, exclusive).",
+            rich_help_panel=_SELECTION,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=0, help="Replay at most N events.", rich_help_panel=_SELECTION),
+    ] = None,
+    resume_from: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Skip the first N messages of the stream without sending them (continue an "
+            "interrupted replay). Overrides a --checkpoint file; 0 starts over.",
+            rich_help_panel=_SELECTION,
+        ),
+    ] = None,
+    time_col: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN",
+            help="Event time column (default: inferred).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    label_col: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN",
+            help="Label column (default: inferred; none: events only).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    label_time_col: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN",
+            help="Column holding when each label became known.",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    label_delay: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DURATION,
+            show_default="0",
+            help="Labels arrive this long after their event (e.g. '30m').",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    key_col: Annotated[
+        str | None,
+        typer.Option(metavar="COLUMN", help="Entity key column.", rich_help_panel=_COLUMNS),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COLUMNS",
+            help="Columns to leave out of messages (comma-separated, repeatable).",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    time_unit: Annotated[
+        Literal["s", "ms", "us", "ns"] | None,
+        typer.Option(
+            help="Unit of an integer epoch time column.",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    time_format: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FORMAT",
+            help="strftime format of a string time column, e.g. '%Y-%m-%d %H:%M'.",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = None,
+    drop_null_time: Annotated[
+        bool,
+        typer.Option(
+            "--drop-null-time",
+            help="Drop rows whose time is null instead of failing.",
+            rich_help_panel=_COLUMNS,
+        ),
+    ] = False,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH",
+            help="Keep the confirmed position in this file as the replay goes; an existing file "
+            "resumes from it.",
+            rich_help_panel=_NETWORK,
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default="5",
+            help="Retries (with backoff) when the server goes away.",
+            rich_help_panel=_NETWORK,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, show_default="1", help="Requests in flight at once.", rich_help_panel=_HTTP
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default="1",
+            help="Events per POST, sent as a JSON list (1: one event object, not a list).",
+            rich_help_panel=_HTTP,
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DURATION,
+            show_default="10s",
+            help="How long a whole request (connect, send, full response) may take before it "
+            "counts as a timeout: a duration such as '500ms', or seconds.",
+            rich_help_panel=_HTTP,
+        ),
+    ] = None,
+    max_response_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default="1048576",
+            help="Largest response body accepted, in bytes; a larger one counts as an error and "
+            "is not read.",
+            rich_help_panel=_HTTP,
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="'NAME: VALUE'",
+            help="Extra request header (repeatable).",
+            rich_help_panel=_HTTP,
+        ),
+    ] = None,
+    score_field: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH",
+            help="Dotted path of the prediction in the response JSON, e.g. 'proba.1'.",
+            rich_help_panel=_HTTP,
+        ),
+    ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Write responses, latencies and joined labels to this new run directory (for "
+            "rtml report).",
+            rich_help_panel=_HTTP,
+        ),
+    ] = None,
+    fail_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-error",
+            help="Stop at the first failed answer (4xx/5xx, timeout, broken, too large, no usable "
+            "score) instead of counting it.",
+            rich_help_panel=_HTTP,
+        ),
+    ] = False,
+    kafka_config: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE",
+            help="Producer setting (librdkafka names, repeatable).",
+            rich_help_panel=_KAFKA,
+        ),
+    ] = None,
+    maxlen: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Trim the stream to its newest N entries.", rich_help_panel=_REDIS
         ),
     ] = None,
 ) -> None:
     """Replay a table as a stream of event and label messages, paced by event time.
 
-    Events are sent at their event time; labels when they became known (--label-time-col, or --label-delay after the event). Ties: time, then events before labels, then table order. Roles (time, label, label_time or label_delay, key, ignore) come from flags, else from [data] of the rtml.toml beside the table (or --config), else are inferred.
+    Events are sent at their event time; labels when they became known (--label-time-col, or --label-delay after the event). Ties: time, then events before labels, then table order. Roles (time, label, label_time or label_delay, key, ignore) come from flags, else from \\[data] of the rtml.toml beside the table (or --config), else are inferred.
 
     Pace with --speed or --rate; the default is --max-speed. Progress goes to stderr while it runs; a summary (messages, achieved rate, lateness p50/p99/max against the schedule) follows.
 
