@@ -9,9 +9,16 @@ be joined with ``and``. Parsed by a small recursive-descent parser (never ``eval
     sum        := product (("+" | "-") product)*
     product    := unary (("*" | "/") unary)*
     unary      := "-" unary | atom
-    atom       := NUMBER | NAME | "(" sum ")"
+    atom       := NUMBER | NAME | AGG "(" REF ")" | "(" sum ")"
     NAME       := strategy "." metric             e.g. batch_daily.auc, stream.predict_p99_ms
+    AGG        := "min" | "max" | "mean"
+    REF        := a metric, or its trailing dotted parts   e.g. auc, stream.auc
     NUMBER     := 12, 0.01, 1e-3, 5%  (a trailing % divides by 100)
+
+An aggregate covers every name that is ``REF`` or ends with ``.REF``: in a run, ``max(auc)`` is
+the best strategy's AUC; in a sweep (names ``cell.strategy.metric``, e.g. ``c003.stream.auc``)
+``min(stream.auc)`` is the worst cell's and ``min(auc)`` the worst of every cell and strategy.
+A covered name without a value makes the check an ``error``, as a plain name does.
 
 A check is bounded (:data:`MAX_CHECK_CHARS` characters, :data:`MAX_CHECK_TOKENS` tokens,
 :data:`MAX_CHECK_DEPTH` levels of parentheses and unary minus): the parser and the evaluation
@@ -74,7 +81,8 @@ MAX_CHECK_DEPTH = 32
 GRAMMAR_HINT = (
     "A check compares metric expressions, e.g. 'online.auc - batch.auc >= 0.01' or "
     "'stream.predict_p99_ms <= 20' (names are strategy.metric; operators + - * /; "
-    "comparisons >= <= > < == !=; join several with 'and')."
+    "comparisons >= <= > < == !=; min(M), max(M), mean(M) over every strategy (and sweep "
+    "cell) with metric M; join several with 'and')."
 )
 
 
@@ -142,6 +150,34 @@ class BinOp:
         return f"({self.left.text()} {self.op} {self.right.text()})"
 
 
+#: Aggregates over every name a reference covers.
+AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "min": min,
+    "max": max,
+    "mean": lambda xs: sum(xs) / len(xs),
+}
+
+
+def covered(ref: str, env: Mapping[str, Any]) -> list[str]:
+    """The names an aggregate's reference covers: ``ref`` itself and every ``*.ref``."""
+    tail = "." + ref
+    return [k for k in env if k == ref or k.endswith(tail)]
+
+
+@dataclass(frozen=True)
+class Agg:
+    func: str
+    ref: str
+
+    def eval(self, env: Mapping[str, float | None], reasons: Mapping[str, str]) -> float:
+        names = covered(self.ref, env)
+        values = [Name(n).eval(env, reasons) for n in names]
+        return AGGREGATES[self.func](values)
+
+    def text(self) -> str:
+        return f"{self.func}({self.ref})"
+
+
 @dataclass(frozen=True)
 class Comparison:
     op: str
@@ -157,13 +193,23 @@ class Check:
     comparisons: tuple[Comparison, ...]
 
     def names(self) -> list[str]:
-        """The metric names used, in order of first appearance."""
-        out: list[str] = []
+        """The metric names used, in order of first appearance (aggregates excluded)."""
+        return [n for n in self._refs() if isinstance(n, str)]
+
+    def aggregates(self) -> list[Agg]:
+        """The aggregates used, in order of first appearance."""
+        return [n for n in self._refs() if isinstance(n, Agg)]
+
+    def _refs(self) -> list[Any]:
+        out: list[Any] = []
 
         def walk(node: Any) -> None:
             if isinstance(node, Name):
                 if node.name not in out:
                     out.append(node.name)
+            elif isinstance(node, Agg):
+                if node not in out:
+                    out.append(node)
             elif isinstance(node, Neg):
                 walk(node.arg)
             elif isinstance(node, BinOp):
@@ -294,6 +340,18 @@ class _Parser:
             self.i += 1
             self.depth -= 1
             return node
+        nxt = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else None
+        if kind == "word" and text.lower() in AGGREGATES and nxt is not None and nxt[1] == "(":
+            self.i += 2
+            ref = self._peek()
+            if ref is None or ref[0] not in ("word", "name"):
+                raise self._fail(f"a metric name inside {text}(...)")
+            close = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else None
+            if close is None or close[1] != ")":
+                self.i += 1
+                raise self._fail(f"')' closing {text}(")
+            self.i += 2
+            return Agg(text.lower(), ref[1])
         if kind == "word":
             raise UsageError(
                 f"Check {self.src!r}: {text!r} is not a metric name; names are "
@@ -339,6 +397,7 @@ def named_metrics(
       ``s.retrain_total_s``; throughput ``s.events_per_s``;
     - freshness: ``s.staleness_mean_s`` / ``_p50_s`` / ``_p90_s`` / ``_max_s``, the same for
       ``feature_age`` and ``model_age``; ``s.cold_start``;
+    - cost (when the run has a ``cost`` section): ``s.cost_<key>``, nested keys joined by ``_``;
     - capacity (when computed): ``s.workers_needed``, ``s.e2e_p99_ms`` (end-to-end p99 latency
       with the reported worker count).
 
@@ -391,12 +450,23 @@ def named_metrics(
             for stat in ("mean", "p50", "p90", "max"):
                 put(f"{s}.{what}_{stat}_s", summ.get(stat), f"no {what} values")
         put(f"{s}.cold_start", fr.get("cold_start"))
+        cost = metrics.get("cost")
+        _put_cost(put, f"{s}.cost", cost.get(s) if isinstance(cost, Mapping) else None)
     for s, cap in (capacity or {}).items():
         reason = cap.get("reason") or "no capacity result"
         put(f"{s}.workers_needed", cap.get("workers_needed"), reason)
         chosen = cap.get("chosen")
         put(f"{s}.e2e_p99_ms", (chosen or {}).get("latency_ms", {}).get("p99"), reason)
     return values, reasons
+
+
+def _put_cost(put: Callable[..., None], prefix: str, value: Any) -> None:
+    """Every number of a ``cost`` section, nested keys joined with ``_``."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _put_cost(put, f"{prefix}_{k}", v)
+    elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        put(prefix, value, "not measured in this run")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -423,6 +493,14 @@ def _known_list(known: Sequence[str]) -> str:
 
 def resolve(check: Check, env: Mapping[str, Any]) -> None:
     """Raise UsageError naming any unknown metric and listing the known ones."""
+    for agg in check.aggregates():
+        if not covered(agg.ref, env):
+            metrics = sorted({k.rsplit(".", 1)[-1] for k in env})
+            last = agg.ref.rsplit(".", 1)[-1]
+            raise UsageError(
+                f"Check {check.source!r}: {agg.text()} covers no metric.{suggest(last, metrics)} "
+                f"Known metrics: {_known_list(metrics)}."
+            )
     for name in check.names():
         if name not in env:
             strategies = sorted({k.split(".", 1)[0] for k in env})
@@ -464,6 +542,11 @@ def evaluate_checks(
             v = values[n]
             if v is not None and math.isfinite(v):
                 used[n] = float(v)
+        for agg in c.aggregates():
+            try:
+                used[agg.text()] = agg.eval(values, reasons)
+            except MissingValue:
+                pass
         try:
             ok = True
             parts = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -195,7 +196,8 @@ def test_checks_at_the_limits_still_evaluate():
 
 
 _ALPHABET = st.sampled_from(
-    list("()-+*/%.<>=! 0123456789eEa_xyz") + ["and", "a.x", "b.y", "\x00", "é"]
+    list("()-+*/%.<>=! 0123456789eEa_xyz")
+    + ["and", "a.x", "b.y", "\x00", "é", "min(", "max(x)", "mean(a.x)"]
 )
 
 
@@ -204,9 +206,69 @@ _ALPHABET = st.sampled_from(
 @example("(" * 40 + "1" + ")" * 40 + " > 0")
 @example("1e999999 * 0 > 1")
 @example("a.x / (a.x - a.x) > 0")
+@example("min(")
+@example("max(x) > min(a.x)")
 def test_arbitrary_text_raises_only_usage_errors(src):
     try:
         results = evaluate_checks([src], ENV, {"a.none": "only one class"})
     except UsageError:
         return
     assert results[0].status in ("pass", "fail", "error")
+
+
+# --------------------------------------------------------------------------- aggregates
+
+SWEEP_ENV = {"c000.batch.auc": 0.70, "c001.batch.auc": 0.80, "c001.online.auc": 0.60,
+             "c001.online.n": 10.0, "c002.online.auc": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "expr, status, value",
+    [
+        ("min(batch.auc) >= 0.7", "pass", 0.7),
+        ("max(batch.auc) > 0.8", "fail", 0.8),
+        ("mean(batch.auc) == 0.75", "pass", 0.75),
+        ("max(c001.batch.auc) - min(c001.batch.auc) == 0", "pass", None),
+        ("min(n) > 5", "pass", 10.0),
+    ],
+)
+def test_aggregates_cover_every_name_ending_with_the_reference(expr, status, value):
+    r = evaluate_checks([expr], SWEEP_ENV)[0]
+    assert r.status == status, r.detail
+    if value is not None:
+        assert list(r.values.values())[0] == pytest.approx(value)
+
+
+def test_an_aggregate_over_a_missing_value_is_an_error_with_its_reason():
+    r = evaluate_checks(["min(auc) > 0.5"], SWEEP_ENV, {"c002.online.auc": "cell c002 failed"})[0]
+    assert r.status == "error" and "cell c002 failed" in r.detail
+    assert exit_code([r]) == 3
+    assert evaluate_checks(["min(batch.auc) > 0.5"], SWEEP_ENV)[0].status == "pass"
+
+
+def test_aggregates_in_a_single_run_range_over_strategies():
+    r = evaluate_checks(["max(x) < min(y)"], {"a.x": 1.0, "b.x": 2.0, "b.y": 3.0})[0]
+    assert r.status == "pass" and r.values == {"max(x)": 2.0, "min(y)": 3.0}
+
+
+@pytest.mark.parametrize(
+    "expr, fragment",
+    [
+        ("min(aucc) > 0", "covers no metric. Did you mean 'auc'?"),
+        ("min(auc > 0", "expected ')' closing min("),
+        ("max(1) > 0", "a metric name inside max(...)"),
+        ("mean > 0", "'mean' is not a metric name"),
+    ],
+)
+def test_bad_aggregates_are_usage_errors_that_say_what(expr, fragment):
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        evaluate_checks([expr], SWEEP_ENV)
+
+
+def test_cost_section_becomes_named_metrics():
+    metrics = json.loads((RUN / "metrics.json").read_text())
+    s = metrics["strategies"][0]
+    metrics["cost"] = {s: {"retrain_cpu_s_per_day": 1.5, "batch_job": {"predictions": 10}}}
+    values, _ = named_metrics(metrics)
+    assert values[f"{s}.cost_retrain_cpu_s_per_day"] == 1.5
+    assert values[f"{s}.cost_batch_job_predictions"] == 10.0
