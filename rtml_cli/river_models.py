@@ -26,6 +26,7 @@ Presets (``--model river-logreg`` ...) are River pipelines built from the table 
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -68,6 +69,10 @@ def is_river(obj: Any) -> bool:
     return isinstance(est, type) and isinstance(obj, est)
 
 
+def _pick(x: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: x[k] for k in keys if k in x}
+
+
 def preset(
     name: str, task: str, columns: Sequence[str], categorical: Sequence[str], seed: int
 ) -> Any:
@@ -94,9 +99,12 @@ def preset(
             final = linear_model.LinearRegression()
         if not cat:
             return preprocessing.StandardScaler() | final
-        encoded = compose.Select(*cat) | preprocessing.OneHotEncoder()
+        # compose.Select fails on an absent (missing) key: pick what is there
+        encoded: Any = compose.FuncTransformer(functools.partial(_pick, keys=tuple(cat)))
+        encoded |= preprocessing.OneHotEncoder()
         if num:
-            encoded = (compose.Select(*num) | preprocessing.StandardScaler()) + encoded
+            scaled = compose.FuncTransformer(functools.partial(_pick, keys=tuple(num)))
+            encoded = (scaled | preprocessing.StandardScaler()) + encoded
         return encoded | final
     nominal = cat or None
     if name == "river-ht":
