@@ -1,0 +1,221 @@
+"""rtml sweep: grid → cells (ordinary run directories) → sweep.json and curve.parquet; resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from rtml_cli import runs
+from rtml_cli.cli import app
+from rtml_cli.errors import UsageError
+from rtml_cli.sample import clickstream
+from rtml_cli.sweep_grid import parse_grid
+
+#: the run-directory reader of rtml report (renamed read_run_dir by the run recorder's split)
+READ_RUN = getattr(runs, "read_run_dir", None) or runs.read_run
+GRID = ["--grid", "retrain_every=1d,12h", "--grid", "update_every=8,32"]
+BASE = ["--strategies", "batch,online,static", "--baseline", "static", "--timing-sample", "5"]
+#: what does not depend on timing: identical however the cells were run
+QUALITY = ["cell", "strategy", "refresh_s", "n", "retrains", "updates"] + [
+    f"{m}{s}"
+    for m in ("accuracy", "log_loss", "auc", "f1", "brier")
+    for s in ("", "_diff", "_diff_low", "_diff_high")
+]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("sweep_table") / "clicks.parquet"
+    clickstream(rows=1200, seed=3, days=3, users=40).write_parquet(p)
+    return p
+
+
+def sweep_args(table: Path, out: Path, *extra: str) -> list[str]:
+    return ["sweep", str(table), *GRID, *BASE, "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def done(table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2×2 sweep, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("sweep_done") / "sw"
+    res = CliRunner().invoke(app, sweep_args(table, out))
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def mtimes(out: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*/manifest.json")}
+
+
+def test_a_sweep_writes_one_run_directory_per_cell_and_the_curve(done: Path) -> None:
+    doc = json.loads((done / "sweep.json").read_text())
+    assert doc["tool"] == "rtml" and doc["kind"] == "sweep"
+    assert [c["params"] for c in doc["cells"]] == [
+        {"retrain_every": "1d", "update_every": "8"},
+        {"retrain_every": "1d", "update_every": "32"},
+        {"retrain_every": "12h", "update_every": "8"},
+        {"retrain_every": "12h", "update_every": "32"},
+    ]
+    assert {c["status"] for c in doc["cells"]} == {"ok"}
+    for c in doc["cells"]:
+        run = READ_RUN(done / c["run_dir"])  # what rtml report reads
+        specs = {s["name"]: s for s in run.manifest["strategies"]}
+        # each key went to the kinds it fits, and nowhere else
+        assert specs["batch"]["retrain_every"] == c["params"]["retrain_every"]
+        assert specs["online"]["update_every"] == int(c["params"]["update_every"])
+        assert "retrain_every" not in specs["online"] and run.metrics["baseline"] == "static"
+    curve = pl.read_parquet(done / "curve.parquet")
+    assert curve.height == 4 * 3
+    assert set(QUALITY) <= set(curve.columns)
+    assert {"compute_cpu_s", "retrain_every", "update_every", "auc_diff_low"} <= set(curve.columns)
+    batch = curve.filter(pl.col("strategy") == "batch")
+    assert batch["refresh_s"].to_list() == [86400.0, 86400.0, 43200.0, 43200.0]
+    # the baseline is static: its own row has no difference, the others an interval
+    assert curve.filter(pl.col("strategy") == "static")["auc_diff"].null_count() == 4
+    assert batch["auc_diff_low"].null_count() == 0
+    online = curve.filter(pl.col("strategy") == "online")
+    assert online["updates"][0] > online["updates"][1]  # every 8 labels vs every 32
+
+
+def test_a_rerun_keeps_finished_cells_and_runs_only_the_missing_ones(
+    table: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sw"
+    runner = CliRunner()
+    args = sweep_args(table, out, "--grid", "train_window=all")
+    assert runner.invoke(app, args).exit_code == 0
+    before = mtimes(out)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "(0 run, 4 kept)" in again.stdout
+    assert mtimes(out) == before
+    # an interrupted sweep: one cell missing, one damaged (not made from its configuration)
+    gone, edited = sorted(before)[1], sorted(before)[2]
+
+    shutil.rmtree(out / "cells" / gone)
+    m = json.loads((out / "cells" / edited / "manifest.json").read_text())
+    m["config"]["seed_was_changed"] = True
+    (out / "cells" / edited / "manifest.json").write_text(json.dumps(m))
+    third = runner.invoke(app, args)
+    assert third.exit_code == 0 and "(2 run, 2 kept)" in third.stdout, third.output
+    after = mtimes(out)
+    assert {k for k in before if after[k] != before[k]} == {edited, gone}
+
+
+def test_other_arguments_are_refused_without_force_and_force_starts_over(
+    table: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sw"
+    runner = CliRunner()
+    args = ["sweep", str(table), "--grid", "retrain_every=1d", *BASE, "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    other = ["sweep", str(table), "--grid", "retrain_every=12h", *BASE, "--out", str(out)]
+    res = runner.invoke(app, other)
+    assert res.exit_code == 2 and "other arguments (different grid)" in res.stderr
+    assert "--force" in res.stderr
+    forced = runner.invoke(app, [*other, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert [p.name for p in (out / "cells").iterdir() if p.is_dir()] == ["c000-retrain_every_12h"]
+
+
+def test_force_never_replaces_a_folder_rtml_did_not_write(table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    res = CliRunner().invoke(app, sweep_args(table, out, "--force"))
+    assert res.exit_code == 2 and "not an rtml sweep directory" in res.stderr
+    assert (out / "notes.txt").read_text() == "keep me" and not (out / "cells").exists()
+
+
+def test_a_failing_cell_is_reported_and_does_not_stop_the_others(
+    table: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sw"
+    args = ["sweep", str(table), "--grid", "model=nb,hgb", *BASE, "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1, res.output  # written, but not every cell ran
+    assert "FAILED c001 (model=hgb)" in res.stdout and "1 of 2 cells failed" in res.stderr
+    doc = json.loads((out / "sweep.json").read_text())
+    ok, failed = doc["cells"]
+    assert ok["status"] == "ok" and failed["status"] == "failed"
+    assert "partial_fit" in failed["error"] and "online" in failed["error"]
+    curve = pl.read_parquet(out / "curve.parquet")
+    assert set(curve["cell"]) == {"c000"} and curve.height == 3
+
+
+def test_jobs_2_in_a_subprocess_gives_the_serial_curve(
+    done: Path, table: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "par"
+    env = {**os.environ, "RTML_DASK_ADDRESS": ""}
+    cmd = [sys.executable, "-m", "rtml_cli", *sweep_args(table, out, "--jobs", "2")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 cells ok (4 run, 0 kept)" in proc.stdout
+    serial = pl.read_parquet(done / "curve.parquet").select(QUALITY)
+    parallel = pl.read_parquet(out / "curve.parquet").select(QUALITY)
+    assert parallel.equals(serial)
+
+
+@pytest.mark.parametrize(
+    "grid, fragment",
+    [
+        ([], "needs a grid"),
+        (["speed=1"], "unknown key 'speed'. Accepted keys: retrain_every, update_every"),
+        (["retrain_evry=1d"], "Did you mean 'retrain_every'?"),
+        (["retrain_every"], "is not KEY=V1,V2"),
+        (["retrain_every="], "retrain_every= has no value"),
+        (["retrain_every=1d", "retrain_every=1h"], "given twice"),
+        (["retrain_every=1d,24h"], "'24h' repeats '1d'"),
+        (["retrain_every=soon"], "--grid retrain_every=soon"),
+        (["retrain_every=0s"], "must be > 0"),
+        (["update_every=0"], "update_every must be an integer >= 1"),
+        (["update_every=1.5"], "update_every must be an integer >= 1"),
+        (["label_delay=-1h"], "label_delay"),
+        (["train_window=forever"], "--grid train_window=forever"),
+        (["model=sgdd"], "Did you mean 'sgd'?"),
+        (["retrain_every=" + ",".join(f"{i}h" for i in range(1, 40)),
+          "update_every=" + ",".join(str(i) for i in range(1, 40))], "cells (at most 1,000)"),
+    ],
+)  # fmt: skip
+def test_bad_grids_are_usage_errors_naming_the_key(grid: list[str], fragment: str) -> None:
+    with pytest.raises(UsageError, match=None) as info:
+        parse_grid(grid)
+    assert fragment in str(info.value)
+
+
+def test_cli_errors_exit_2_and_write_nothing(table: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "sw"
+    res = runner.invoke(app, ["sweep", str(table), "--grid", "speed=1", "--out", str(out)])
+    assert res.exit_code == 2 and "Accepted keys" in res.stderr and not out.exists()
+    # a key that fits no strategy of the sweep changes nothing: refused
+    res = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(table),
+            "--strategies",
+            "batch",
+            "--grid",
+            "update_every=1,8",
+            "--out",
+            str(out),
+        ],  # fmt: skip
+    )
+    assert res.exit_code == 2 and "update_every applies to online strategies" in res.stderr
+    res = runner.invoke(app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(out),
+                              "--timing-sample", "lots"])  # fmt: skip
+    assert res.exit_code == 2 and "--timing-sample" in res.stderr
+    res = runner.invoke(
+        app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(table)]
+    )
+    assert res.exit_code == 2
+    assert table.is_file()
