@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,7 @@ import polars as pl
 
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import MetricError, UsageError
+from rtml_cli.relevance import DEFAULT_MIN_EFFECT, INCONCLUSIVE, classify, threshold
 
 SCHEMA_VERSION = 1
 
@@ -393,6 +394,7 @@ def _diff(
     metric: str,
     level: float,
     reason: str | None,
+    min_effect: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "estimate": None,
@@ -401,7 +403,11 @@ def _diff(
         "significant": None,
         "better": None,
         "reason": reason,
+        "min_effect": None,
+        "call": INCONCLUSIVE,
     }
+    if min_effect is not None:
+        out["min_effect"] = threshold(min_effect, est_b if math.isfinite(est_b) else None)
     est = est_a - est_b
     if not math.isfinite(est):
         out["reason"] = reason or f"{metric} is undefined for one of the two strategies"
@@ -423,6 +429,10 @@ def _diff(
     sig = bool(lo > 0 or hi < 0)
     out["significant"] = sig
     out["better"] = bool(sig and ((est > 0) == HIGHER_IS_BETTER[metric]))
+    out["call"] = classify(
+        out["estimate"], out["low"], out["high"], out["min_effect"],
+        higher_is_better=HIGHER_IS_BETTER[metric],
+    )  # fmt: skip
     return out
 
 
@@ -437,6 +447,8 @@ def compute_metrics(
     seed: int = 0,
     resamples: int = 1000,
     level: float = 0.95,
+    references: Sequence[str] = (),
+    min_effect: Mapping[str, str] | None = None,
 ) -> dict:
     """Compute every metric of a run (the content of ``metrics.json``; schema in the module doc).
 
@@ -452,6 +464,11 @@ def compute_metrics(
     seed : seed of the bootstrap resampling.
     resamples : number of bootstrap resamples.
     level : confidence level of the intervals.
+    references : naive references scored like strategies (``persistence``, ``prior``): they get
+        quality, quality over time, a difference to the baseline and ``vs_references`` entries,
+        but no freshness or compute (they are not deployments).
+    min_effect : the smallest difference that matters per metric (``relevance.parse_min_effect``);
+        default: ``relevance.DEFAULT_MIN_EFFECT``.
 
     Returns
     -------
@@ -467,6 +484,10 @@ def compute_metrics(
     """
     _validate(predictions, timings, task, strategies, baseline)
     names = BINARY_METRICS if task == "binary" else REGRESSION_METRICS
+    deployments = list(strategies)
+    effect = dict(DEFAULT_MIN_EFFECT if min_effect is None else min_effect)
+    # references are scored like strategies below; `deployments` keeps the strategies alone
+    strategies = deployments + [r for r in references if r not in deployments]
     preds = predictions.filter(pl.col("strategy").is_in(list(strategies)))
     unknown = set(predictions["strategy"].unique().to_list()) - set(strategies)
     labelled = preds.filter(pl.col("y").is_not_null() & pl.col("score").is_not_null())
@@ -580,24 +601,28 @@ def compute_metrics(
                 m,
                 level,
                 reason,
+                effect.get(m),
             )
         return res
 
     diff_to_baseline = {s: pair(s, baseline) for s in strategies if s != baseline}
     pairs = [
         {
-            "strategy": strategies[j],
-            "reference": strategies[i],
-            "metrics": pair(strategies[j], strategies[i]),
+            "strategy": deployments[j],
+            "reference": deployments[i],
+            "metrics": pair(deployments[j], deployments[i]),
         }
-        for i in range(len(strategies))
-        for j in range(i + 1, len(strategies))
+        for i in range(len(deployments))
+        for j in range(i + 1, len(deployments))
     ]
+    vs_references = {
+        s: {r: pair(s, r) for r in strategies[len(deployments) :]} for s in deployments
+    }
 
     # Freshness: over every scored event (labelled or not).
     freshness: dict[str, Any] = {}
     by_stale: dict[str, Any] = {}
-    for s in strategies:
+    for s in deployments:
         d = preds_by.get(s, empty_p)
         col = {
             c: d[c].cast(pl.Float64).to_numpy() / 1e6 if c in d.columns else np.array([])
@@ -635,14 +660,15 @@ def compute_metrics(
         by_stale[s] = rows
 
     compute = {
-        s: compute_summary(timings, s, int(preds_by.get(s, empty_p).height)) for s in strategies
+        s: compute_summary(timings, s, int(preds_by.get(s, empty_p).height)) for s in deployments
     }
 
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "task": task,
         "baseline": baseline,
-        "strategies": list(strategies),
+        "strategies": deployments,
+        "references": strategies[len(deployments) :],
         "metric_names": list(names),
         "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in names},
         "span": {"start": _iso(t0), "end": _iso(t1), "events": int(common.height)},
@@ -663,6 +689,8 @@ def compute_metrics(
         "quality_over_time": {"start": starts, "n": bucket_n, "strategies": over_time},
         "diff_to_baseline": diff_to_baseline,
         "pairs": pairs,
+        "vs_references": vs_references,
+        "min_effect": {m: effect[m] for m in names if m in effect},
         "freshness": freshness,
         "quality_by_staleness": by_stale,
         "compute": compute,

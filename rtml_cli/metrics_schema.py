@@ -19,9 +19,7 @@ MetricName = Literal["accuracy", "log_loss", "auc", "f1", "brier", "mae", "rmse"
 Task = Literal["binary", "regression"]
 
 
-class Diff(TypedDict):
-    """A paired difference a − b with its block-bootstrap interval."""
-
+class _DiffRequired(TypedDict):
     estimate: float | None
     low: float | None
     high: float | None
@@ -29,6 +27,16 @@ class Diff(TypedDict):
     #: the difference goes the good way for this metric and is significant
     better: bool | None
     reason: str | None
+
+
+class Diff(_DiffRequired, total=False):
+    """A paired difference a − b with its block-bootstrap interval (runs before the practical
+    reading lack ``min_effect`` and ``call``)."""
+
+    #: the smallest difference that matters, in the metric's unit (None: not known)
+    min_effect: float | None
+    #: "gain" | "loss" | "no practical difference" | "inconclusive" (rtml_cli/relevance.py)
+    call: str
 
 
 class Summary(TypedDict):
@@ -192,3 +200,9 @@ class MetricsJson(_MetricsJsonRequired, total=False):
 
     #: strategies found in the predictions but not asked for
     ignored_strategies: list[str]
+    #: the naive references (persistence, prior) scored beside the strategies
+    references: list[str]
+    #: strategy -> reference -> metric -> strategy − reference
+    vs_references: dict[str, dict[str, dict[str, Diff]]]
+    #: the smallest difference that matters per metric, as configured ("0.005" or "1%")
+    min_effect: dict[str, str]
