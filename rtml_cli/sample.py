@@ -10,6 +10,9 @@ Label timing: a click is known when it happens (``click_time`` = impression + a 
 few minutes); a non-click is known only when the attribution window closes, so for
 ``click == 0`` the ``click_time`` is the impression time + :data:`ATTRIBUTION_WINDOW_S`.
 
+``recurring``: a concept that switches A → B → A (:func:`recurring`), where a fast online
+learner forgets A during B and a model retrained on all history does not.
+
 Everything is vectorised with numpy and deterministic under ``seed``.
 
 Examples
@@ -186,9 +189,81 @@ def clickstream(
     )
 
 
+#: Where the concepts of :func:`recurring` change, as fractions of the rows: A until the first,
+#: B until the second, A again after it.
+RECURRING_SWITCHES = (0.5, 0.7)
+
+
+def recurring(
+    rows: int = 20_000,
+    *,
+    seed: int = 0,
+    period_s: float = 60.0,
+    start: dt.datetime = START,
+) -> pl.DataFrame:
+    """A stream whose concept switches A → B → A: the test bed of catastrophic forgetting.
+
+    One event every ``period_s`` seconds (20,000 rows at one a minute: about 14 days), four
+    features ``x1``…``x4`` drawn independently from a standard normal, and a binary label ``y``
+    drawn from a logistic model whose coefficients depend on the concept:
+
+    * **A** (the first half of the rows, and again the last 30 %): ``logit = 3·x1 + 1.5·x2``;
+    * **B** (from 50 % to 70 % of the rows): ``logit = −3·x1 + 1.5·x3`` — the effect of ``x1``
+      is reversed, and ``x3`` replaces ``x2``.
+
+    ``x4`` is noise. The boundaries are :data:`RECURRING_SWITCHES`. What it shows: an online
+    learner with a fast learning rate (e.g. ``SGDClassifier`` with ``learning_rate="constant"``,
+    ``eta0=0.05``) follows B within a few hundred labels and so *forgets* A: when A returns it
+    is wrong until it has re-learned it. A model retrained on all history (``batch`` with the
+    default ``train_window = all``) still holds mostly A when A returns and is right at once,
+    at the price of being wrong throughout B. The concept is not a column: a deployment does not
+    know it either.
+
+    Parameters
+    ----------
+    rows : events to generate.
+    seed : random seed; the same seed gives the same table.
+    period_s : seconds between two events.
+    start : time of the first event.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``ts`` (Datetime us, sorted, no ties), ``x1``…``x4`` (Float64) and ``y`` (Boolean).
+        Labels carry no time of their own: pass ``--label-delay`` to ``compare``.
+
+    Examples
+    --------
+    >>> df = recurring(1_000, seed=3)
+    >>> df.columns, df["y"].dtype
+    (['ts', 'x1', 'x2', 'x3', 'x4', 'y'], Boolean)
+    """
+    if rows < 1:
+        raise UsageError(f"The '--rows' option of sample must be >= 1. Got {rows!r} instead.")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, 4))
+    i = np.arange(rows)
+    a_end, b_end = (int(round(f * rows)) for f in RECURRING_SWITCHES)
+    in_b = (i >= a_end) & (i < b_end)
+    logit = np.where(in_b, -3.0 * X[:, 0] + 1.5 * X[:, 2], 3.0 * X[:, 0] + 1.5 * X[:, 1])
+    y = rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))
+    base = np.datetime64(start, "us").astype(np.int64)
+    ts_us = base + np.round(i * period_s * 1e6).astype(np.int64)
+    return pl.DataFrame(
+        {
+            "ts": pl.Series(ts_us).cast(pl.Datetime("us")),
+            **{f"x{k + 1}": X[:, k] for k in range(4)},
+            "y": y,
+        }
+    )
+
+
 #: name -> generator(rows, seed) of the tables ``rtml sample`` knows.
-GENERATORS: dict[str, Callable[..., pl.DataFrame]] = {"clickstream": clickstream}
-DEFAULT_ROWS = {"clickstream": 50_000}
+GENERATORS: dict[str, Callable[..., pl.DataFrame]] = {
+    "clickstream": clickstream,
+    "recurring": recurring,
+}
+DEFAULT_ROWS = {"clickstream": 50_000, "recurring": 20_000}
 
 
 def write_sample(
