@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from rtml_cli.cli import _csv_list, _edge, _err, app
+from rtml_cli.cli import (
+    CALENDAR,
+    DURATION,
+    RtmlGroup,
+    RtmlTyper,
+    _calendar,
+    _csv_list,
+    _edge,
+    _err,
+    app,
+)
 from rtml_cli.escape import for_terminal
 
 _FEATURE_HELP = (
@@ -18,22 +28,41 @@ _FEATURE_HELP = (
 # Options that `features` and `export flink` share, declared once.
 _ConfigOpt = Annotated[
     str | None,
-    typer.Option("--config", help="rtml.toml (default: the one beside the table, if any)."),
+    typer.Option(
+        "--config",
+        metavar="PATH",
+        help="rtml.toml (default: the one beside the table, if any).",
+    ),
 ]
-_FeatureOpt = Annotated[list[str] | None, typer.Option("--feature", help=_FEATURE_HELP)]
+_FeatureOpt = Annotated[
+    list[str] | None, typer.Option("--feature", metavar="SPEC", help=_FEATURE_HELP)
+]
 _CalendarOpt = Annotated[
-    str | None, typer.Option("--calendar", help="Calendar parts: 'hour', 'dow' or 'hour,dow'.")
+    str | None,
+    typer.Option("--calendar", metavar=CALENDAR, parser=_calendar, help="Calendar parts."),
 ]
 _LabelDelayOpt = Annotated[
     str | None,
-    typer.Option("--label-delay", help="Labels arrive this long after their event ('30m')."),
+    typer.Option(
+        "--label-delay",
+        metavar=DURATION,
+        show_default="0",
+        help="Labels arrive this long after their event ('30m').",
+    ),
 ]
-_TimeColOpt = Annotated[str | None, typer.Option("--time-col", help="Event time column.")]
-_LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
+_TimeColOpt = Annotated[
+    str | None, typer.Option("--time-col", metavar="COLUMN", help="Event time column.")
+]
+_LabelColOpt = Annotated[
+    str | None, typer.Option("--label-col", metavar="COLUMN", help="Label column.")
+]
 _LabelTimeColOpt = Annotated[
-    str | None, typer.Option("--label-time-col", help="When each label became known.")
+    str | None,
+    typer.Option("--label-time-col", metavar="COLUMN", help="When each label became known."),
 ]
-_KeyColOpt = Annotated[str | None, typer.Option("--key-col", help="Entity key column.")]
+_KeyColOpt = Annotated[
+    str | None, typer.Option("--key-col", metavar="COLUMN", help="Entity key column.")
+]
 
 
 @app.command()
@@ -42,7 +71,10 @@ def features(
     out: Annotated[
         str,
         typer.Option(
-            "--out", "-o", help="Output file: .parquet, .csv, .ndjson/.jsonl or .arrow/.ipc."
+            "--out",
+            "-o",
+            metavar="PATH",
+            help="Output file: .parquet, .csv, .ndjson/.jsonl or .arrow/.ipc.",
         ),
     ],
     config: _ConfigOpt = None,
@@ -52,6 +84,7 @@ def features(
         str | None,
         typer.Option(
             "--as-of-cutoff",
+            metavar=DURATION,
             help="Batch view: values as of the cutoff floor(t / R) * R (R e.g. '1d', a grid since the Unix epoch, UTC) instead of as of each event.",
         ),
     ] = None,
@@ -94,8 +127,8 @@ def features(
         typer.echo(f"wrote {shown}: {rows} events, {len(job.columns()) - 1} features ({view})")
 
 
-export_app = typer.Typer(
-    help="Export rtml's feature semantics as a streaming job.", no_args_is_help=True
+export_app = RtmlTyper(
+    cls=RtmlGroup, help="Export rtml's feature semantics as a streaming job.", no_args_is_help=True
 )
 app.add_typer(export_app, name="export")
 
@@ -117,30 +150,36 @@ def export_flink_cmd(
             help="Where the features go: kafka://HOST:PORT/TOPIC (upsert by rtml_event_id) or ndjson:FOLDER.",
         ),
     ],
-    out: Annotated[str, typer.Option("--out", "-o", help="SQL file to write (job.sql).")],
+    out: Annotated[
+        str, typer.Option("--out", "-o", metavar="PATH", help="SQL file to write (job.sql).")
+    ],
     config: _ConfigOpt = None,
     feature: _FeatureOpt = None,
     calendar: _CalendarOpt = None,
     disorder: Annotated[
         str | None,
         typer.Option(
-            "--disorder", help="How late an event message may arrive (the replay's --disorder)."
+            "--disorder",
+            metavar=DURATION,
+            help="How late an event message may arrive (the replay's --disorder).",
         ),
     ] = None,
     label_delay: _LabelDelayOpt = None,
     mode: Annotated[
-        str | None,
+        Literal["batch", "streaming"] | None,
         typer.Option(
-            "--mode", help="batch (default for ndjson:) or streaming (default for kafka://)."
+            "--mode",
+            show_default="batch for ndjson:, streaming for kafka://",
+            help="Flink runtime mode of the job.",
         ),
     ] = None,
     parallelism: Annotated[
-        int, typer.Option("--parallelism", help="Flink parallelism of the job.")
+        int, typer.Option("--parallelism", min=1, help="Flink parallelism of the job.")
     ] = 1,
     run: Annotated[
         bool,
         typer.Option(
-            "--run", help="Run the job on a local Flink mini-cluster (PyFlink: rtml[flink])."
+            "--run", help="Run the job on a local Flink mini-cluster (PyFlink: rtml\\[flink])."
         ),
     ] = False,
     time_col: _TimeColOpt = None,
@@ -154,7 +193,7 @@ def export_flink_cmd(
 ) -> None:
     """Write the Flink SQL job computing `rtml features` from `rtml replay` messages; --run runs it.
 
-    One commented view per feature: each event joined with the rows of its key inside [t - w, t) (ties at t excluded, labels counted once their label message arrived) and grouped by the event. A watermark allows --disorder. --run executes it on a local Flink (pip install 'rtml[flink]', Java 17) over ndjson: endpoints and writes the sink's final values.
+    One commented view per feature: each event joined with the rows of its key inside [t - w, t) (ties at t excluded, labels counted once their label message arrived) and grouped by the event. A watermark allows --disorder. --run executes it on a local Flink (pip install 'rtml\\[flink]', Java 17) over ndjson: endpoints and writes the sink's final values.
     """
     from rtml_cli.export_flink import export_flink
     from rtml_cli.io import Roles

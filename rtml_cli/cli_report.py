@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from rtml_cli.cli import _edge, _err, app
+from rtml_cli.cli import DURATION, _edge, _either, _err, app
 
 
 @app.command()
@@ -20,12 +20,12 @@ def report(
         ),
     ] = None,
     format: Annotated[
-        str | None,
+        Literal["terminal", "markdown", "html", "json", "junit"] | None,
         typer.Option(
             "--format",
             "-f",
-            help="terminal, markdown, html, json or junit. Default: from the --out suffix "
-            "(.html .md .json .xml), else terminal.",
+            show_default="the --out suffix's, else terminal",
+            help="Report format; an --out ending in .html .md .json or .xml picks its own.",
         ),
     ] = None,
     check: Annotated[
@@ -33,6 +33,7 @@ def report(
         typer.Option(
             "--check",
             "-c",
+            metavar="EXPR",
             help="CI gate, repeatable: e.g. 'online.auc - batch.auc >= 0.01', 'stream.predict_p99_ms <= 20'.",
         ),
     ] = None,
@@ -41,10 +42,11 @@ def report(
         typer.Option(
             "--out",
             "-o",
-            "--output",
+            metavar="PATH",
             help="Write the report to this file instead of stdout (an existing file needs --force).",
         ),
     ] = None,
+    output_alias: Annotated[str | None, typer.Option("--output", hidden=True)] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace an existing --out file (never a folder or a link)."),
@@ -59,17 +61,20 @@ def report(
     traffic: Annotated[
         str | None,
         typer.Option(
-            help="Capacity at this traffic multiplier too, e.g. '10x' (1x is always shown)."
+            metavar="MULTIPLIER",
+            help="Capacity at this traffic multiplier too, e.g. '10x' (1x is always shown).",
         ),
     ] = None,
     slo: Annotated[
         str | None,
         typer.Option(
-            help="End-to-end latency objective at p99 for capacity, e.g. '50ms' (default)."
+            metavar=DURATION,
+            show_default="50ms",
+            help="End-to-end latency objective at p99 for capacity.",
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Also report capacity with this many workers.")
+        int | None, typer.Option(min=1, help="Also report capacity with this many workers.")
     ] = None,
 ) -> None:
     """Render a run directory: verdict, quality, freshness, compute, capacity; gate CI with --check.
@@ -81,6 +86,7 @@ def report(
     from rtml_cli.report import run_report
 
     with _edge():
+        output = _either(output, output_alias, "--out", "--output")
         out = run_report(
             run_dir,
             run_b,

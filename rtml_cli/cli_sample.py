@@ -14,7 +14,8 @@ from rtml_cli.escape import for_terminal
 def sample(
     name: Annotated[str, typer.Argument(help="Which sample table: clickstream.")],
     rows: Annotated[
-        int | None, typer.Option(help="Rows to generate (clickstream: 50,000 by default).")
+        int | None,
+        typer.Option(min=1, show_default="clickstream: 50,000", help="Rows to generate."),
     ] = None,
     seed: Annotated[
         int, typer.Option(min=0, help="Random seed: the same seed gives the same table.")
@@ -24,7 +25,9 @@ def sample(
         typer.Option(
             "--out",
             "-o",
-            help="Output file (.parquet, .csv, .ndjson, .arrow); default NAME.parquet.",
+            metavar="PATH",
+            show_default="NAME.parquet",
+            help="Output file (.parquet, .csv, .ndjson, .arrow).",
         ),
     ] = None,
     force: Annotated[

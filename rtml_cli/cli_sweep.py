@@ -114,7 +114,7 @@ def sweep(
             metavar="ADDRESS",
             envvar="RTML_DASK_ADDRESS",
             help="Send each cell as a task to this Dask scheduler (tcp://host:8786; needs the "
-            "dask extra: pip install 'rtml[dask]'); its workers must see the table and --out at the same paths.",
+            "dask extra: pip install 'rtml\\[dask]'); its workers must see the table and --out at the same paths.",
             rich_help_panel=_RUN,
         ),
     ] = None,

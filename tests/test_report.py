@@ -165,7 +165,7 @@ def test_cli_exit_1_when_a_check_fails_and_lists_each_check(runner):
             "unknown metric 'stream.aucc'. Did you mean 'auc'?",
         ),
         (["report", str(RUN), "--check", "stream.auc >"], "expected a number"),
-        (["report", str(RUN), "--format", "pdf"], "Unknown report format 'pdf'"),
+        (["report", str(RUN), "--format", "pdf"], "Invalid value for '--format'"),
         (["report", str(RUN), "--traffic", "lots"], "traffic multiplier"),
         (["report", str(RUN), "--slo", "fast"], "--slo"),
     ],
