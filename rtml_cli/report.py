@@ -19,9 +19,10 @@ job summary. The names above are re-exported here, the library's entry points.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rtml_cli.errors import UsageError
 from rtml_cli.escape import for_terminal
@@ -140,8 +141,17 @@ def run_report(
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if github_summary and summary_path:
         _check_summary_target(summary_path, [run_dir] + ([run_b] if run_b is not None else []))
-    rep = build_report(run_dir, run_b, checks=checks, traffic=traffic, slo=slo, workers=workers)
-    text = render(rep, fmt, color=color and output is None)
+    from rtml_cli import sweep_report  # a folder written by `rtml sweep` has its own report
+
+    rep: Any  # a run's Report, or a sweep's report dict
+    draw: Callable[..., str] = render
+    if sweep_report.is_sweep(run_dir):
+        build: Callable[..., Any] = sweep_report.build_sweep_report
+        draw = sweep_report.render_sweep
+    else:
+        build = build_report
+    rep = build(run_dir, run_b, checks=checks, traffic=traffic, slo=slo, workers=workers)
+    text = draw(rep, fmt, color=color and output is None)
     written = None
     stdout = text
     notes: list[str] = []
@@ -158,7 +168,7 @@ def run_report(
         ]
         stdout = "\n".join(lines) + "\n"
     if github_summary:
-        md = text if fmt == "markdown" else render_markdown(rep)
+        md = text if fmt == "markdown" else draw(rep, "markdown")
         unset = "$GITHUB_STEP_SUMMARY is not set (GitHub Actions sets it)"
         if summary_path:
             with open(summary_path, "a", encoding="utf-8") as fh:

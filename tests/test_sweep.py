@@ -219,3 +219,86 @@ def test_cli_errors_exit_2_and_write_nothing(table: Path, tmp_path: Path) -> Non
     )
     assert res.exit_code == 2
     assert table.is_file()
+
+
+# --------------------------------------------------------------------------- rtml report SWEEP_DIR
+
+
+def test_report_of_a_sweep_has_the_curve_pareto_front_and_a_verdict_from_its_numbers(
+    done: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(done)])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    for title in ("Verdict", "Freshness curve: AUC against refresh", "Pareto front", "Cells"):
+        assert title in out
+    curve = pl.read_parquet(done / "curve.parquet")
+    best = curve.sort("auc", descending=True).row(0, named=True)
+    assert f"Best AUC: {best['strategy']}" in out and f"{best['auc']:.3f}" in out
+    # the slowest and freshest batch retrains, with their AUC, in one sentence
+    b = curve.filter(pl.col("strategy") == "batch").sort("refresh_s")
+    assert f"batch: AUC {b['auc'][-1]:.3f} refreshing every 1d → {b['auc'][0]:.3f} every 12h" in out
+    rep = json.loads(runner.invoke(app, ["report", str(done), "--format", "json"]).stdout)
+    assert rep["kind"] == "sweep" and rep["baseline"] == "static" and len(rep["curve"]) == 12
+    q = {(r["cell"], r["strategy"]): (r["auc"], r["compute_cpu_s"]) for r in rep["curve"]}
+    front = [(p["quality"], p["cost"]) for p in rep["pareto"]]
+    assert front and all(
+        q[(p["cell"], p["strategy"])] == (p["quality"], p["cost"]) for p in rep["pareto"]
+    )
+    for a, c in front:  # nothing on the curve beats a front point on both quality and cost
+        assert not any(a2 > a and c2 < c for a2, c2 in q.values())
+    html = tmp_path / "sweep.html"
+    assert runner.invoke(app, ["report", str(done), "-o", str(html)]).exit_code == 0
+    text = html.read_text()
+    assert text.count('<svg class="chart"') == 1 and "rtmlsweepchart" not in text
+    assert "AUC gain over static" in text and "<polygon" in text  # interval bands
+    md = runner.invoke(app, ["report", str(done), "--format", "markdown"]).stdout
+    assert "### Pareto front: AUC against compute" in md and "| c000 |" in md
+
+
+def test_checks_on_a_sweep_address_cells_and_aggregate_over_them(done: Path) -> None:
+    curve = pl.read_parquet(done / "curve.parquet")
+    worst = curve.filter(pl.col("strategy") == "online")["auc"].min()
+    runner = CliRunner()
+
+    def report(*checks: str) -> tuple[int, str]:
+        args = ["report", str(done)]
+        for c in checks:
+            args += ["--check", c]
+        res = runner.invoke(app, args)
+        return res.exit_code, res.output
+
+    assert report(f"min(online.auc) >= {worst - 1e-9}")[0] == 0
+    code, text = report(f"min(online.auc) > {worst + 1e-9}")
+    assert code == 1 and "FAIL" in text
+    assert report("c003.online.auc >= c003.static.auc - 1", "max(compute_cpu_s) > 0")[0] == 0
+    code, text = report("c009.online.auc > 0")
+    assert code == 2 and "unknown strategy 'c009'" in text
+    code, text = report("min(aucc) > 0")
+    assert code == 2 and "Did you mean 'auc'?" in text
+    # the baseline has no difference to itself: min(auc_diff) covers the other strategies only
+    assert report("min(auc_diff) > -1")[0] == 0
+    junit = runner.invoke(app, ["report", str(done), "--format", "junit", "--check", "min(n) > 0"])
+    assert junit.exit_code == 0 and 'tests="1"' in junit.stdout
+
+
+def test_a_failed_cell_makes_a_check_that_needs_it_an_error(table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    args = ["sweep", str(table), "--grid", "model=nb,hgb", *BASE, "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 1
+    res = CliRunner().invoke(app, ["report", str(out), "--check", "min(auc) > 0"])
+    assert res.exit_code == 3 and "cell c001 failed" in res.output
+    assert "1 of 2 cells failed and are left out: c001:" in res.output
+    ok = CliRunner().invoke(app, ["report", str(out), "--check", "c000.online.auc > 0"])
+    assert ok.exit_code == 0
+
+
+def test_a_sweep_report_refuses_a_second_run_and_capacity_options(done: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(done), str(done)])
+    assert res.exit_code == 2 and "is a sweep: it is reported alone" in res.stderr
+    res = runner.invoke(app, ["report", str(done), "--slo", "20ms"])
+    assert res.exit_code == 2 and "no capacity section" in res.stderr
+    cell = next(p for p in (done / "cells").iterdir() if p.is_dir())
+    assert runner.invoke(app, ["report", str(cell)]).exit_code == 0  # a cell is a normal run
