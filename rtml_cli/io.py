@@ -250,8 +250,8 @@ def resolve_roles(
         if name is not None and name not in schema:
             raise column_not_found(name, cols, role=role, flag=flag, source=source)
     for lst, role, flag in (
-        (resolved.features or [], "feature column", "--features"),
-        (resolved.request_features, "request feature column", "--request-features"),
+        (resolved.features or [], "input column", "--inputs"),
+        (resolved.request_features, "request input column", "--request-inputs"),
         (resolved.ignore, "ignored column", "--ignore"),
     ):
         for name in lst:

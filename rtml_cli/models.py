@@ -62,6 +62,8 @@ PARTIAL_FIT_EXAMPLES = (
     "sklearn.naive_bayes:GaussianNB, sklearn.linear_model:SGDRegressor, or the presets 'sgd' and 'nb'"
 )
 _MAX_ONEHOT = 30
+#: Most distinct values a multiclass label may have.
+MAX_CLASSES = 100
 
 
 @dataclasses.dataclass
@@ -70,25 +72,28 @@ class LabelInfo:
 
     Attributes
     ----------
-    task : ``"binary"`` or ``"regression"``.
+    task : ``"binary"``, ``"multiclass"`` or ``"regression"``.
     positive_class : the raw label value mapped to 1.0 (binary), else ``None``.
     negative_class : the raw value mapped to 0.0 (binary), else ``None``.
-    y : float64 array, NaN where the label is null.
+    y : float64 array, NaN where the label is null; multiclass: the class code (0..K-1).
+    classes : multiclass only: the raw label values in code order (sorted), else ``None``.
     """
 
     task: str
     positive_class: Any
     negative_class: Any
     y: np.ndarray
+    classes: list[Any] | None = None
 
 
 def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
     """Infer the task from the label column and encode it.
 
     Bool or exactly two distinct values → binary (positive = ``True``, else the larger value);
-    floats with more values → regression; integers/strings with more than two values →
-    multiclass, which is not supported yet (:class:`InputError`). A NaN in a float label is a
-    missing label, like a null: it is not a value (a 0/1 float label with NaN is binary).
+    floats with more values → regression; integers/strings with 3 to :data:`MAX_CLASSES` values →
+    multiclass, coded 0..K-1 in sorted order of the values (more is an :class:`InputError`: such
+    a column is an identifier or a count, not classes). A NaN in a float label is a missing
+    label, like a null: it is not a value (a 0/1 float label with NaN is binary).
     """
     if label.dtype.is_float():
         label = label.fill_nan(None)
@@ -117,11 +122,15 @@ def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
         return LabelInfo(
             "regression", None, None, label.cast(pl.Float64).fill_null(np.nan).to_numpy()
         )
-    raise InputError(
-        f"label column '{name}' of {source} has {n} distinct values ({label.dtype}): multiclass "
-        "is not supported yet. Use a binary label (two values) or a float label (regression), "
-        "or pass another column with --label-col."
-    )
+    if n > MAX_CLASSES:
+        raise InputError(
+            f"label column '{name}' of {source} has {n} distinct values ({label.dtype}), more "
+            f"than the {MAX_CLASSES} classes rtml accepts: it looks like an identifier or a "
+            "count. Pass another column with --label-col, or cast it to float for a regression."
+        )
+    classes = values.to_list()
+    codes = label.replace_strict(classes, list(range(n)), default=None, return_dtype=pl.Float64)
+    return LabelInfo("multiclass", None, None, codes.fill_null(np.nan).to_numpy(), classes)
 
 
 @dataclasses.dataclass
@@ -157,7 +166,7 @@ def make_encoding(frame: pl.DataFrame, columns: list[str], *, raw: bool) -> Enco
             # a list/struct/binary value is not one feature: say so instead of a polars cast error
             raise InputError(
                 f"column '{c}' has type {dt}, which cannot be a model feature (one number or "
-                f"category per event). Pass --ignore {c}, or list the features with --features."
+                f"category per event). Pass --ignore {c}, or list the model's inputs with --inputs."
             )
         else:
             categorical.append(i)

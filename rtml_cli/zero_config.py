@@ -1,7 +1,7 @@
 """What ``rtml compare`` takes as features when none are listed, and single-feature leak checks.
 
-With no ``--features`` / ``[data] features`` every column without another role is a candidate.
-Two kinds of candidate are left out, each said in the notes (list them with ``--features`` to
+With no ``--inputs`` / ``[data] inputs`` every column without another role is a candidate.
+Two kinds of candidate are left out, each said in the notes (list them with ``--inputs`` to
 use them anyway):
 
 * **datetime columns** (datetime, date, time, duration): a timestamp other than the event time
@@ -83,14 +83,14 @@ def default_features(frame: pl.DataFrame, candidates: Sequence[str]) -> tuple[li
     if times:
         notes.append(
             f"not features: datetime column(s) {', '.join(times)} (a time other than the event's "
-            "is usually known only later, e.g. the label's arrival; list it with --features to "
-            "use it)"
+            "is usually known only later, e.g. the label's arrival; list it with --inputs to use "
+            "it)"
         )
     if ids:
         notes.append(
             f"not features: identifier column(s) {', '.join(ids)} (an integer named *_id/id, or "
             "nearly one value per row: its number means nothing to a model; name an entity with "
-            "--key-col, or list it with --features to use it)"
+            "--key-col, or list it with --inputs to use it)"
         )
     return keep, notes
 
@@ -197,6 +197,6 @@ def leak_warnings(
         out.append(
             f"feature '{c}' alone predicts the label '{label}' almost perfectly on the warm-up "
             f"rows ({measure}): it is probably known only once the label is (a leak). If so, "
-            f"drop it with --ignore {c} (or [data] ignore), or list the features with --features."
+            f"drop it with --ignore {c} (or [data] ignore), or list the model's inputs with --inputs."
         )
     return out

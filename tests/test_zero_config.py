@@ -62,7 +62,7 @@ def test_zero_config_on_the_clickstream_table_leaks_nothing(runner, clicks, tmp_
     assert run.manifest["roles"]["label_time"] == "click_time"
     assert "note: label-time column: 'click_time' (inferred" in r.output
     assert "identifier column(s) user_id, item_id" in r.output
-    assert "--features" in r.output
+    assert "--inputs" in r.output
     assert "alone predicts" not in r.output
     # the label arrives at click_time: a non-click is known 10 minutes after its impression
     p = run.predictions.filter(pl.col("strategy") == "static")
