@@ -178,7 +178,7 @@ def run_report(
         elif output is None and fmt in ("json", "junit", "html"):
             notes.append(
                 f"{unset}, and stdout carries the {fmt} report: the Markdown summary was not "
-                "written. Pass --output FILE to get it on stdout."
+                "written. Pass --out FILE to get it on stdout."
             )
         else:
             stdout += ("\n" if stdout else "") + md
