@@ -176,6 +176,24 @@ class Bootstrap(TypedDict):
     block: str
 
 
+class Forgetting(TypedDict, total=False):
+    """Catastrophic forgetting of one strategy whose model changes (rtml_cli/forgetting.py)."""
+
+    metric: str
+    higher_is_better: bool
+    #: end of each time block (ISO), the snapshot times
+    block_ends: list[str]
+    #: Q[snapshot][block], None above the diagonal or where undefined
+    matrix: list[list[float | None]]
+    #: best quality any snapshot had on a block minus the final snapshot's (len = blocks - 1)
+    per_block: list[float | None]
+    mean: float | None
+    max: float | None
+    max_block: int | None
+    #: labelled events each block is scored on at most (a seeded sample beyond that)
+    sampled_per_block: int
+
+
 class _MetricsJsonRequired(TypedDict):
     schema_version: int
     task: Task
@@ -206,3 +224,5 @@ class MetricsJson(_MetricsJsonRequired, total=False):
     vs_references: dict[str, dict[str, dict[str, Diff]]]
     #: the smallest difference that matters per metric, as configured ("0.005" or "1%")
     min_effect: dict[str, str]
+    #: strategy (whose model changes) -> forgetting matrix and summary
+    forgetting: dict[str, Forgetting]
