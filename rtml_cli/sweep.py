@@ -401,33 +401,29 @@ def dask_client(address: str) -> Any:
 
 
 def _dask(
-    tasks: list[tuple[str, dict[str, Any]]], address: str
+    tasks: list[tuple[str, dict[str, Any]]], client: Any
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    client = dask_client(address)
-    try:
-        from distributed import as_completed
+    from distributed import as_completed
 
-        futures = {}
-        for cid, kw in tasks:
-            fut = client.submit(run_cell, key=f"rtml-sweep-{cid}-{os.getpid()}-{time.time_ns()}",
-                                pure=False, **kw)  # fmt: skip
-            futures[fut] = cid
-        for fut in as_completed(list(futures)):
-            cid = futures[fut]
-            try:
-                rec = fut.result()
-            except Exception as exc:  # KilledWorker, a lost worker, a scheduler gone
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
-                rec = {
-                    "status": "failed",
-                    "error": f"the Dask task failed ({type(exc).__name__}: {first}); rerun the "
-                    "sweep to complete this cell",
-                    "wall_s": None,
-                    "warnings": [],
-                }
-            yield cid, rec
-    finally:
-        client.close()
+    futures = {}
+    for cid, kw in tasks:
+        fut = client.submit(run_cell, key=f"rtml-sweep-{cid}-{os.getpid()}-{time.time_ns()}",
+                            pure=False, **kw)  # fmt: skip
+        futures[fut] = cid
+    for fut in as_completed(list(futures), loop=client.loop):
+        cid = futures[fut]
+        try:
+            rec = fut.result()
+        except Exception as exc:  # KilledWorker, a lost worker, a scheduler gone
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            rec = {
+                "status": "failed",
+                "error": f"the Dask task failed ({type(exc).__name__}: {first}); rerun the "
+                "sweep to complete this cell",
+                "wall_s": None,
+                "warnings": [],
+            }
+        yield cid, rec
 
 
 # --------------------------------------------------------------------------- the command
@@ -468,8 +464,6 @@ def run_sweep(
     UsageError
         A bad grid or arguments, an ``out`` that cannot hold this sweep, an unreachable scheduler.
     """
-    from rtml_cli.sweep_curve import write_curve
-
     t0 = time.perf_counter()
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1. Got {jobs}.")
@@ -493,6 +487,29 @@ def run_sweep(
     for note in plan.notes:
         say(f"note: {note}")
     outp = Path(out)
+    # connected before anything is written: an unreachable scheduler leaves no sweep behind
+    client = dask_client(dask) if dask is not None else None
+    try:
+        return _sweep(plan, outp, client=client, dask=dask, jobs=jobs, force=force, say=say, t0=t0)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _sweep(
+    plan: SweepPlan,
+    outp: Path,
+    *,
+    client: Any,
+    dask: str | None,
+    jobs: int,
+    force: bool,
+    say: Callable[[str], None],
+    t0: float,
+) -> SweepResult:
+    """Run the cells of ``plan`` into ``outp`` (client: a Dask client, or None)."""
+    from rtml_cli.sweep_curve import write_curve
+
     previous = prepare_out(outp, plan, force=force)
     out_abs = outp.resolve()
     cells_dir = out_abs / CELLS_DIR
@@ -559,7 +576,7 @@ def run_sweep(
     if kept:
         say(f"keeping {kept} finished cell{'s' * (kept != 1)} of {len(records)}")
     by_id = {r["id"]: r for r in records}
-    runner = _dask(tasks, dask) if dask is not None and tasks else _local(tasks, jobs)
+    runner = _dask(tasks, client) if client is not None and tasks else _local(tasks, jobs)
     finished = 0
     for cid, res in runner:
         finished += 1

@@ -302,3 +302,28 @@ def test_a_sweep_report_refuses_a_second_run_and_capacity_options(done: Path) ->
     assert res.exit_code == 2 and "no capacity section" in res.stderr
     cell = next(p for p in (done / "cells").iterdir() if p.is_dir())
     assert runner.invoke(app, ["report", str(cell)]).exit_code == 0  # a cell is a normal run
+
+
+def test_an_unreachable_dask_scheduler_is_exit_2_naming_it_and_writes_nothing(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from rtml_cli import sweep
+
+    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT_S", 1.0)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    out = tmp_path / "sw"
+    monkeypatch.setenv("RTML_DASK_ADDRESS", address)  # the flag's environment variable
+    res = CliRunner().invoke(
+        app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(out)]
+    )
+    assert res.exit_code == 2
+    assert f"cannot reach the Dask scheduler at '{address}' within 1 s" in res.stderr
+    assert not out.exists()
+    res = CliRunner().invoke(
+        app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(out), "--jobs", "2"]
+    )
+    assert res.exit_code == 2 and "pass --jobs or --dask, not both" in res.stderr
