@@ -25,6 +25,8 @@ from rtml_cli import checks as checks_mod
 from rtml_cli.durations import parse_duration
 from rtml_cli.errors import RunDirError, UsageError
 from rtml_cli.metrics_schema import Diff, MetricName, MetricsJson, Percentiles
+from rtml_cli.report_calls import negated, reference_names
+from rtml_cli.report_level2 import cost_summaries, forgetting_summaries, recommendations
 from rtml_cli.report_schema import (
     KINDS,
     PER_EVENT_KINDS,
@@ -37,7 +39,6 @@ from rtml_cli.report_schema import (
     RunB,
     RunBRow,
 )
-from rtml_cli.report_svg import finite
 from rtml_cli.report_verdict import run_b_sentences, verdict_sentences
 from rtml_cli.runs import Run, read_run_dir
 
@@ -108,14 +109,7 @@ def paired_difference(metrics: MetricsJson, a: str, b: str, metric: MetricName) 
         if p["strategy"] == a and p["reference"] == b:
             return Diff(**d)
         if p["strategy"] == b and p["reference"] == a:
-            negated = Diff(**d)
-            estimate, low, high = d.get("estimate"), d.get("low"), d.get("high")
-            negated["estimate"] = -estimate if finite(estimate) else None
-            negated["low"] = -high if finite(high) else None
-            negated["high"] = -low if finite(low) else None
-            if d.get("better") is not None and d.get("significant"):
-                negated["better"] = not d["better"]
-            return negated
+            return negated(d)
     if b == metrics.get("baseline"):
         found = metrics.get("diff_to_baseline", {}).get(a, {}).get(metric)
         return Diff(**found) if found else None
@@ -305,7 +299,15 @@ def build_report(
     values, reasons = checks_mod.named_metrics(m, at_top_traffic)
     results = checks_mod.evaluate_checks(check_sources(manifest, checks), values, reasons)
     found = findings(m, kinds, metric)
-    verdict = verdict_sentences(m, names, kinds, metric, higher_is_better, found, capacity, results)
+    forgetting = forgetting_summaries(m, kinds)
+    cost = cost_summaries(m, kinds)
+    advice = recommendations(
+        m, names, kinds, metric, higher_is_better,
+        lambda a, b: paired_difference(m, a, b, metric), forgetting, cost,
+    )  # fmt: skip
+    verdict = verdict_sentences(
+        m, names, kinds, metric, higher_is_better, found, capacity, results, advice
+    )
     out = Report(
         schema_version=SCHEMA_VERSION,
         run=str(run_dir),
@@ -321,6 +323,10 @@ def build_report(
         metrics=m,
         manifest=manifest,
         run_b=None,
+        references=reference_names(m),
+        forgetting=forgetting,
+        cost=cost,
+        recommendations=advice,
     )
     if run_b is not None:
         out["run_b"] = compare_runs(

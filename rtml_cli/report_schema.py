@@ -20,8 +20,21 @@ JSON format (``schema_version`` 1)::
       "metrics": {...},                            # metrics.json as is (rtml_cli.metrics_schema)
       "manifest": {...},                           # manifest.json as is
       "run_b": null | {"run": str, "rows": [{"strategy", "metric", "a", "b", "diff"}],
-                       "verdict": [str]}
+                       "verdict": [str]},
+      "references": [str],                         # naive references (persistence, prior)
+      "forgetting": [{"strategy", "kind", "metric", "higher_is_better", "blocks", "mean", "max",
+                      "worst_block", "worst_block_end", "best_on_worst", "final_on_worst",
+                      "sampled_per_block", "sampled_blocks"}],
+      "cost": [{"strategy", "kind", "source": "cost"|"compute", "retrain_cpu_s_per_day",
+                "score_job_cpu_s_per_cutoff", "predict_cpu_ms_per_request",
+                "update_cpu_ms_per_update", "predictions_made", "predictions_used", "other"}],
+      "recommendations": [{"level": 1|2, "question", "advice": "move"|"stay"|"undecided",
+                           "candidate", "current", "metric", "difference", "versus_persistence",
+                           "sentence"}]
     }
+
+A difference (``findings``, ``recommendations``) carries ``min_effect`` and ``call`` when the run
+has them; the verdict words it with the call (:mod:`rtml_cli.report_calls`).
 
 CAPACITY is the dict of :func:`rtml_cli.capacity.simulate_capacity` plus ``"chosen"`` (the
 ``by_workers`` entry used for ``e2e_p99_ms`` checks: ``--workers`` if given, else the workers
@@ -131,6 +144,66 @@ class RunB(TypedDict):
     verdict: list[str]
 
 
+class ForgettingSummary(TypedDict):
+    """How much one strategy's final model forgot of the earlier blocks (``metrics.forgetting``)."""
+
+    strategy: str
+    kind: str | None
+    #: the metric the snapshots were scored with
+    metric: str
+    higher_is_better: bool
+    blocks: int
+    mean: float | None
+    max: float | None
+    #: the block forgotten most, its end time, and the best and final quality on it
+    worst_block: int | None
+    worst_block_end: str | None
+    best_on_worst: float | None
+    final_on_worst: float | None
+    #: labelled events each block was scored on at most (a seeded sample beyond that)
+    sampled_per_block: int | None
+    #: blocks that had more labelled events than that (None when the run does not say)
+    sampled_blocks: int | None
+
+
+class CostSummary(TypedDict):
+    """What one strategy costs to run, in CPU time (``metrics.cost``, or the timed calls of
+    ``metrics.compute`` for a run without it)."""
+
+    strategy: str
+    kind: str | None
+    #: "cost" (the run's cost section) or "compute" (derived from its timed calls)
+    source: str
+    retrain_cpu_s_per_day: float | None
+    score_job_cpu_s_per_cutoff: float | None
+    #: None for a batch strategy: a request is a lookup of a precomputed score
+    predict_cpu_ms_per_request: float | None
+    update_cpu_ms_per_update: float | None
+    #: keyed batch: predictions a real scoring job makes vs the ones served
+    predictions_made: float | None
+    predictions_used: float | None
+    #: every other number of the cost section, nested keys joined with "_"
+    other: dict[str, float | None]
+
+
+class Recommendation(TypedDict):
+    """One level of the decision: fresh features (1) or online learning (2)."""
+
+    level: int
+    #: "fresh features" or "online learning"
+    question: str
+    #: "move" | "stay" | "undecided"
+    advice: str
+    candidate: str
+    current: str
+    metric: MetricName
+    #: candidate − current, with its practical call
+    difference: Diff | None
+    #: candidate − persistence
+    versus_persistence: Diff | None
+    sentence: str
+
+
 class Report(TypedDict):
     schema_version: int
     run: str
@@ -146,3 +219,8 @@ class Report(TypedDict):
     metrics: MetricsJson
     manifest: dict[str, Any]
     run_b: RunB | None
+    #: the naive references scored beside the strategies (none in older runs)
+    references: list[str]
+    forgetting: list[ForgettingSummary]
+    cost: list[CostSummary]
+    recommendations: list[Recommendation]

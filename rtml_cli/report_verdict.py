@@ -12,7 +12,20 @@ from typing import Any
 
 from rtml_cli.checks import CheckResult
 from rtml_cli.metrics_schema import MetricName, MetricsJson
-from rtml_cli.report_schema import PER_EVENT_KINDS, Capacity, Finding, RunBRow, WorkersLatency
+from rtml_cli.report_calls import (
+    call_phrase,
+    difference_text,
+    practical_call,
+    reference_sentences,
+)
+from rtml_cli.report_schema import (
+    PER_EVENT_KINDS,
+    Capacity,
+    Finding,
+    Recommendation,
+    RunBRow,
+    WorkersLatency,
+)
 from rtml_cli.report_svg import finite
 from rtml_cli.report_values import (
     format_epoch_minute,
@@ -35,22 +48,26 @@ def verdict_sentences(
     findings: Sequence[Finding],
     capacity: Capacity | None,
     results: Sequence[CheckResult],
+    recommendations: Sequence[Recommendation] = (),
 ) -> list[str]:
-    """The whole verdict, in reading order."""
+    """The whole verdict, in reading order; it ends with one recommendation per level."""
     verdict = [finding_sentence(f, higher_is_better) for f in findings]
     if not names:
         verdict.append("This run has no strategies: there is nothing to compare.")
     verdict += best_sentences(m, names, metric, higher_is_better)
+    verdict += reference_sentences(m, names, metric, higher_is_better)
     verdict += freshness_sentences(m, names, kinds)
     verdict += latency_sentences(m, names, kinds)
     if capacity:
         verdict += capacity_sentences(capacity)
     verdict += checks_sentences(results)
+    verdict += [r["sentence"] for r in recommendations]
     return verdict
 
 
 def finding_sentence(f: Finding, higher_is_better: bool) -> str:
-    """``Fresh features (stream vs batch): AUC +0.021 [0.010, 0.031], a significant gain.``"""
+    """``Fresh features (stream vs batch): AUC +0.021 [+0.010, +0.031], a gain (beyond ±0.005
+    AUC).`` The practical call words it (a run without one: significance)."""
     label = metric_label(f["metric"])
     head = f"{f['label']} ({f['strategy']} vs {f['reference']})"
     est = f.get("estimate")
@@ -58,6 +75,10 @@ def finding_sentence(f: Finding, higher_is_better: bool) -> str:
         return (
             f"{head}: the {label} difference could not be computed "
             f"({f.get('reason') or 'no value'})."
+        )
+    if practical_call(f, higher_is_better) is not None:
+        return f"{head}: {difference_text(f, f['metric'])}, " + (
+            call_phrase(f, f["metric"], higher_is_better) + "."
         )
     interval = ""
     low, high = f.get("low"), f.get("high")

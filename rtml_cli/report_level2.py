@@ -1,0 +1,386 @@
+"""The decision a team can act on: forgetting, cost, and one recommendation per level.
+
+Three parts of the report dict, computed from ``metrics.json`` alone:
+
+* :func:`forgetting_summaries` — per strategy whose model changes, the mean and worst forgetting
+  of ``metrics.forgetting`` (:mod:`rtml_cli.forgetting`), with the worst block's end time and the
+  best and final quality on it;
+* :func:`cost_summaries` — per strategy, what it costs in CPU time: retraining per day of
+  events, a scoring job per cutoff, a request, an update, and for a keyed batch job the
+  predictions made against the ones served. From the run's ``cost`` section; a run without one
+  gets what its timed calls (``compute``) tell;
+* :func:`recommendations` — level 1 (fresh features: stream vs batch) and level 2 (online
+  learning: online vs stream, else vs batch), each one sentence with the difference, its
+  interval and practical call, persistence, forgetting and the compute it takes.
+
+Every sentence is derived from the numbers; none is fixed text about a result. Sentences hold raw
+user text (strategy names); the renderers escape it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+from rtml_cli.metrics_schema import Diff, MetricName, MetricsJson
+from rtml_cli.relevance import EQUIVALENT, GAIN, LOSS
+from rtml_cli.report_calls import (
+    PERSISTENCE,
+    call_phrase,
+    difference_text,
+    practical_call,
+    reference_names,
+    versus_reference,
+)
+from rtml_cli.report_schema import CostSummary, ForgettingSummary, Recommendation
+from rtml_cli.report_svg import finite
+from rtml_cli.report_values import format_metric, metric_label
+
+Kinds = Mapping[str, str | None]
+PairLookup = Callable[[str, str], Diff | None]
+
+# cost fields the report reads, each with the names a cost section may give it (nested keys
+# joined with "_"), first match wins
+COST_FIELDS: dict[str, tuple[str, ...]] = {
+    "retrain_cpu_s_per_day": (
+        "retrain_cpu_s_per_day",
+        "retrain_cpu_s_per_event_day",
+        "retrain_cpu_s_per_day_of_events",
+        "retrain_cpu_per_day_s",
+    ),
+    "score_job_cpu_s_per_cutoff": (
+        "score_job_cpu_s_per_cutoff",
+        "scoring_job_cpu_s_per_cutoff",
+        "score_job_cpu_s",
+        "scoring_cpu_s_per_cutoff",
+    ),
+    "predict_cpu_ms_per_request": (
+        "predict_cpu_ms_per_request",
+        "request_cpu_ms",
+        "predict_cpu_ms",
+        "predict_cpu_ms_mean",
+    ),
+    "update_cpu_ms_per_update": (
+        "update_cpu_ms_per_update",
+        "update_cpu_ms",
+        "update_cpu_ms_per_label",
+        "update_cpu_ms_mean",
+    ),
+    "predictions_made": ("predictions_made", "batch_predictions_made", "made"),
+    "predictions_used": ("predictions_used", "batch_predictions_used", "used"),
+}
+
+
+# --------------------------------------------------------------------------- forgetting
+
+
+def forgetting_summaries(m: MetricsJson, kinds: Kinds) -> list[ForgettingSummary]:
+    """One summary per strategy in ``metrics.forgetting`` (strategies' order), none before it."""
+    forgetting = m.get("forgetting") or {}
+    n_per_bucket = [int(x) for x in (m.get("quality_over_time") or {}).get("n") or [] if finite(x)]
+    names = [n for n in m.get("strategies") or [] if n in forgetting]
+    out = []
+    for n in names:
+        f = forgetting[n]
+        matrix = f.get("matrix") or []
+        ends = [str(e) for e in f.get("block_ends") or []]
+        worst = f.get("max_block")
+        best = final = None
+        if isinstance(worst, int) and 0 <= worst < len(matrix) and matrix:
+            column = [float(v) for row in matrix if worst < len(row) and finite(v := row[worst])]
+            higher = bool(f.get("higher_is_better", True))
+            best = (max if higher else min)(column) if column else None
+            last = matrix[-1]
+            final = last[worst] if worst < len(last) else None
+        cap = f.get("sampled_per_block")
+        blocks = len(matrix) or len(ends)
+        sampled = None
+        if finite(cap) and cap > 0 and len(n_per_bucket) == blocks:
+            sampled = sum(k > cap for k in n_per_bucket)
+        out.append(
+            ForgettingSummary(
+                strategy=n,
+                kind=kinds.get(n),
+                metric=str(f.get("metric") or ""),
+                higher_is_better=bool(f.get("higher_is_better", True)),
+                blocks=blocks,
+                mean=f.get("mean"),
+                max=f.get("max"),
+                worst_block=worst if isinstance(worst, int) else None,
+                worst_block_end=(
+                    ends[worst] if isinstance(worst, int) and 0 <= worst < len(ends) else None
+                ),
+                best_on_worst=best if finite(best) else None,
+                final_on_worst=final if finite(final) else None,
+                sampled_per_block=int(cap) if finite(cap) else None,
+                sampled_blocks=sampled,
+            )
+        )
+    return out
+
+
+def forgetting_phrase(f: ForgettingSummary) -> str:
+    """``forgets 0.004 AUC of a past block on average (at most 0.012, the block ending …)``."""
+    label = metric_label(f["metric"])
+    if not finite(f["mean"]):
+        return "forgetting could not be measured"
+    text = f"forgets {format_metric(f['mean'])} {label} of a past block on average"
+    if finite(f["max"]):
+        where = f", the block ending {f['worst_block_end'][:16]}" if f["worst_block_end"] else ""
+        text += f" (at most {format_metric(f['max'])}{where})"
+    return text
+
+
+# --------------------------------------------------------------------------- cost
+
+
+def _flat(prefix: str, value: Any, out: dict[str, float | None]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flat(f"{prefix}_{k}" if prefix else str(k), v, out)
+    elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        out[prefix] = float(value) if finite(value) else None
+
+
+def cost_section(m: MetricsJson, strategy: str) -> Mapping[str, Any] | None:
+    """The run's cost section of a strategy (top-level ``cost``, or inside ``compute``)."""
+    raw = cast(Mapping[str, Any], m)
+    cost = raw.get("cost")
+    if isinstance(cost, Mapping) and isinstance(cost.get(strategy), Mapping):
+        return cast(Mapping[str, Any], cost[strategy])
+    comp = (m.get("compute") or {}).get(strategy)
+    inner = cast(Mapping[str, Any], comp).get("cost") if comp else None
+    return cast(Mapping[str, Any], inner) if isinstance(inner, Mapping) else None
+
+
+def _span_days(m: MetricsJson) -> float | None:
+    span = m.get("span") or {}
+    try:
+        start = dt.datetime.fromisoformat(str(span.get("start")))
+        end = dt.datetime.fromisoformat(str(span.get("end")))
+    except ValueError:
+        return None
+    days = (end - start).total_seconds() / 86400
+    return days if days > 0 else None
+
+
+def _from_compute(m: MetricsJson, strategy: str, kind: str | None) -> dict[str, float | None]:
+    """The cost fields the timed calls of a run without a cost section can tell."""
+    comp = (m.get("compute") or {}).get(strategy)
+    if not comp:
+        return {}
+    calls = comp.get("kinds") or {}
+    days = _span_days(m)
+    out: dict[str, float | None] = {}
+    retrain = calls.get("retrain")
+    total = retrain.get("cpu_total_s") if retrain else None
+    if finite(total) and days:
+        out["retrain_cpu_s_per_day"] = total / days
+    job = calls.get("score_job")
+    total, count = (job.get("cpu_total_s"), job.get("count")) if job else (None, None)
+    if finite(total) and finite(count) and count > 0:
+        out["score_job_cpu_s_per_cutoff"] = total / count
+    single = comp.get("predict_single_row")
+    if single and kind != "batch":  # a batch request is a lookup, not a model call
+        out["predict_cpu_ms_per_request"] = (single.get("cpu_ms") or {}).get("mean")
+    update = calls.get("update")
+    if update:
+        out["update_cpu_ms_per_update"] = (update.get("cpu_ms") or {}).get("mean")
+    return out
+
+
+def cost_summaries(m: MetricsJson, kinds: Kinds) -> list[CostSummary]:
+    """One summary per strategy that has a cost section or timed calls."""
+    out = []
+    for n in m.get("strategies") or []:
+        section = cost_section(m, n)
+        numbers: dict[str, float | None] = {}
+        if section is not None:
+            _flat("", section, numbers)
+            source = "cost"
+        else:
+            numbers = _from_compute(m, n, kinds.get(n))
+            source = "compute"
+        if not numbers:
+            continue
+        picked: dict[str, float | None] = {}
+        used_keys: set[str] = set()
+        for field, aliases in COST_FIELDS.items():
+            key = next((a for a in aliases if a in numbers), None)
+            picked[field] = numbers[key] if key else None
+            if key:
+                used_keys.add(key)
+        if kinds.get(n) == "batch" and source == "compute":
+            picked["predict_cpu_ms_per_request"] = None
+        out.append(
+            CostSummary(
+                strategy=n,
+                kind=kinds.get(n),
+                source=source,
+                retrain_cpu_s_per_day=picked["retrain_cpu_s_per_day"],
+                score_job_cpu_s_per_cutoff=picked["score_job_cpu_s_per_cutoff"],
+                predict_cpu_ms_per_request=picked["predict_cpu_ms_per_request"],
+                update_cpu_ms_per_update=picked["update_cpu_ms_per_update"],
+                predictions_made=picked["predictions_made"],
+                predictions_used=picked["predictions_used"],
+                other={k: v for k, v in numbers.items() if k not in used_keys},
+            )
+        )
+    return out
+
+
+def format_cpu_s(x: Any) -> str:
+    """CPU seconds, 3 significant digits."""
+    return f"{x:.3g}" if finite(x) else "n/a"
+
+
+def format_share(made: Any, used: Any) -> str:
+    """``12,000 made, 3,100 used (26%)``."""
+    if not (finite(made) and finite(used)):
+        return "n/a"
+    share = f" ({used / made:.0%})" if made > 0 else ""
+    return f"{made:,.0f} made, {used:,.0f} used{share}"
+
+
+def cost_phrase(c: CostSummary | None) -> str:
+    """What a strategy costs, as a list of its measured parts (empty when nothing is known)."""
+    if c is None:
+        return ""
+    parts = []
+    if finite(c["predict_cpu_ms_per_request"]):
+        parts.append(f"{c['predict_cpu_ms_per_request']:.3g} ms CPU per request")
+    if finite(c["update_cpu_ms_per_update"]):
+        parts.append(f"{c['update_cpu_ms_per_update']:.3g} ms CPU per update")
+    if finite(c["retrain_cpu_s_per_day"]):
+        parts.append(
+            f"{format_cpu_s(c['retrain_cpu_s_per_day'])} CPU s of retraining per day of events"
+        )
+    if finite(c["score_job_cpu_s_per_cutoff"]):
+        parts.append(f"{format_cpu_s(c['score_job_cpu_s_per_cutoff'])} CPU s per scoring job")
+    if finite(c["predictions_made"]) and finite(c["predictions_used"]):
+        parts.append(
+            f"batch predictions {format_share(c['predictions_made'], c['predictions_used'])}"
+        )
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- recommendations
+
+_LEVELS = (
+    (1, "fresh features", ("stream",), ("batch",)),
+    (2, "online learning", ("online",), ("stream", "batch")),
+)
+
+
+def _first_of(names: Sequence[str], kinds: Kinds, kind: str) -> str | None:
+    return next((n for n in names if kinds.get(n) == kind), None)
+
+
+def _advice(call: str | None, d: Diff, higher_is_better: bool) -> str:
+    """move / stay / undecided, from the practical call (a run without one: significance)."""
+    if call is None:
+        if not d.get("significant") or not finite(d.get("estimate")):
+            return "undecided"
+        return "move" if d.get("better") else "stay"
+    if call == GAIN:
+        return "move"
+    if call in (LOSS, EQUIVALENT):
+        return "stay"
+    return "undecided"
+
+
+def recommendations(
+    m: MetricsJson,
+    names: Sequence[str],
+    kinds: Kinds,
+    metric: MetricName,
+    higher_is_better: bool,
+    pair: PairLookup,
+    forgetting: Sequence[ForgettingSummary],
+    cost: Sequence[CostSummary],
+) -> list[Recommendation]:
+    """Level 1 and level 2, each where the run has both sides (``pair(a, b)`` is a − b)."""
+    out = []
+    for level, question, (candidate_kind,), current_kinds in _LEVELS:
+        candidate = _first_of(names, kinds, candidate_kind)
+        current = next(
+            (c for k in current_kinds if (c := _first_of(names, kinds, k)) is not None), None
+        )
+        if candidate is None or current is None:
+            continue
+        d = pair(candidate, current)
+        if d is None:
+            continue
+        vs_p = (
+            versus_reference(m, candidate, PERSISTENCE, metric)
+            if PERSISTENCE in reference_names(m)
+            else None
+        )
+        call = practical_call(d, higher_is_better) if finite(d.get("estimate")) else None
+        advice = _advice(call, d, higher_is_better)
+        sentence = _sentence(
+            level, question, advice, candidate, current, metric, higher_is_better, d, vs_p,
+            {f["strategy"]: f for f in forgetting}, {c["strategy"]: c for c in cost},
+        )  # fmt: skip
+        out.append(
+            Recommendation(
+                level=level,
+                question=question,
+                advice=advice,
+                candidate=candidate,
+                current=current,
+                metric=metric,
+                difference=d,
+                versus_persistence=vs_p,
+                sentence=sentence,
+            )
+        )
+    return out
+
+
+def _sentence(
+    level: int,
+    question: str,
+    advice: str,
+    candidate: str,
+    current: str,
+    metric: MetricName,
+    higher_is_better: bool,
+    d: Diff,
+    vs_p: Diff | None,
+    forgetting: Mapping[str, ForgettingSummary],
+    cost: Mapping[str, CostSummary],
+) -> str:
+    head = f"Level {level}, {question}"
+    diff = f"{difference_text(d, metric)} ({candidate} − {current}), " + call_phrase(
+        d, metric, higher_is_better
+    )
+    if not finite(d.get("estimate")):
+        why = d.get("reason") or "no value"
+        return f"{head}: {candidate} vs {current} could not be compared ({why})."
+    verb = {1: "move to fresh features", 2: "add online learning"}[level]
+    if advice == "move":
+        text = f"{head}: {verb} ({candidate} over {current}): {diff}"
+    elif advice == "stay":
+        text = f"{head}: stay with {current}, it is not worth it to {verb}: {diff}"
+    else:
+        text = f"{head}: this run cannot tell whether to {verb}: {diff}"
+    clauses = []
+    if vs_p is not None and finite(vs_p.get("estimate")):
+        good = practical_call(vs_p, higher_is_better) == GAIN or (
+            practical_call(vs_p, higher_is_better) is None and bool(vs_p.get("better"))
+        )
+        clauses.append(
+            f"{candidate} {'beats' if good else 'does not beat'} persistence "
+            f"({difference_text(vs_p, metric)})"
+        )
+    f = forgetting.get(candidate)
+    if f is not None:
+        clauses.append(f"{candidate} {forgetting_phrase(f)}")
+    takes, now = cost_phrase(cost.get(candidate)), cost_phrase(cost.get(current))
+    if takes:
+        clauses.append(
+            f"{candidate} takes {takes}" + (f" (against {current}: {now})" if now else "")
+        )
+    return text + ("; " + "; ".join(clauses) if clauses else "") + "."
