@@ -58,3 +58,13 @@ def test_features_success_line_escapes_the_path(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, args, color=True)
     assert res.exit_code == 0, res.output
     assert "\x1b" not in res.stdout and "\\x1b[2J" in res.stdout
+
+
+@pytest.mark.parametrize("seconds, duration", [("300", "5m"), ("90", "1m30s")])
+def test_a_plain_number_given_for_a_duration_is_seconds(seconds: str, duration: str) -> None:
+    table = str(Path(__file__).resolve().parent.parent / "sample_data" / "clickstream.parquet")
+    base = ["replay", table, "--label-time-col", "click_time", "--speed", "36000", "--dry-run"]
+    plans = [CliRunner().invoke(app, [*base, "--max-gap", v]) for v in (seconds, duration)]
+    assert [p.exit_code for p in plans] == [0, 0], plans[0].output
+    assert plans[0].stdout == plans[1].stdout
+    assert f"idle gaps > {duration}" in plans[0].stdout
