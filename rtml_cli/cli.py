@@ -28,6 +28,7 @@ from rtml_cli.errors import (
     EXIT_INTERRUPTED,
     RtmlError,
     RtmlWarning,
+    UsageError,
 )
 from rtml_cli.escape import for_terminal
 
@@ -255,8 +256,6 @@ def _calendar(value: str) -> str:
 def _either(value: Any, alias_value: Any, name: str, alias: str) -> Any:
     """The value of an option or of its older spelling (a hidden alias); both at once is refused."""
     if value is not None and alias_value is not None:
-        from rtml_cli.errors import UsageError
-
         raise UsageError(f"{alias} is the older name of {name}: give {name} only.")
     return alias_value if value is None else value
 
