@@ -339,6 +339,7 @@ METRICS = obj(
         "task": text(choices=("binary", "regression")),
         "baseline": text(),
         "strategies": list_of(text(), nonempty=True),
+        "references": list_of(text()),
         "metric_names": list_of(text(), nonempty=True),
         "higher_is_better": mapping(boolean()),
         "span": obj({"start": scalar(), "end": scalar(), "events": _int_n}),
@@ -501,13 +502,16 @@ def validate_metrics(
         )
     if strategies is not None:
         _same(where, "strategies", names, strategies, "the manifest's strategies")
+    # naive references (persistence, prior) are scored like strategies but are not deployments
+    refs = m.get("references")
+    scored = names + [r for r in refs if r not in names] if isinstance(refs, list) else names
     sections: list[tuple[str, Any, list[str]]] = [
-        ("quality", m["quality"], names),
-        ("diff_to_baseline", m.get("diff_to_baseline"), [n for n in names if n != m["baseline"]]),
+        ("quality", m["quality"], scored),
+        ("diff_to_baseline", m.get("diff_to_baseline"), [n for n in scored if n != m["baseline"]]),
         ("freshness", m.get("freshness"), names),
         ("quality_by_staleness", m.get("quality_by_staleness"), names),
         ("compute", m.get("compute"), names),
-        ("quality_over_time.strategies", (m.get("quality_over_time") or {}).get("strategies"), names),
+        ("quality_over_time.strategies", (m.get("quality_over_time") or {}).get("strategies"), scored),
     ]  # fmt: skip
     for section, value, want in sections:
         if value is not None:
