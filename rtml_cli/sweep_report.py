@@ -222,10 +222,22 @@ def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[s
                     f"({q[0][COST]:.3g} vs {r_top[COST]:.3g} CPU s)."
                 )
             else:
-                out.append(
+                text = (
                     f"Nothing cheaper than {describe(r_top)} ({r_top['cell']}) gets 0.9 of its "
-                    f"gain over {base} ({g_top:+.3f} {lab}, {r_top[COST]:.3g} CPU s)."
+                    f"gain over {base} ({g_top:+.3f} {lab}, {r_top[COST]:.3g} CPU s)"
                 )
+                # the cheapest point of the front that still gains: what a fraction of it costs
+                front = {(r["cell"], r["strategy"]) for r in pareto([g[0] for g in gains], m, hib)}
+                cheap = sorted((g for g in gains if (g[0]["cell"], g[0]["strategy"]) in front
+                                and g[1] > 0 and finite(g[0].get(COST))
+                                and g[0][COST] < r_top[COST]), key=lambda g: g[0][COST])  # fmt: skip
+                if cheap:
+                    c = cheap[0]
+                    text += (
+                        f"; {describe(c[0])} ({c[0]['cell']}) gets {c[1] / g_top:.2f} of it for "
+                        f"{_ratio(c[0][COST], r_top[COST])} of the compute ({c[0][COST]:.3g} CPU s)"
+                    )
+                out.append(text + ".")
         sig = [(g[2], g[3]) for g in gains if finite(g[2]) and finite(g[3])]
         better = sum(lo > 0 for lo, _ in sig)
         worse = sum(hi < 0 for _, hi in sig)
