@@ -245,11 +245,13 @@ def _calendar(value: str) -> str:
     parts = [p.strip() for p in value.split(",") if p.strip()]
     for part in parts:
         if part not in CALENDAR_PARTS:
-            raise ValueError(
+            raise typer.BadParameter(
                 f"{part!r} is not a calendar part. Allowed: {', '.join(CALENDAR_PARTS)}."
             )
     if not parts:
-        raise ValueError(f"give one or more of {', '.join(CALENDAR_PARTS)}, comma-separated.")
+        raise typer.BadParameter(
+            f"give one or more of {', '.join(CALENDAR_PARTS)}, comma-separated."
+        )
     return ",".join(parts)
 
 
