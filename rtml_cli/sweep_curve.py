@@ -4,7 +4,9 @@ Columns (a metric that a run could not compute is null):
 
 - ``cell`` (``c003``), ``cell_id`` (its folder under ``cells/``), one string column per grid key
   (the cell's value, e.g. ``retrain_every`` = ``"1h"``);
-- ``strategy``, ``kind``, ``baseline`` (the strategy every difference is against);
+- ``strategy``, ``kind``, ``baseline`` (the strategy every difference is against); the run's
+  naive references (``persistence``, ``prior``), when it has some, are rows of kind
+  ``reference`` without settings or compute;
 - the strategy's own settings: ``retrain_every_s`` (batch, stream), ``update_every_n``
   (online), ``train_window_s`` (null: all), ``label_delay_s``, ``model_spec``;
 - ``refresh_s``: how often the deployment refreshes, the x axis of the freshness curve: the
@@ -86,7 +88,12 @@ def cell_rows(
     model_text = model.get("preset") or model.get("estimator") or model.get("factory") or "default"
     cfg = manifest.get("config") or {}
     delay_us = cfg.get("label_delay_us")
-    for s in manifest.get("strategies") or []:
+    deployed = list(manifest.get("strategies") or [])
+    names_seen = {s.get("name") for s in deployed}
+    # naive references (persistence, prior) are scored beside the strategies, not deployed
+    refs = [{"name": r, "kind": "reference"} for r in metrics.get("references") or []
+            if r not in names_seen]  # fmt: skip
+    for s in deployed + refs:
         name, kind = s.get("name"), s.get("kind")
         row: dict[str, Any] = {"cell": cell["alias"], "cell_id": cell["id"]}
         row.update({k: str(v) for k, v in (cell.get("params") or {}).items()})
