@@ -260,25 +260,11 @@ def _iso(us: int) -> str:
     return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(us))).isoformat()
 
 
-def _run_one(
-    spec: StrategySpec,
-    data: SimData,
-    view: View,
-    builder: ModelBuilder,
-    sample: np.ndarray,
-    fast: bool,
-    timing_budget_s: float | None = None,
-) -> StrategyResult:
-    """Worker entry point (top level so joblib can pickle it)."""
-    return simulate(
-        spec, data, view, builder, sample=sample, fast=fast, timing_budget_s=timing_budget_s
-    )
-
-
 def run_strategies(
     prep: Prepared,
     *,
     jobs: int = 1,
+    dask: str | None = None,
     timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
     timing_budget_s: float | None = None,
     seed: int = 0,
@@ -286,7 +272,12 @@ def run_strategies(
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> list[StrategyResult]:
-    """Simulate every configured strategy (``jobs`` > 1: in parallel worker processes).
+    """Simulate every configured strategy.
+
+    ``jobs`` > 1: every retrain (with the events it serves) of a scheduled strategy, and every
+    online strategy, is a task for ``jobs`` local worker processes; ``dask``: the same tasks on
+    the Dask scheduler at that address (:mod:`rtml_cli.parallel`). The results are the serial
+    run's, bit for bit, except timings.
 
     ``progress``: bars in a terminal, else a line per strategy at most every
     :data:`rtml_cli.progress.PROGRESS_INTERVAL_S` and one as each ends (through ``echo``).
@@ -296,7 +287,7 @@ def run_strategies(
     sample = uniform_sample(m, timing_sample, seed)
     names = [s.name for s in specs]
     with StrategyProgress(progress, names, m, echo=echo) as bars:
-        if jobs <= 1 or len(specs) == 1:
+        if jobs <= 1 and not dask:
             out = []
             for s in specs:
                 r = simulate(
@@ -312,20 +303,14 @@ def run_strategies(
                 bars.finished(s.name)
                 out.append(r)
             return out
-        from joblib import Parallel, delayed
+        from rtml_cli.executor import make_backend
+        from rtml_cli.parallel import Payload, run_parallel
 
-        tasks = (
-            delayed(_run_one)(
-                s, prep.data, prep.view_for(s), prep.builder, sample, fast, timing_budget_s
-            )
-            for s in specs
-        )
-        # in the order they end, so that a log says when each one has
-        done: dict[str, StrategyResult] = {}
-        for r in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
-            bars.finished(r.name, r.wall_s)
-            done[r.name] = r
-        return [done[n] for n in names]
+        keys = [view_key(s) for s in specs]
+        views = {k: prep.views[k] for k in keys}
+        payload = Payload(prep.data, views, prep.builder, list(specs), keys, fast)
+        backend = make_backend(payload, jobs=jobs, dask=dask)
+        return run_parallel(payload, backend, sample=sample, budget_s=timing_budget_s, bars=bars)
 
 
 def predictions_frame(prep: Prepared, results: list[StrategyResult]) -> pl.DataFrame:
