@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rtml_cli.report_calls import PERSISTENCE, interval_text, practical_call, versus_reference
 from rtml_cli.report_render import Block, Curve, Series, Table
 from rtml_cli.report_schema import CapacityAtTraffic, Report
+from rtml_cli.report_sections_level2 import cost_section, forgetting_section
 from rtml_cli.report_svg import finite
 from rtml_cli.report_values import (
     format_count,
@@ -62,8 +64,10 @@ def _names(rep: Report) -> list[str]:
 def quality_section(rep: Report) -> Section:
     """Every metric per strategy, with the primary metric's difference to the baseline."""
     m = rep["metrics"]
-    names = _names(rep)
-    kinds = {s["name"]: s["kind"] for s in rep["strategies"]}
+    refs = list(rep.get("references") or [])
+    names = _names(rep) + [r for r in refs if r not in _names(rep)]
+    kinds: dict[str, str | None] = {s["name"]: s["kind"] for s in rep["strategies"]}
+    kinds.update({r: "naive reference" for r in refs})
     metric, base = rep["primary_metric"], rep["baseline"]
     metric_names = list(m["metric_names"] or [])
     quality = m["quality"] or {}
@@ -87,6 +91,8 @@ def quality_section(rep: Report) -> Section:
             row.append(f"{format_signed(d.get('estimate'))}{interval}")
         else:
             row.append(format_signed(None))
+        if PERSISTENCE in refs:
+            row.append(_versus_persistence(rep, n))
         rows.append(row)
         notes += [f"{n}.{x}: {why}" for x, why in ((q.get("reasons") if q else None) or {}).items()]
     bucket = m.get("bucket") or {}
@@ -99,17 +105,39 @@ def quality_section(rep: Report) -> Section:
         f"{format_count(boot.get('blocks'))} time blocks of {bucket.get('text', '?')})."
     )
     headers = ["strategy", "kind", "events"] + [metric_label(x) for x in metric_names]
-    blocks: list[Block] = [Table(headers + [f"Δ{metric_label(metric)} vs {base}"], rows, caption)]
+    headers.append(f"Δ{metric_label(metric)} vs {base}")
+    if PERSISTENCE in refs:
+        headers.append(f"Δ{metric_label(metric)} vs {PERSISTENCE}")
+    if refs:
+        caption += (
+            f" {', '.join(refs)}: naive references (no model) scored under the same "
+            "label-arrival rule; a strategy worth serving beats them."
+        )
+    blocks: list[Block] = [Table(headers, rows, caption)]
     if notes:
         blocks.append(["not computed: " + n for n in notes])
     return ("Quality", blocks)
+
+
+def _versus_persistence(rep: Report, name: str) -> str:
+    """``+0.004 [-0.002, +0.010] inconclusive``: a strategy against persistence, with its call."""
+    if name == PERSISTENCE:
+        return "reference"
+    metric = rep["primary_metric"]
+    d = versus_reference(rep["metrics"], name, PERSISTENCE, metric)
+    if d is None or not finite(d.get("estimate")):
+        return format_signed(None)
+    hib = bool((rep["metrics"].get("higher_is_better") or {}).get(metric, True))
+    call = practical_call(d, hib)
+    return f"{format_signed(d.get('estimate'))}{interval_text(d)}" + (f" {call}" if call else "")
 
 
 def quality_over_time_section(rep: Report) -> Section:
     m, metric = rep["metrics"], rep["primary_metric"]
     over_time = m.get("quality_over_time") or {}
     per_strategy = over_time.get("strategies") or {}
-    lines = {n: list((per_strategy.get(n) or {}).get(metric) or []) for n in _names(rep)}
+    shown = _names(rep) + [r for r in rep.get("references") or [] if r in per_strategy]
+    lines = {n: list((per_strategy.get(n) or {}).get(metric) or []) for n in shown}
     span = m.get("span") or {}
     bucket = (m.get("bucket") or {}).get("text") or "bucket"
     title = (
@@ -345,8 +373,10 @@ SECTIONS: list[Callable[[Report], Section | None]] = [
     checks_section,
     quality_section,
     quality_over_time_section,
+    forgetting_section,
     freshness_section,
     compute_section,
+    cost_section,
     capacity_section,
     run_section,
     run_b_section,

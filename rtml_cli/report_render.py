@@ -6,8 +6,9 @@ escapes every piece of text for its medium when it draws it, through :mod:`rtml_
 (one function per medium), so no caller has to remember to.
 
 Blocks: ``str`` (a paragraph), ``list[str]`` (bullets), :class:`Table`, :class:`Series`
-(quality over time: sparklines, and a chart in HTML) and :class:`Curve` (an x/y chart, HTML
-only; the other formats show its numbers in a table).
+(quality over time: sparklines, and a chart in HTML), :class:`Curve` (an x/y chart, HTML
+only; the other formats show its numbers in a table) and :class:`Heatmap` (a matrix, HTML only;
+the other formats show a compact table of it).
 """
 
 from __future__ import annotations
@@ -56,8 +57,22 @@ class Curve:
     logy: bool = False
 
 
-#: A paragraph (str), bullets (list[str]), a Table, a Series or a Curve.
-Block = str | list[str] | Table | Series | Curve
+@dataclass
+class Heatmap:
+    """A matrix (``values[row][column]``), drawn in HTML only (terminal and Markdown show a
+    compact table of it, a Table block the section gives beside it)."""
+
+    title: str
+    row_labels: list[str]
+    col_labels: list[str]
+    values: list[list[float | None]]
+    xlabel: str = ""
+    ylabel: str = ""
+    higher_is_better: bool = True
+
+
+#: A paragraph (str), bullets (list[str]), a Table, a Series, a Curve or a Heatmap.
+Block = str | list[str] | Table | Series | Curve | Heatmap
 Sections = list[tuple[str, list[Block]]]
 
 
@@ -170,8 +185,9 @@ def render_terminal(
                 t.add_column(Text(h), overflow="fold", min_width=m)
             for r in rows:
                 t.add_row(*[Text(c, style=status_style.get(c, "")) for c in r])
-            con.print(t)
-            return
+            if _table_width(t, con) <= w:
+                con.print(t)
+                return
         # stacked: the first cell heads each row, then "header: value" pieces packed into
         # lines of the width, a piece never split between two lines
         for r in rows:
@@ -218,6 +234,18 @@ def render_terminal(
                 con.print(t)
     # Rich pads table lines to the full width: trailing blanks only make copies messy
     return "\n".join(line.rstrip(" ") for line in buf.getvalue().split("\n"))
+
+
+def _table_width(t: Any, con: Any) -> int:
+    """The width Rich will draw ``t`` with: its column sharing can exceed the console by a few
+    cells when minimum widths are tight, and the console would then crop the last column."""
+    try:
+        widths = t._calculate_column_widths(
+            con, con.options.update_width(con.width - len(t.columns) + 1)
+        )
+    except Exception:  # a Rich without this method: trust the estimate made before
+        return 0
+    return int(sum(widths)) + len(t.columns) - 1
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -342,6 +370,14 @@ def render_html(head: str, sections: Sections) -> str:
                         b.title, b.lines, b.xlabel, b.ylabel, hline=b.hline, logy=b.logy
                     )
                 )
+            elif isinstance(b, Heatmap):
+                parts.append(f"<p>{for_html(b.title)}</p>")
+                parts.append(
+                    report_svg.heatmap(
+                        b.title, b.row_labels, b.col_labels, b.values, xlabel=b.xlabel,
+                        ylabel=b.ylabel, higher_is_better=b.higher_is_better,
+                    )
+                )  # fmt: skip
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -293,3 +293,92 @@ def xy_chart(
     out += _legend(names)
     out.append("</svg>")
     return "".join(out)
+
+
+# sequential scale for heatmaps: light (worst) to dark (best), readable in print and for most
+# colour vision deficiencies (matplotlib's "Blues" ends)
+_HEAT_LO, _HEAT_HI = (247, 251, 255), (8, 48, 107)
+_HEAT_MAX_CELL = 36
+
+
+def _heat_colour(frac: float) -> str:
+    rgb = (round(a + (b - a) * frac) for a, b in zip(_HEAT_LO, _HEAT_HI, strict=True))
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def heatmap(
+    title: str,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    higher_is_better: bool = True,
+) -> str:
+    """A matrix as coloured cells (darker = better), a missing value left blank; every cell has
+    its row, column and value as a tooltip. At most ~10 tick labels per axis."""
+    n_rows, n_cols = len(values), max((len(r) for r in values), default=0)
+    fin = finite_values(v for r in values for v in r)
+    lo, hi = (min(fin), max(fin)) if fin else (0.0, 1.0)
+    cell = max(4.0, min(_HEAT_MAX_CELL, 520 / max(1, n_cols), 360 / max(1, n_rows)))
+    x0, y0 = 150.0, 16.0
+    width = int(x0 + cell * n_cols + 150)
+    height = int(y0 + cell * n_rows + 70)
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'role="img" font-family="system-ui,sans-serif" font-size="11">',
+        f"<title>{for_html(title)}</title>",
+    ]
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            if not finite(v):
+                continue
+            frac = (v - lo) / (hi - lo) if hi > lo else 1.0
+            frac = frac if higher_is_better else 1.0 - frac
+            label = row_labels[i] if i < len(row_labels) else str(i)
+            col = col_labels[j] if j < len(col_labels) else str(j)
+            out.append(
+                f'<rect x="{_coord(x0 + j * cell)}" y="{_coord(y0 + i * cell)}" '
+                f'width="{_coord(cell)}" height="{_coord(cell)}" fill="{_heat_colour(frac)}">'
+                f"<title>{for_html(f'{ylabel} {label}, {xlabel} {col}: {v:.4g}')}</title></rect>"
+            )
+    out.append(
+        f'<rect x="{x0}" y="{y0}" width="{_coord(cell * n_cols)}" height="{_coord(cell * n_rows)}" '
+        'fill="none" stroke="#999" />'
+    )
+    row_step = max(1, math.ceil(n_rows / 10))
+    for i in range(0, n_rows, row_step):
+        label = str(row_labels[i]) if i < len(row_labels) else str(i)
+        out.append(
+            f'<text x="{x0 - 4}" y="{_coord(y0 + (i + 0.5) * cell + 4)}" text-anchor="end">'
+            f"{for_html(label[:16].replace('T', ' '))}</text>"
+        )
+    col_step = max(1, math.ceil(n_cols / 6), math.ceil(72 / cell))  # a date label is ~65 px
+    for j in range(0, n_cols, col_step):
+        label = str(col_labels[j]) if j < len(col_labels) else str(j)
+        out.append(
+            f'<text x="{_coord(x0 + (j + 0.5) * cell)}" y="{_coord(y0 + n_rows * cell + 14)}" '
+            f'text-anchor="middle">{for_html(label[:10])}</text>'
+        )
+    bottom = y0 + n_rows * cell
+    out.append(
+        f'<text x="{_coord(x0 + n_cols * cell / 2)}" y="{_coord(bottom + 34)}" '
+        f'text-anchor="middle">{for_html(xlabel)}</text>'
+    )
+    out.append(
+        f'<text x="12" y="{_coord(y0 + n_rows * cell / 2)}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {_coord(y0 + n_rows * cell / 2)})">{for_html(ylabel)}</text>'
+    )
+    # the colour key: worst to best, with the values at its ends
+    kx = x0 + n_cols * cell + 20
+    worst, best = (lo, hi) if higher_is_better else (hi, lo)
+    for k in range(10):
+        out.append(
+            f'<rect x="{_coord(kx)}" y="{_coord(y0 + 12 * k)}" width="14" height="12" '
+            f'fill="{_heat_colour(1 - k / 9)}" />'
+        )
+    out.append(f'<text x="{_coord(kx + 18)}" y="{_coord(y0 + 10)}">best {best:.4g}</text>')
+    out.append(f'<text x="{_coord(kx + 18)}" y="{_coord(y0 + 118)}">worst {worst:.4g}</text>')
+    out.append("</svg>")
+    return "".join(out)
