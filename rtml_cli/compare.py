@@ -173,6 +173,7 @@ def prepare(
     notes.append(
         f"task: {label.task}"
         + (f" (positive class: {label.positive_class!r})" if label.task == "binary" else "")
+        + (f" ({len(label.classes or [])} classes)" if label.task == "multiclass" else "")
     )
     internal = {T, L, EVENT_ID}
     features = [c for c in roles.feature_columns(frame.columns) if c not in internal]
@@ -356,7 +357,12 @@ def predictions_frame(prep: Prepared, results: list[StrategyResult]) -> pl.DataF
         .alias("label_time"),
         pl.col("y").fill_nan(None),
     )
-    return conform(df, PREDICTIONS_SCHEMA)
+    out = conform(df, PREDICTIONS_SCHEMA)
+    if d.task == "multiclass":
+        # class probabilities, class code c at position c (the manifest's `classes` names them)
+        proba = np.concatenate([r.proba for r in results if r.proba is not None])
+        out = out.with_columns(pl.Series("proba", proba).cast(pl.List(pl.Float64)))
+    return out
 
 
 def timings_frame(results: list[StrategyResult]) -> pl.DataFrame:
@@ -556,7 +562,7 @@ def run_compare(
     run_dir = write_run_dir(
         out_dir, manifest=manifest, predictions=pred, timings=tim, metrics=metrics, force=force
     )
-    main = "auc" if prep.label.task == "binary" else "rmse"
+    main = {"binary": "auc", "multiclass": "accuracy"}.get(prep.label.task, "rmse")
     return CompareResult(
         run_dir,
         notes,
@@ -632,6 +638,7 @@ def _manifest(
         "inferred": notes,
         "task": prep.label.task,
         "positive_class": prep.label.positive_class,
+        "classes": prep.label.classes,
         "config": cfg.to_json(),
         "strategies": [
             {

@@ -21,10 +21,11 @@ The same schema as types, for readers: :class:`rtml_cli.metrics_schema.MetricsJs
 
     {
       "schema_version": 1,
-      "task": "binary" | "regression",
+      "task": "binary" | "multiclass" | "regression",
       "baseline": str,                       # strategy the differences are taken against
       "strategies": [str, ...],              # in the order given
       "metric_names": [str, ...],            # binary: accuracy log_loss auc f1 brier;
+                                             # multiclass: accuracy macro_f1 log_loss;
                                              # regression: mae rmse r2
       "higher_is_better": {metric: bool},
       "span": {"start": iso, "end": iso, "events": int},   # scored events with a label
@@ -84,9 +85,11 @@ from rtml_cli.relevance import DEFAULT_MIN_EFFECT, INCONCLUSIVE, classify, thres
 SCHEMA_VERSION = 1
 
 BINARY_METRICS = ["accuracy", "log_loss", "auc", "f1", "brier"]
+MULTICLASS_METRICS = ["accuracy", "macro_f1", "log_loss"]
 REGRESSION_METRICS = ["mae", "rmse", "r2"]
 HIGHER_IS_BETTER = {
     "accuracy": True,
+    "macro_f1": True,
     "log_loss": False,
     "auc": True,
     "f1": True,
@@ -193,6 +196,66 @@ def _binary_block_stats(
     return stats
 
 
+def _multiclass_block_stats(
+    y: np.ndarray, proba: np.ndarray, block: np.ndarray, n_blocks: int
+) -> dict[str, np.ndarray]:
+    """Per-block statistics of the multiclass metrics: sums as for binary, and per-class
+    confusion counts as n_blocks × K matrices (a resample's totals are ``w @ m``)."""
+    k = proba.shape[1]
+    yi = y.astype(np.int64)
+    pred = np.argmax(proba, axis=1)
+    p_true = np.clip(proba[np.arange(len(yi)), yi], _EPS, 1.0)
+
+    def s(v: np.ndarray) -> np.ndarray:
+        return np.bincount(block, weights=v, minlength=n_blocks)
+
+    def per_class(cls: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        flat = np.bincount(block[keep] * k + cls[keep], minlength=n_blocks * k)
+        return flat.reshape(n_blocks, k).astype(np.float64)
+
+    hit = pred == yi
+    return {
+        "n": s(np.ones(len(yi))),
+        "correct": s(hit.astype(np.float64)),
+        "ll": s(-np.log(p_true)),
+        "mc_tp": per_class(yi, hit),
+        "mc_fp": per_class(pred, ~hit),
+        "mc_fn": per_class(yi, ~hit),
+    }
+
+
+def _multiclass_from_totals(tot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """accuracy, macro-F1, log loss from a resample's totals (``mc_*``: R × K).
+
+    Macro-F1 averages the F1 of the classes that occur among the labels or the predictions of
+    the events selected (scikit-learn's ``f1_score(average="macro")``).
+    """
+    n = tot["n"]
+    tp, fp, fn = tot["mc_tp"], tot["mc_fp"], tot["mc_fn"]
+    den = 2 * tp + fp + fn
+    present = den > 0
+    f1 = np.where(present, 2 * tp / np.where(present, den, 1.0), 0.0)
+    return {
+        "accuracy": tot["correct"] / n,
+        "macro_f1": f1.sum(axis=1) / present.sum(axis=1),
+        "log_loss": tot["ll"] / n,
+    }
+
+
+def _class_proba(d: pl.DataFrame) -> np.ndarray:
+    """The ``proba`` list column of multiclass predictions as an events × K matrix."""
+    if "proba" not in d.columns:
+        raise MetricError(
+            "multiclass predictions lack the 'proba' column (class probabilities); the run "
+            "directory was written by an incompatible rtml: rerun `rtml compare`."
+        )
+    col = d["proba"]
+    if d.height == 0:
+        return np.zeros((0, 1))
+    k = max(int(np.max(col.list.len().fill_null(0).to_numpy())), 1)
+    return col.list.to_array(k).to_numpy().astype(np.float64)
+
+
 def _regression_block_stats(
     y: np.ndarray, p: np.ndarray, block: np.ndarray, n_blocks: int
 ) -> dict[str, np.ndarray]:
@@ -220,6 +283,8 @@ def _metrics_from_stats(
     with np.errstate(divide="ignore", invalid="ignore"):
         tot = {k: w @ v for k, v in stats.items() if k != "auc_m"}
         n = tot["n"]
+        if task == "multiclass":
+            return _multiclass_from_totals(tot)
         if task == "binary":
             mm = stats["auc_m"]
             auc_num = np.einsum("ra,ab,rb->r", w, mm, w)
@@ -363,8 +428,10 @@ def _validate(
     strategies: Sequence[str],
     baseline: str,
 ) -> None:
-    if task not in ("binary", "regression"):
-        raise UsageError(f"The task must be 'binary' or 'regression'. Got {task!r} instead.")
+    if task not in ("binary", "multiclass", "regression"):
+        raise UsageError(
+            f"The task must be 'binary', 'multiclass' or 'regression'. Got {task!r} instead."
+        )
     need = {"event_id", "strategy", "t", "y", "score", "pred"}
     missing = need - set(predictions.columns)
     if missing:
@@ -456,7 +523,8 @@ def compute_metrics(
     ----------
     predictions : one row per (scored event, strategy), schema ``predictions.parquet``.
     timings : one row per timed call, schema ``timings.parquet`` (may be empty).
-    task : ``"binary"`` or ``"regression"``.
+    task : ``"binary"``, ``"multiclass"`` (predictions carry a ``proba`` list column) or
+        ``"regression"``.
     strategies : strategy names, in display order.
     baseline : the strategy differences are taken against.
     bucket : time bucket (and bootstrap block) width such as ``"1h"``; default: chosen to give
@@ -483,7 +551,9 @@ def compute_metrics(
         Unknown task, or the baseline is not among the strategies.
     """
     _validate(predictions, timings, task, strategies, baseline)
-    names = BINARY_METRICS if task == "binary" else REGRESSION_METRICS
+    names = {"binary": BINARY_METRICS, "multiclass": MULTICLASS_METRICS}.get(
+        task, REGRESSION_METRICS
+    )
     deployments = list(strategies)
     effect = dict(DEFAULT_MIN_EFFECT if min_effect is None else min_effect)
     # references are scored like strategies below; `deployments` keeps the strategies alone
@@ -543,6 +613,8 @@ def compute_metrics(
         y = d["y"].cast(pl.Float64).to_numpy()
         p = d["score"].cast(pl.Float64).to_numpy()
         blk = ((_times_us(d["t"]) - first) // width).astype(np.int64)
+        if task == "multiclass":
+            return _multiclass_block_stats(y, _class_proba(d), blk, n_buckets)
         if task == "binary":
             pred = d["pred"].cast(pl.Float64).fill_null(0.0).to_numpy()
             return _binary_block_stats(y, p, pred, blk, n_buckets)
@@ -707,6 +779,8 @@ def block_stats_by_group(
     y = d["y"].cast(pl.Float64).to_numpy()
     p = d["score"].cast(pl.Float64).to_numpy()
     g = group.astype(np.int64)
+    if task == "multiclass":
+        return _multiclass_block_stats(y, _class_proba(d), g, n_groups)
     if task == "binary":
         pred = d["pred"].cast(pl.Float64).fill_null(0.0).to_numpy()
         return _binary_block_stats(y, p, pred, g, n_groups)

@@ -336,7 +336,7 @@ _SUMMARY = obj({"mean": _num_n, "p50": _num_n, "p90": _num_n, "max": _num_n, "co
 METRICS = obj(
     {
         "schema_version": _int_n,
-        "task": text(choices=("binary", "regression")),
+        "task": text(choices=("binary", "multiclass", "regression")),
         "baseline": text(),
         "strategies": list_of(text(), nonempty=True),
         "references": list_of(text()),

@@ -53,9 +53,9 @@ class SimData:
     ----------
     t : event times, µs, sorted.
     l : label arrival times, µs; ``NO_LABEL`` where the label is null.
-    y : labels as float (binary 0/1), NaN where null.
+    y : labels as float (binary 0/1, multiclass the class code 0..K-1), NaN where null.
     W : end of warm-up, µs (events with ``t < W`` are warm-up).
-    task : ``binary`` | ``regression``.
+    task : ``binary`` | ``multiclass`` | ``regression``.
     """
 
     t: np.ndarray
@@ -68,6 +68,11 @@ class SimData:
     def s0(self) -> int:
         """Index of the first scored event."""
         return int(np.searchsorted(self.t, self.W, "left"))
+
+    @property
+    def n_classes(self) -> int:
+        """K of a multiclass label (codes 0..K-1, each present in ``y``); 0 otherwise."""
+        return int(np.nanmax(self.y)) + 1 if self.task == "multiclass" else 0
 
 
 @dataclasses.dataclass
@@ -88,6 +93,8 @@ class StrategyResult:
     fits: list[tuple[str, int, int]]  # (retrain|update, time µs, rows) in call order
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    #: multiclass: the class probabilities, events × K (``score`` is that of ``pred``)
+    proba: np.ndarray | None = None
 
 
 def _iso(us: int) -> str:
@@ -125,17 +132,31 @@ def seeded(seed: int, *salt: int | str) -> Iterator[None]:
         random.setstate(py_state)
 
 
-class _Scorer:
-    """score(X) for a fitted model: P(positive) for binary, the prediction for regression."""
+def _class_proba(model: Any, X: Any, k: int) -> np.ndarray:
+    """``predict_proba`` as K columns, class code c in column c: a model fitted on rows lacking
+    some class has fewer columns (``classes_`` says which; read at each call, since an online
+    River learner meets new classes as it learns)."""
+    p = np.asarray(model.predict_proba(X), dtype=np.float64)
+    out = np.zeros((p.shape[0], k))
+    out[:, np.asarray(model.classes_).astype(np.int64)] = p
+    return out
 
-    def __init__(self, model: Any, task: str, *, what: str) -> None:
+
+class _Scorer:
+    """score(X) for a fitted model: P(positive) for binary, the K class probabilities (n × K) for
+    multiclass, the prediction for regression."""
+
+    def __init__(self, model: Any, task: str, *, what: str, n_classes: int = 0) -> None:
         self.task = task
         self.what = what
-        if task == "binary":
+        self.fn: Callable[[Any], np.ndarray]
+        if task == "multiclass":
+            self.fn = lambda X: _class_proba(model, X, n_classes)
+        elif task == "binary":
             classes = list(getattr(model, "classes_", [0.0, 1.0]))
             self.pos = classes.index(1.0) if 1.0 in classes else len(classes) - 1
             if hasattr(model, "predict_proba"):
-                self.fn: Callable[[Any], np.ndarray] = lambda X: model.predict_proba(X)[:, self.pos]
+                self.fn = lambda X: model.predict_proba(X)[:, self.pos]
             else:  # e.g. hinge-loss SGD: squash the margin to (0, 1); 0.5 stays the boundary
                 self.fn = lambda X: (
                     1.0
@@ -173,7 +194,8 @@ class _Sim:
         self.spec, self.data, self.view, self.builder = spec, data, view, builder
         self.s0 = data.s0
         m = len(data.t) - self.s0
-        self.score = np.full(m, np.nan)
+        # multiclass: one row of K class probabilities per event
+        self.score = np.full((m, data.n_classes) if data.task == "multiclass" else m, np.nan)
         self.version = np.zeros(m, dtype=np.int32)
         self.mtime = np.zeros(m, dtype=np.int64)
         self.sample = sample  # bool mask over scored events
@@ -197,7 +219,7 @@ class _Sim:
         problem = None
         if len(rows) == 0:
             problem = "holds no label"
-        elif d.task == "binary" and np.unique(d.y[rows]).size < 2:
+        elif d.task != "regression" and np.unique(d.y[rows]).size < 2:
             problem = f"holds labels of one class only ({len(rows)} rows, all {d.y[rows][0]:g})"
         if problem:
             if first:
@@ -304,11 +326,20 @@ class _Sim:
     def result(self) -> StrategyResult:
         s0, v = self.s0, self.view
         task = self.data.task
-        pred = (self.score > 0.5).astype(np.float64) if task == "binary" else self.score.copy()
+        score, proba = self.score, None
+        if task == "multiclass":
+            proba = self.score
+            pred = np.argmax(proba, axis=1).astype(np.float64)
+            score = np.take_along_axis(proba, pred.astype(np.int64)[:, None], axis=1)[:, 0]
+        elif task == "binary":
+            pred = (self.score > 0.5).astype(np.float64)
+        else:
+            pred = self.score.copy()
         return StrategyResult(
             name=self.spec.name,
             kind=self.spec.kind,
-            score=self.score,
+            score=score,
+            proba=proba,
             pred=pred,
             model_version=self.version,
             model_time=self.mtime,
@@ -427,7 +458,7 @@ def _scheduled(sim: _Sim) -> None:
         fitted, fit_at = fit_span(sim, sp)
         if fitted is not None:
             version, mtime = version + 1, fit_at
-            scorer = _Scorer(fitted, d.task, what=sim.spec.name)
+            scorer = _Scorer(fitted, d.task, what=sim.spec.name, n_classes=d.n_classes)
         if sp.b > sp.a:
             assert scorer is not None
             serve_span(sim, scorer, sp)
@@ -452,7 +483,8 @@ def run_span(sim: _Sim, sp: Span, *, refit_at: int | None = None) -> SpanOut:
         assert fitted is not None  # it was fitted once from the same rows
     score = None
     if fitted is not None and sp.b > sp.a:
-        serve_span(sim, _Scorer(fitted, sim.data.task, what=sim.spec.name), sp)
+        k = sim.data.n_classes
+        serve_span(sim, _Scorer(fitted, sim.data.task, what=sim.spec.name, n_classes=k), sp)
         score = sim.score[sp.a - sim.s0 : sp.b - sim.s0].copy()
     return SpanOut(
         sp.k,
@@ -485,8 +517,10 @@ def _online(sim: _Sim) -> None:
             f"model {sim.builder.describe()} {verb} while transforming the features of strategy "
             f"'{spec.name}' with its preprocessing fitted at warm-up{detail}"
         ) from None
-    full = _Scorer(model, d.task, what=spec.name)  # the whole pipeline: real single-row latency
-    hot = _Scorer(final, d.task, what=spec.name) if prefix is not None else full
+    k_cls = d.n_classes
+    # the whole pipeline: real single-row latency
+    full = _Scorer(model, d.task, what=spec.name, n_classes=k_cls)
+    hot = _Scorer(final, d.task, what=spec.name, n_classes=k_cls) if prefix is not None else full
     # Labels that arrive at or after W, in arrival order (ties: table order).
     idx = np.flatnonzero((l != NO_LABEL) & (l >= W))
     order = idx[np.argsort(l[idx], kind="stable")]
@@ -605,7 +639,8 @@ def calibrate_sample(sim: _Sim) -> np.ndarray:
     """The timing sample thinned to the budget, measured on the warm-up model (parallel runs
     thin it once, before the spans are spread over processes)."""
     model = sim.fit(sim.data.W, first=True, record=False)
-    sim.fit_timing_budget(_Scorer(model, sim.data.task, what=sim.spec.name), sim.view.X)
+    scorer = _Scorer(model, sim.data.task, what=sim.spec.name, n_classes=sim.data.n_classes)
+    sim.fit_timing_budget(scorer, sim.view.X)
     return sim.sample
 
 

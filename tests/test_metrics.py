@@ -270,6 +270,8 @@ def test_bad_inputs_raise_rtml_errors():
     with pytest.raises(UsageError, match="baseline strategy 'zz'"):
         compute_metrics(preds, EMPTY_TIMINGS, task="binary", strategies=["a"], baseline="zz")
     with pytest.raises(UsageError, match="task"):
+        compute_metrics(preds, EMPTY_TIMINGS, task="ordinal", strategies=["a"], baseline="a")
+    with pytest.raises(MetricError, match="'proba' column"):
         compute_metrics(preds, EMPTY_TIMINGS, task="multiclass", strategies=["a"], baseline="a")
     with pytest.raises(MetricError, match="label"):
         compute_metrics(preds.with_columns(y=pl.lit(None, pl.Float64)), EMPTY_TIMINGS,

@@ -30,8 +30,7 @@ def test_task_inference():
     info = infer_task(pl.Series(["no", "yes", "no"]), name="y", source="t")
     assert info.positive_class == "yes" and info.y.tolist() == [0.0, 1.0, 0.0]
     assert infer_task(pl.Series([0.1, 2.5, 3.0]), name="y", source="t").task == "regression"
-    with pytest.raises(InputError, match="multiclass is not supported yet"):
-        infer_task(pl.Series([1, 2, 3]), name="y", source="t")
+    assert infer_task(pl.Series([1, 2, 3]), name="y", source="t").task == "multiclass"
     with pytest.raises(InputError, match="one value only"):
         infer_task(pl.Series([True, True]), name="y", source="t")
     # one class of an integer label is one class, not "multiclass"; a datetime is no outcome
