@@ -524,6 +524,8 @@ def _online(sim: _Sim) -> None:
     # Labels that arrive at or after W, in arrival order (ties: table order).
     idx = np.flatnonzero((l != NO_LABEL) & (l >= W))
     order = idx[np.argsort(l[idx], kind="stable")]
+    if d.task == "multiclass" and not getattr(model, "learns_in_order", False):
+        _check_online_classes(final, y[order], what=spec.name)
     nb = len(order) // k  # a trailing partial batch is never applied
     u = l[order[k - 1 :: k]][:nb]  # when each update happens
     # Events with t <= u_b are predicted before update b (ties: events before labels).
@@ -588,6 +590,21 @@ def _online(sim: _Sim) -> None:
     sim.mtime[:] = np.where(applied > 0, u[np.maximum(applied - 1, 0)] if nb else W, W)
     if prog is not None:
         prog(n - s0)
+
+
+def _check_online_classes(final: Any, y: np.ndarray, *, what: str) -> None:
+    """A scikit-learn ``partial_fit`` cannot learn a class its warm-up fit did not see: say so
+    before updating (River learners meet new classes as they come)."""
+    known = set(np.asarray(getattr(final, "classes_", [])).astype(np.int64).tolist())
+    new = sorted(set(y[~np.isnan(y)].astype(np.int64).tolist()) - known)
+    if known and new:
+        raise ModelError(
+            f"strategy '{what}' is online, but labels of class code(s) {new} arrive after the "
+            "warm-up, which held none: a scikit-learn partial_fit cannot learn a class its first "
+            "fit did not see (codes follow the sorted label values, see the manifest's classes). "
+            "Use a longer --warmup, or a River learner (e.g. --model river-logreg), which learns "
+            "new classes as they arrive."
+        )
 
 
 def uniform_sample(n_scored: int, size: int | None, seed: int) -> np.ndarray:

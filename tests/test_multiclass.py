@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss
 from rtml_cli.cli import app
 from rtml_cli.compare import prepare, run_strategies
 from rtml_cli.config import build_config
-from rtml_cli.errors import InputError
+from rtml_cli.errors import InputError, ModelError
 from rtml_cli.metrics import compute_metrics
 from rtml_cli.models import MAX_CLASSES, infer_task
 
@@ -182,3 +182,20 @@ def test_compare_and_report_cli(table: Path, tmp_path: Path, runner) -> None:
     assert rep.exit_code == 0, rep.output
     assert "accuracy" in rep.output.lower()
     assert "macro" in rep.output.lower()
+
+
+def test_sklearn_online_refuses_a_class_its_warm_up_never_saw(tmp_path: Path) -> None:
+    df = three_class_table(600).with_columns(
+        mode=pl.when((pl.int_range(pl.len()) < 300) & (pl.col("mode") == "walk"))
+        .then(pl.lit("car"))
+        .otherwise(pl.col("mode"))
+    )
+    path = tmp_path / "late.parquet"
+    df.write_parquet(path)
+    cfg = build_config(
+        {"model": {"preset": "sgd"}, "data": {"time": "t", "label": "mode"}},
+        warmup="0.4",
+        strategies="online:1",
+    )
+    with pytest.raises(ModelError, match=r"class code\(s\) \[2\] arrive after the warm-up"):
+        run_strategies(prepare(path, cfg), timing_sample=0)
