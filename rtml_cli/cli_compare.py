@@ -195,10 +195,33 @@ def compare(
             "--jobs",
             "-j",
             min=1,
-            help="Strategies simulated in parallel processes.",
+            help="Local worker processes: each retrain of a batch/stream strategy (with the "
+            "events it serves) and each online strategy is a task; results are those of one "
+            "process, bit for bit.",
             rich_help_panel=_SIMULATION,
         ),
     ] = 1,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            envvar="RTML_DASK_ADDRESS",
+            help="Run the same tasks on the Dask scheduler at ADDRESS (e.g. tcp://host:8786; "
+            "needs rtml[dask]); results as in one process.",
+            rich_help_panel=_SIMULATION,
+        ),
+    ] = None,
+    batch_lookback: Annotated[
+        str,
+        typer.Option(
+            "--batch-lookback",
+            metavar=DURATION,
+            help="Cost of a keyed batch strategy: a real batch job scores every entity active "
+            "in this window before each cutoff.",
+            rich_help_panel=_SIMULATION,
+        ),
+    ] = "30d",
     timing_sample: Annotated[
         str,
         typer.Option(
@@ -226,7 +249,7 @@ def compare(
 
     Zero config works: roles, task and model are inferred and stated on stderr. Render the run with `rtml report RUN_DIR`.
     """
-    from rtml_cli.compare import compare_cli
+    from rtml_cli.compare_command import compare_cli
 
     with _edge():
         inputs = _either(inputs, inputs_alias, "--inputs", "--features")
@@ -256,6 +279,8 @@ def compare(
             strategies=strategies,
             baseline=baseline,
             jobs=jobs,
+            dask=dask,
+            batch_lookback=batch_lookback,
             timing_sample=timing_sample,
             seed=seed,
             echo=_err,

@@ -3,7 +3,9 @@
 :func:`prepare` resolves the configuration against the table (roles, task, warm-up, model,
 views); :func:`run_strategies` simulates every strategy; :func:`run_compare` does both and
 writes the run directory (:mod:`rtml_cli.runs`) with ``metrics.json`` from
-:func:`rtml_cli.metrics.compute_metrics`.
+:func:`rtml_cli.metrics.compute_metrics` and the costs of :mod:`rtml_cli.cost`. The
+manifest is built in :mod:`rtml_cli.run_manifest`, the command's flags and summary table in
+:mod:`rtml_cli.compare_command`.
 
 Examples
 --------
@@ -16,9 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import math
-import resource
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rtml_cli import __version__
 from rtml_cli.config import CompareConfig, StrategySpec, build_config, find_config, load_toml
+from rtml_cli.cost import DEFAULT_BATCH_LOOKBACK, cost_section
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
 from rtml_cli.features import FEATURE_PREFIX, calendar_features
@@ -46,12 +46,12 @@ from rtml_cli.models import (
     resolve_model,
 )
 from rtml_cli.progress import StrategyProgress
+from rtml_cli.run_manifest import run_manifest, run_summary
 from rtml_cli.run_tables import PREDICTIONS_SCHEMA, TIMINGS_SCHEMA, conform
 from rtml_cli.runs import (
     check_out,
     default_out,
     refuse_run_dir_over_input,
-    versions,
     write_run_dir,
 )
 from rtml_cli.strategies import (
@@ -65,7 +65,7 @@ from rtml_cli.strategies import (
     uniform_sample,
     view_frame,
 )
-from rtml_cli.timing import NO_TIME, percentiles
+from rtml_cli.timing import NO_TIME
 from rtml_cli.zero_config import LeakWarning, default_features, leak_warnings
 
 DEFAULT_TIMING_SAMPLE = 2000
@@ -466,6 +466,8 @@ def run_compare(
     out: str | Path | None = None,
     force: bool = False,
     jobs: int = 1,
+    dask: str | None = None,
+    batch_lookback: str = DEFAULT_BATCH_LOOKBACK,
     timing_sample: int | None = DEFAULT_TIMING_SAMPLE,
     timing_budget_s: float | None = None,
     seed: int = 0,
@@ -479,7 +481,9 @@ def run_compare(
     Parameters mirror the CLI flags; ``None`` means "from the config / inferred".
     ``timing_sample=None`` times every event with a single-row call; ``timing_budget_s`` thins
     the sample so that each strategy's timed calls take about that long; ``force`` replaces an
-    existing run directory at ``out`` once the new one is complete.
+    existing run directory at ``out`` once the new one is complete. ``dask``: the address of a
+    Dask scheduler that runs the retrains (:mod:`rtml_cli.parallel`); ``batch_lookback``: the
+    window in which an entity counts as active for a batch job's cost (:mod:`rtml_cli.cost`).
 
     Raises
     ------
@@ -491,6 +495,7 @@ def run_compare(
         raise UsageError(f"--jobs must be >= 1. Got {jobs}.")
     if timing_sample is not None and timing_sample < 0:
         raise UsageError(f"--timing-sample must be >= 0 or 'all'. Got {timing_sample}.")
+    lookback_us = parse_duration(batch_lookback, what="--batch-lookback")
     cfg = resolve_config(
         table,
         config=config,
@@ -518,6 +523,7 @@ def run_compare(
     results = run_strategies(
         prep,
         jobs=jobs,
+        dask=dask,
         timing_sample=timing_sample,
         timing_budget_s=timing_budget_s,
         seed=seed,
@@ -543,13 +549,15 @@ def run_compare(
         bucket=cfg.bucket,
         seed=seed,
     )
+    metrics["cost"] = cost_section(prep, tim, lookback_us=lookback_us)
     t_met = time.perf_counter()
-    manifest = _manifest(
+    manifest = run_manifest(
         prep,
         results,
         notes,
         warn_list,
         jobs=jobs,
+        dask=dask,
         timing_sample=timing_sample,
         timing_budget_s=timing_budget_s,
         fast=fast,
@@ -566,207 +574,8 @@ def run_compare(
     return CompareResult(
         run_dir,
         notes,
-        _summary(results, metrics, main, len(prep.data.t) - prep.data.s0),
+        run_summary(results, metrics, main, len(prep.data.t) - prep.data.s0),
         main,
         warn_list,
         metrics,
     )
-
-
-def _summary(
-    results: list[StrategyResult], metrics: dict[str, Any], main: str, scored: int
-) -> list[dict[str, Any]]:
-    rows = []
-    for r in results:
-        q = metrics.get("quality", {}).get(r.name, {})
-        c = r.calls
-        single = (
-            c["wall_ns"][(np.array(c["kind"]) == "predict") & (c["rows"] == 1)]
-            if len(c["kind"])
-            else np.array([])
-        )
-        p99 = percentiles(single)["p99"]
-        rows.append(
-            {
-                "strategy": r.name,
-                "kind": r.kind,
-                main: q.get(main),
-                "events_per_s": scored / r.wall_s if r.wall_s > 0 else None,
-                "predict_p99_ms": None if p99 is None else p99 / 1e6,
-                "wall_s": r.wall_s,
-            }
-        )
-    return rows
-
-
-def _fingerprint(frame: pl.DataFrame) -> str:
-    h = hashlib.sha256()
-    h.update(str(frame.schema).encode())
-    h.update(str(frame.height).encode())
-    h.update(np.asarray(frame.hash_rows(seed=0).sum()).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _manifest(
-    prep: Prepared,
-    results: list[StrategyResult],
-    notes: list[str],
-    warn_list: list[str],
-    *,
-    jobs: int,
-    timing_sample: int | None,
-    fast: bool,
-    timings: dict[str, float],
-    timing_budget_s: float | None = None,
-) -> dict[str, Any]:
-    cfg, ev = prep.config, prep.table
-    # with --jobs > 1 the strategies ran in worker processes: report the larger peak
-    peak_kb = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
-    return {
-        "rtml_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "table": {
-            "source": ev.source,
-            "rows": ev.frame.height,
-            "fingerprint": _fingerprint(ev.frame),
-        },
-        "roles": dataclasses.asdict(ev.roles),
-        "features": prep.features,
-        "inferred": notes,
-        "task": prep.label.task,
-        "positive_class": prep.label.positive_class,
-        "classes": prep.label.classes,
-        "config": cfg.to_json(),
-        "strategies": [
-            {
-                **s.params(),
-                "wall_s": r.wall_s,
-                "cpu_s": r.cpu_s,
-                "fits": sum(1 for f in r.fits if f[0] == "retrain"),
-                "updates": sum(1 for f in r.fits if f[0] == "update"),
-            }
-            for s, r in zip(cfg.strategies, results, strict=True)
-        ],
-        "baseline": cfg.baseline,
-        "model": {"spec": dataclasses.asdict(cfg.model), "repr": prep.builder.describe()},
-        "warmup_end": _iso(prep.data.W),
-        "scored_events": int(len(prep.data.t) - prep.data.s0),
-        "versions": versions(),
-        "timings": timings,
-        "peak_memory_mb": peak_kb / 1024,
-        "warnings": warn_list,
-        "options": {
-            "timing_sample": "all" if timing_sample is None else timing_sample,
-            "timing_budget_s": timing_budget_s,
-            "jobs": jobs,
-            "sklearn_fast": fast,
-            "sklearn_config": {
-                "skip_parameter_validation": fast,
-                "assume_finite": "when the view has no NaN" if fast else False,
-            },
-        },
-    }
-
-
-def compare_cli(
-    table: str,
-    *,
-    config: str | None,
-    out: str | None,
-    time_col: str | None,
-    label_col: str | None,
-    key_col: str | None,
-    label_time_col: str | None,
-    label_delay: str | None,
-    features: list[str] | None,
-    ignore: list[str],
-    warmup: str | None,
-    request_features: list[str] | None = None,
-    feature: list[str] | None = None,
-    calendar: list[str] | None = None,
-    force: bool = False,
-    model: str | None,
-    strategies: str | None,
-    baseline: str | None,
-    jobs: int,
-    timing_sample: str,
-    seed: int,
-    echo: Callable[[str], None],
-) -> CompareResult:
-    """The ``rtml compare`` command: flags → :func:`run_compare` → notes on stderr, summary on stdout."""
-    budget: float | None = None
-    if timing_sample.strip().lower() == "all":
-        sample: int | None = None
-    elif timing_sample.strip().lower() == "auto":
-        sample, budget = DEFAULT_TIMING_SAMPLE, DEFAULT_TIMING_BUDGET_S
-    else:
-        try:
-            sample = int(timing_sample)
-        except ValueError:
-            raise UsageError(
-                "--timing-sample must be a number of events, 'auto' or 'all'. "
-                f"Got {timing_sample!r}."
-            ) from None
-    roles = Roles(
-        time=time_col,
-        label=label_col,
-        key=key_col,
-        label_time=label_time_col,
-        features=features,
-        ignore=ignore,
-        request_features=list(request_features or []),
-    )
-    res = run_compare(
-        table,
-        config=config,
-        roles=roles,
-        label_delay=label_delay,
-        warmup=warmup,
-        model=model,
-        strategies=strategies,
-        baseline=baseline,
-        features=feature or (),
-        calendar=calendar,
-        out=out,
-        force=force,
-        jobs=jobs,
-        timing_sample=sample,
-        timing_budget_s=budget,
-        seed=seed,
-        progress=True,
-        echo=echo,
-    )
-    render_summary(res)
-    return res
-
-
-def render_summary(res: CompareResult) -> None:
-    """The short per-strategy table (main metric, events/s, predict p99) on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from rtml_cli.escape import for_rich
-
-    def fmt(v: Any, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-
-    # strategy names and the run path are user text: Rich would parse "[/b]" and pass ESC on
-    run_dir = for_rich(res.run_dir)
-    tab = Table(title=f"rtml compare → {run_dir}", title_justify="left")
-    for col in ("strategy", "kind", res.main_metric, "events/s", "predict p99 ms", "sim wall s"):
-        tab.add_column(col, justify="left" if col in ("strategy", "kind") else "right")
-    for r in res.summary:
-        tab.add_row(
-            for_rich(r["strategy"]),
-            for_rich(r["kind"]),
-            fmt(r[res.main_metric], ".4f"),
-            fmt(r["events_per_s"], ",.0f"),
-            fmt(r["predict_p99_ms"], ".3f"),
-            fmt(r["wall_s"], ".2f"),
-        )
-    console = Console(soft_wrap=False)
-    console.print(tab)
-    console.print(f"full report: rtml report {run_dir}")

@@ -192,13 +192,18 @@ class DaskPool:
         )
         # once to every worker; a worker that joins later fetches it from a peer
         self.ref = self.client.scatter(p, broadcast=True, hash=False)
+        # not distributed.wait: it looks for a default client, and this one is not the default
+        self.finished = distributed.as_completed(loop=self.client.loop)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(fn, self.ref, *args, pure=False)
+        fut = self.client.submit(fn, self.ref, *args, pure=False)
+        self.finished.add(fut)
+        return fut
 
     def wait(self, futures: Iterable[Any]) -> set[Any]:
-        done, _ = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
-        return set(done)
+        # every submitted future comes out of `finished` once done (cancelled ones too: the
+        # caller skips those it no longer waits for)
+        return set(self.finished.next_batch(block=True))
 
     def result(self, future: Any) -> Any:
         try:

@@ -30,7 +30,9 @@ def delayed_table(tmp_path: Path, n: int = 900, seed: int = 3) -> Path:
     y = rng.random(n) < 1 / (1 + np.exp(-(1.5 * x1 + (dev == "ios") - 0.3)))
     day = np.array([(t - t0).days for t in ts])
     y[(day >= 9) & (day < 11)] = False
-    lt = [t + dt.timedelta(hours=int(h)) for t, h in zip(ts, rng.integers(1, 8, size=n))]
+    lt = [
+        t + dt.timedelta(hours=int(h)) for t, h in zip(ts, rng.integers(1, 8, size=n), strict=True)
+    ]
     path = tmp_path / "delayed.parquet"
     pl.DataFrame(
         {
