@@ -34,42 +34,33 @@ from rtml_cli.report_calls import (
     versus_reference,
 )
 from rtml_cli.report_schema import CostSummary, ForgettingSummary, Recommendation
-from rtml_cli.report_svg import finite
+from rtml_cli.report_svg import finite, finite_values
 from rtml_cli.report_values import format_metric, metric_label
 
 Kinds = Mapping[str, str | None]
 PairLookup = Callable[[str, str], Diff | None]
 
-# cost fields the report reads, each with the names a cost section may give it (nested keys
-# joined with "_"), first match wins
-COST_FIELDS: dict[str, tuple[str, ...]] = {
-    "retrain_cpu_s_per_day": (
-        "retrain_cpu_s_per_day",
-        "retrain_cpu_s_per_event_day",
-        "retrain_cpu_s_per_day_of_events",
-        "retrain_cpu_per_day_s",
-    ),
-    "score_job_cpu_s_per_cutoff": (
-        "score_job_cpu_s_per_cutoff",
-        "scoring_job_cpu_s_per_cutoff",
-        "score_job_cpu_s",
-        "scoring_cpu_s_per_cutoff",
-    ),
-    "predict_cpu_ms_per_request": (
-        "predict_cpu_ms_per_request",
-        "request_cpu_ms",
-        "predict_cpu_ms",
-        "predict_cpu_ms_mean",
-    ),
-    "update_cpu_ms_per_update": (
-        "update_cpu_ms_per_update",
-        "update_cpu_ms",
-        "update_cpu_ms_per_label",
-        "update_cpu_ms_mean",
-    ),
-    "predictions_made": ("predictions_made", "batch_predictions_made", "made"),
-    "predictions_used": ("predictions_used", "batch_predictions_used", "used"),
+# The cost fields the report reads: each with the flattened key of a run's cost section
+# (rtml_cli/cost.py; nested keys joined with "_") and the factor to the report's unit.
+COST_FIELDS: dict[str, tuple[str, float]] = {
+    "cpu_s_per_day": ("cpu_s_per_day", 1.0),
+    "retrain_cpu_s_per_day": ("retrain_cpu_s_per_day", 1.0),
+    "score_job_cpu_s_per_cutoff": ("score_job_cpu_s_per_cutoff", 1.0),
+    "predict_cpu_ms_per_request": ("predict_cpu_us_per_request", 1e-3),
+    "update_cpu_ms_per_update": ("update_cpu_us_per_update", 1e-3),
+    "update_cpu_s_per_day": ("update_cpu_s_per_day", 1.0),
+    "predictions_made": ("batch_job_predictions_made", 1.0),
+    "predictions_used": ("batch_job_entity_cutoffs_served_from_job", 1.0),
 }
+# the details behind those fields, in the JSON but not repeated in the report's table
+COST_DETAILS = frozenset(
+    {
+        "days", "batch_job", "retrain_count", "retrain_cpu_s", "retrain_cpu_s_per_fit", "score_job_count",
+        "score_job_cpu_s", "predict_timed_calls", "predict_requests", "update_count",
+        "update_cpu_s", "batch_job_lookback_s", "batch_job_cutoffs", "batch_job_events_served",
+        "batch_job_entity_cutoffs_served", "batch_job_used_share",
+    }
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- forgetting
@@ -187,6 +178,18 @@ def _from_compute(m: MetricsJson, strategy: str, kind: str | None) -> dict[str, 
     update = calls.get("update")
     if update:
         out["update_cpu_ms_per_update"] = (update.get("cpu_ms") or {}).get("mean")
+        total = update.get("cpu_total_s")
+        if finite(total) and days:
+            out["update_cpu_s_per_day"] = total / days
+    # in all: the jobs and updates as timed, plus one model call per scored event where the
+    # deployment calls the model per request
+    jobs = [
+        c.get("cpu_total_s") for k, c in calls.items() if k in ("retrain", "score_job", "update")
+    ]
+    per_request = out.get("predict_cpu_ms_per_request")
+    requests_s = per_request * 1e-3 * comp.get("events", 0) if finite(per_request) else 0.0
+    if days and (jobs or requests_s):
+        out["cpu_s_per_day"] = (sum(finite_values(jobs)) + requests_s) / days
     return out
 
 
@@ -204,27 +207,38 @@ def cost_summaries(m: MetricsJson, kinds: Kinds) -> list[CostSummary]:
             source = "compute"
         if not numbers:
             continue
-        picked: dict[str, float | None] = {}
-        used_keys: set[str] = set()
-        for field, aliases in COST_FIELDS.items():
-            key = next((a for a in aliases if a in numbers), None)
-            picked[field] = numbers[key] if key else None
-            if key:
-                used_keys.add(key)
-        if kinds.get(n) == "batch" and source == "compute":
+        if source == "cost":
+            picked = {
+                field: (v * scale if finite(v := numbers.get(key)) else None)
+                for field, (key, scale) in COST_FIELDS.items()
+            }
+            known = {key for key, _ in COST_FIELDS.values()} | COST_DETAILS
+            other = {k: v for k, v in numbers.items() if k not in known}
+        else:
+            picked = {field: numbers.get(field) for field in COST_FIELDS}
+            other = {}
+        if kinds.get(n) == "batch":  # a batch request is a lookup of the job's score
             picked["predict_cpu_ms_per_request"] = None
+        lookback = (section or {}).get("batch_job") or {}
         out.append(
             CostSummary(
                 strategy=n,
                 kind=kinds.get(n),
                 source=source,
+                cpu_s_per_day=picked["cpu_s_per_day"],
                 retrain_cpu_s_per_day=picked["retrain_cpu_s_per_day"],
                 score_job_cpu_s_per_cutoff=picked["score_job_cpu_s_per_cutoff"],
                 predict_cpu_ms_per_request=picked["predict_cpu_ms_per_request"],
                 update_cpu_ms_per_update=picked["update_cpu_ms_per_update"],
+                update_cpu_s_per_day=picked["update_cpu_s_per_day"],
                 predictions_made=picked["predictions_made"],
                 predictions_used=picked["predictions_used"],
-                other={k: v for k, v in numbers.items() if k not in used_keys},
+                batch_lookback=(
+                    str(lookback.get("lookback"))
+                    if isinstance(lookback, Mapping) and lookback.get("lookback")
+                    else None
+                ),
+                other=other,
             )
         )
     return out
@@ -236,15 +250,15 @@ def format_cpu_s(x: Any) -> str:
 
 
 def format_share(made: Any, used: Any) -> str:
-    """``12,000 made, 3,100 used (26%)``."""
+    """``3,000 of 12,000 batch predictions used, 25%``."""
     if not (finite(made) and finite(used)):
         return "n/a"
-    share = f" ({used / made:.0%})" if made > 0 else ""
-    return f"{made:,.0f} made, {used:,.0f} used{share}"
+    share = f", {used / made:.0%}" if made > 0 else ""
+    return f"{used:,.0f} of {made:,.0f} batch predictions used{share}"
 
 
-def cost_phrase(c: CostSummary | None) -> str:
-    """What a strategy costs, as a list of its measured parts (empty when nothing is known)."""
+def cost_parts(c: CostSummary | None) -> str:
+    """The measured parts of a strategy's cost (empty when nothing is known)."""
     if c is None:
         return ""
     parts = []
@@ -253,16 +267,36 @@ def cost_phrase(c: CostSummary | None) -> str:
     if finite(c["update_cpu_ms_per_update"]):
         parts.append(f"{c['update_cpu_ms_per_update']:.3g} ms CPU per update")
     if finite(c["retrain_cpu_s_per_day"]):
-        parts.append(
-            f"{format_cpu_s(c['retrain_cpu_s_per_day'])} CPU s of retraining per day of events"
-        )
+        parts.append(f"{format_cpu_s(c['retrain_cpu_s_per_day'])} CPU s of retraining per day")
     if finite(c["score_job_cpu_s_per_cutoff"]):
         parts.append(f"{format_cpu_s(c['score_job_cpu_s_per_cutoff'])} CPU s per scoring job")
     if finite(c["predictions_made"]) and finite(c["predictions_used"]):
-        parts.append(
-            f"batch predictions {format_share(c['predictions_made'], c['predictions_used'])}"
-        )
+        parts.append(format_share(c["predictions_made"], c["predictions_used"]))
     return ", ".join(parts)
+
+
+def compute_clause(
+    candidate: str, current: str, cc: CostSummary | None, cu: CostSummary | None
+) -> str:
+    """What the move would cost: the candidate's CPU per day of events against the current
+    strategy's (as a ratio when both are known), then the parts of each."""
+    parts_c, parts_u = cost_parts(cc), cost_parts(cu)
+    total_c = cc["cpu_s_per_day"] if cc else None
+    total_u = cu["cpu_s_per_day"] if cu else None
+    if finite(total_c) and finite(total_u) and total_u > 0:
+        detail = "; ".join(
+            f"{name}: {parts}"
+            for name, parts in ((candidate, parts_c), (current, parts_u))
+            if parts
+        )
+        return (
+            f"{candidate} takes {format_cpu_s(total_c)} CPU s per day of events in all, "
+            f"{total_c / total_u:.2g}× {current}'s {format_cpu_s(total_u)}"
+            + (f" ({detail})" if detail else "")
+        )
+    if not parts_c:
+        return ""
+    return f"{candidate} takes {parts_c}" + (f" (against {current}: {parts_u})" if parts_u else "")
 
 
 # --------------------------------------------------------------------------- recommendations
@@ -378,9 +412,7 @@ def _sentence(
     f = forgetting.get(candidate)
     if f is not None:
         clauses.append(f"{candidate} {forgetting_phrase(f)}")
-    takes, now = cost_phrase(cost.get(candidate)), cost_phrase(cost.get(current))
-    if takes:
-        clauses.append(
-            f"{candidate} takes {takes}" + (f" (against {current}: {now})" if now else "")
-        )
+    compute = compute_clause(candidate, current, cost.get(candidate), cost.get(current))
+    if compute:
+        clauses.append(compute)
     return text + ("; " + "; ".join(clauses) if clauses else "") + "."

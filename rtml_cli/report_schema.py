@@ -25,9 +25,10 @@ JSON format (``schema_version`` 1)::
       "forgetting": [{"strategy", "kind", "metric", "higher_is_better", "blocks", "mean", "max",
                       "worst_block", "worst_block_end", "best_on_worst", "final_on_worst",
                       "sampled_per_block", "sampled_blocks"}],
-      "cost": [{"strategy", "kind", "source": "cost"|"compute", "retrain_cpu_s_per_day",
-                "score_job_cpu_s_per_cutoff", "predict_cpu_ms_per_request",
-                "update_cpu_ms_per_update", "predictions_made", "predictions_used", "other"}],
+      "cost": [{"strategy", "kind", "source": "cost"|"compute", "cpu_s_per_day",
+                "retrain_cpu_s_per_day", "score_job_cpu_s_per_cutoff",
+                "predict_cpu_ms_per_request", "update_cpu_ms_per_update", "update_cpu_s_per_day",
+                "predictions_made", "predictions_used", "batch_lookback", "other"}],
       "recommendations": [{"level": 1|2, "question", "advice": "move"|"stay"|"undecided",
                            "candidate", "current", "metric", "difference", "versus_persistence",
                            "sentence"}]
@@ -174,14 +175,19 @@ class CostSummary(TypedDict):
     kind: str | None
     #: "cost" (the run's cost section) or "compute" (derived from its timed calls)
     source: str
+    #: retraining, scoring jobs, updates and per-request calls, per day of scored events
+    cpu_s_per_day: float | None
     retrain_cpu_s_per_day: float | None
     score_job_cpu_s_per_cutoff: float | None
     #: None for a batch strategy: a request is a lookup of a precomputed score
     predict_cpu_ms_per_request: float | None
     update_cpu_ms_per_update: float | None
+    update_cpu_s_per_day: float | None
     #: keyed batch: predictions a real scoring job makes vs the ones served
     predictions_made: float | None
     predictions_used: float | None
+    #: the look-back in which an entity counts as active for the batch job ("30d")
+    batch_lookback: str | None
     #: every other number of the cost section, nested keys joined with "_"
     other: dict[str, float | None]
 

@@ -122,7 +122,8 @@ def cost_section(rep: Report) -> Section | None:
         share = used / made if finite(made) and finite(used) and made > 0 else None
         per_request = c["predict_cpu_ms_per_request"]
         table.append([
-            c["strategy"], c["kind"] or "", format_cpu_s(c["retrain_cpu_s_per_day"]),
+            c["strategy"], c["kind"] or "", format_cpu_s(c["cpu_s_per_day"]),
+            format_cpu_s(c["retrain_cpu_s_per_day"]),
             format_cpu_s(c["score_job_cpu_s_per_cutoff"]),
             "lookup" if c["kind"] == "batch" and not finite(per_request) else _number(per_request),
             _number(c["update_cpu_ms_per_update"]),
@@ -131,14 +132,19 @@ def cost_section(rep: Report) -> Section | None:
         ])  # fmt: skip
         other += [f"{c['strategy']}: {k} = {_number(v)}" for k, v in c["other"].items()]
     headers = [
-        "strategy", "kind", "retrain CPU s / day of events", "scoring job CPU s / cutoff",
+        "strategy", "kind", "CPU s / day of events", "retrain CPU s / day",
+        "scoring job CPU s / cutoff",
         "predict CPU ms / request", "update CPU ms / update", "batch predictions made",
         "used", "share used",
     ]  # fmt: skip
     derived = [c["strategy"] for c in rows if c["source"] != "cost"]
+    lookbacks = sorted({c["batch_lookback"] for c in rows if c["batch_lookback"]})
     caption = (
-        "Measured CPU time. A batch request is a lookup of a score its scoring job precomputed: "
-        "the job scores every entity active in the look-back at every cutoff, used or not."
+        "Measured CPU time per day of scored events: retraining, scoring jobs, updates and, "
+        "where the deployment calls the model per request, one call per event. A batch request "
+        "is a lookup of a score its scoring job precomputed: the job scores every entity active "
+        f"in the look-back{' (' + ', '.join(lookbacks) + ')' if lookbacks else ''} at every "
+        "cutoff, and only some of those scores are ever served."
     )
     if derived:
         caption += (

@@ -55,6 +55,33 @@ def set_pair(m: dict, a: str, b: str, d: dict) -> None:
         m["diff_to_baseline"][a]["auc"] = d
 
 
+def f_cost(
+    *,
+    cpu_day: float,
+    retrain_day: float | None = None,
+    job: float | None = None,
+    request_us: float | None = None,
+    update_us: float | None = None,
+    made: int | None = None,
+    used: int | None = None,
+) -> dict:
+    """A strategy's cost section as rtml_cli/cost.py writes it."""
+    return {
+        "days": 4.0,
+        "retrain": {"count": 6, "cpu_s": 1.0, "cpu_s_per_day": retrain_day, "cpu_s_per_fit": 0.2},
+        "score_job": {"count": 6, "cpu_s": 1.0, "cpu_s_per_cutoff": job},
+        "predict": {"timed_calls": 100, "cpu_us_per_request": request_us, "requests": 880},
+        "update": {"count": 300, "cpu_s": 0.1, "cpu_s_per_day": 0.02,
+                   "cpu_us_per_update": update_us},
+        "cpu_s_per_day": cpu_day,
+        "batch_job": None if made is None else {
+            "lookback": "30d", "lookback_s": 2592000.0, "cutoffs": 6, "predictions_made": made,
+            "events_served": 880, "entity_cutoffs_served": 3500,
+            "entity_cutoffs_served_from_job": used, "used_share": used / made,
+        },
+    }  # fmt: skip
+
+
 def level2_metrics(
     *,
     fresh: dict | None = None,
@@ -112,12 +139,11 @@ def level2_metrics(
     }
     if cost:
         m["cost"] = {
-            "batch_daily": {"retrain_cpu_s_per_day": 2.5, "score_job_cpu_s_per_cutoff": 0.4,
-                            "predictions_made": 12000, "predictions_used": 3000},
-            "stream": {"retrain_cpu_s_per_day": 2.6, "predict_cpu_ms_per_request": 0.43},
-            "online": {"predict_cpu_ms_per_request": 0.49, "update_cpu_ms_per_update": 0.28},
-            "static": {"predict_cpu_ms_per_request": 0.42},
-        }  # fmt: skip
+            "batch_daily": f_cost(cpu_day=3.0, retrain_day=2.5, job=0.4, made=12000, used=3000),
+            "stream": f_cost(cpu_day=4.1, retrain_day=2.6, request_us=430.0),
+            "online": f_cost(cpu_day=3.9, request_us=490.0, update_us=280.0),
+            "static": f_cost(cpu_day=0.8, request_us=420.0),
+        }
     return m
 
 
@@ -326,16 +352,18 @@ def test_cost_section_in_every_format(make):
     table = blocks[0]
     assert isinstance(table, Table)
     rows = {r[0]: r for r in table.rows}
-    assert rows["batch_daily"][2:] == ["2.5", "0.4", "lookup", "n/a", "12,000", "3,000", "25%"]
-    assert rows["online"][4:6] == ["0.49", "0.28"]
+    assert rows["batch_daily"][2:] == ["3", "2.5", "0.4", "lookup", "n/a", "12,000", "3,000",
+                                       "25%"]  # fmt: skip
+    assert rows["online"][5:7] == ["0.49", "0.28"]  # µs in metrics.json, ms in the report
+    assert "look-back (30d)" in table.caption
     for fmt in ("terminal", "markdown", "html"):
         out = render(rep, fmt, width=250)
-        assert "Cost" in out and "12,000" in out and "retrain CPU s / day of events" in out
+        assert "Cost" in out and "12,000" in out and "retrain CPU s / day" in out
 
 
 def test_an_unknown_cost_number_is_still_shown(make):
     m = level2_metrics()
-    m["cost"]["stream"]["feature_cpu_s_per_day"] = 1.25
+    m["cost"]["stream"]["feature_cpu_s_per_day"] = 1.25  # a number this report does not know
     rep = make(m)
     _, blocks = next(s for s in layout(rep) if s[0] == "Cost")
     assert ["stream: feature_cpu_s_per_day = 1.25"] in blocks
@@ -352,9 +380,9 @@ def test_the_verdict_ends_with_one_recommendation_per_level(make):
         "AUC +0.104 [+0.077, +0.136] (stream − batch_daily), a gain (beyond ±0.005 AUC); "
         "stream does not beat persistence (AUC +0.003 [-0.003, +0.009]); stream forgets 0.004 "
         "AUC of a past block on average (at most 0.006, the block ending 2024-03-02T00:00); "
-        "stream takes 0.43 ms CPU per request, 2.6 CPU s of retraining per day of events "
-        "(against batch_daily: 2.5 CPU s of retraining per day of events, 0.4 CPU s per scoring "
-        "job, batch predictions 12,000 made, 3,000 used (25%))."
+        "stream takes 4.1 CPU s per day of events in all, 1.4× batch_daily's 3 (stream: 0.43 ms "
+        "CPU per request, 2.6 CPU s of retraining per day; batch_daily: 2.5 CPU s of retraining "
+        "per day, 0.4 CPU s per scoring job, 3,000 of 12,000 batch predictions used, 25%)."
     )
     assert level2.startswith(
         "Level 2, online learning: stay with stream, it is not worth it to add online learning: "
@@ -383,7 +411,7 @@ def test_level_2_follows_the_call(make, online, advice, words):
 def test_recommendations_follow_the_numbers(make):
     # change the numbers, the sentence changes with them: nothing is fixed text
     m = level2_metrics(fresh=diff(0.0123, 0.0101, 0.0145, delta=0.01))
-    m["cost"]["stream"]["predict_cpu_ms_per_request"] = 7.77
+    m["cost"]["stream"]["predict"]["cpu_us_per_request"] = 7770.0
     m["forgetting"]["stream"]["mean"] = 0.0321
     level1 = make(m)["recommendations"][0]["sentence"]
     assert "AUC +0.012 [+0.010, +0.015]" in level1 and "±0.01 AUC" in level1
