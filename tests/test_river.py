@@ -270,3 +270,11 @@ def test_cli_compare_with_a_river_preset(elec2, tmp_path):
     assert res.exit_code == 0, res.output
     preds = pl.read_parquet(out / "predictions.parquet")
     assert preds["strategy"].unique().sort().to_list() == ["online", "stream"]
+
+
+def test_parallel_jobs_give_the_serial_results_with_a_river_learner(elec2_days):
+    prep, serial = _rtml_online(elec2_days, {"preset": "river-hat"}, "45m", "batch:1d,online:1")
+    parallel = run_strategies(prep, timing_sample=0, jobs=2)
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a.score, b.score)
+        np.testing.assert_array_equal(a.model_version, b.model_version)
