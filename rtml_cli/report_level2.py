@@ -335,7 +335,7 @@ def recommendations(
     cost: Sequence[CostSummary],
 ) -> list[Recommendation]:
     """Level 1 and level 2, each where the run has both sides (``pair(a, b)`` is a − b)."""
-    out = []
+    out: list[Recommendation] = []
     for level, question, (candidate_kind,), current_kinds in _LEVELS:
         candidate = _first_of(names, kinds, candidate_kind)
         current = next(
@@ -353,9 +353,16 @@ def recommendations(
         )
         call = practical_call(d, higher_is_better) if finite(d.get("estimate")) else None
         advice = _advice(call, d, higher_is_better)
+        # level 2 is asked against the fresh-feature strategy; when level 1 keeps the batch one,
+        # the team's real alternative is online against batch, so the sentence says that too
+        kept = None
+        level1 = out[0] if out and out[0]["level"] == 1 else None
+        if level1 and level1["advice"] != "move" and level1["candidate"] == current:
+            to_kept = pair(candidate, level1["current"])
+            kept = (level1["current"], to_kept) if to_kept else None
         sentence = _sentence(
             level, question, advice, candidate, current, metric, higher_is_better, d, vs_p,
-            {f["strategy"]: f for f in forgetting}, {c["strategy"]: c for c in cost},
+            {f["strategy"]: f for f in forgetting}, {c["strategy"]: c for c in cost}, kept,
         )  # fmt: skip
         out.append(
             Recommendation(
@@ -385,6 +392,7 @@ def _sentence(
     vs_p: Diff | None,
     forgetting: Mapping[str, ForgettingSummary],
     cost: Mapping[str, CostSummary],
+    kept: tuple[str, Diff] | None = None,
 ) -> str:
     head = f"Level {level}, {question}"
     diff = f"{difference_text(d, metric)} ({candidate} − {current}), " + call_phrase(
@@ -401,6 +409,11 @@ def _sentence(
     else:
         text = f"{head}: this run cannot tell whether to {verb}: {diff}"
     clauses = []
+    if kept is not None and finite(kept[1].get("estimate")):
+        clauses.append(
+            f"against {kept[0]}, which level 1 keeps: {difference_text(kept[1], metric)}, "
+            + call_phrase(kept[1], metric, higher_is_better)
+        )
     if vs_p is not None and finite(vs_p.get("estimate")):
         good = practical_call(vs_p, higher_is_better) == GAIN or (
             practical_call(vs_p, higher_is_better) is None and bool(vs_p.get("better"))

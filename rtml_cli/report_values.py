@@ -20,6 +20,7 @@ METRIC_LABEL = {
     "accuracy": "accuracy",
     "log_loss": "log loss",
     "f1": "F1",
+    "macro_f1": "macro-F1",
     "brier": "Brier score",
     "mae": "MAE",
     "rmse": "RMSE",

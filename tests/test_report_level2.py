@@ -509,3 +509,81 @@ def test_a_table_rich_would_crop_is_stacked_instead():
     for width in range(90, 131):
         text = render_terminal("h", [("Cost", [Table(headers, [row])])], width=width)
         assert "lastcolumn" in text and "25%" in text, width
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_a_real_compare_run_reports_references_forgetting_cost_and_advice(tmp_path):
+    from typer.testing import CliRunner
+
+    from rtml_cli.cli import app
+
+    runner = CliRunner()
+    table = tmp_path / "clicks.parquet"
+    r = runner.invoke(app, ["sample", "clickstream", "--rows", "1500", "--out", str(table)])
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "run"
+    config = Path(__file__).resolve().parent.parent / "sample_data" / "rtml.toml"
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--config",
+            str(config),
+            "--out",
+            str(run),
+            "--timing-sample",
+            "100",
+        ],  # fmt: skip
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(run), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    m = json.loads((run / "metrics.json").read_text())
+    metric = rep["primary_metric"]
+    # references: scored, in the quality table and the verdict, not deployments
+    assert rep["references"] == m["references"] == ["persistence", "prior"]
+    assert not set(rep["references"]) & {s["name"] for s in rep["strategies"]}
+    assert any(s.startswith("Naive references") for s in rep["verdict"])
+    best_vs_persistence = [
+        s for s in rep["verdict"]
+        if s.startswith(("No strategy beats persistence", "The best strategy, "))
+    ]  # fmt: skip
+    assert len(best_vs_persistence) == 1
+    # every difference of the verdict is worded by its call, as metrics.json has it
+    fresh = next(f for f in rep["findings"] if f["label"] == "Fresh features")
+    stored = m["diff_to_baseline"][fresh["strategy"]][metric]
+    assert fresh["call"] == stored["call"]
+    assert practical_call(stored, m["higher_is_better"][metric]) == stored["call"]
+    # forgetting of every strategy whose model changes, cost of every strategy
+    kinds = {s["name"]: s["kind"] for s in rep["strategies"]}
+    assert {f["strategy"] for f in rep["forgetting"]} == {
+        n for n, k in kinds.items() if k in ("batch", "stream", "online")
+    }
+    assert {c["strategy"] for c in rep["cost"]} == set(kinds)
+    assert {c["source"] for c in rep["cost"]} == {"cost"}
+    # the verdict ends with the two levels
+    assert [r["level"] for r in rep["recommendations"]] == [1, 2]
+    assert rep["verdict"][-2:] == [r["sentence"] for r in rep["recommendations"]]
+    for fmt in ("terminal", "markdown", "html"):
+        r = runner.invoke(app, ["report", str(run), "-f", fmt])
+        assert r.exit_code == 0, r.output
+        for title in ("Forgetting", "Cost", "Level 1", "Level 2", "naive reference"):
+            assert title in r.output, (fmt, title)
+
+
+def test_level_2_also_answers_against_the_batch_strategy_level_1_keeps(make):
+    m = level2_metrics(fresh=diff(-0.03, -0.05, -0.01), online=diff(0.05, 0.03, 0.07))
+    set_pair(m, "online", "batch_daily", diff(0.02, -0.01, 0.05))
+    level1, level2 = (r["sentence"] for r in make(m)["recommendations"])
+    assert level1.startswith("Level 1, fresh features: stay with batch_daily")
+    assert (
+        "; against batch_daily, which level 1 keeps: AUC +0.020 [-0.010, +0.050], inconclusive"
+    ) in level2
+    # when level 1 moves, level 2 is about the fresh-feature strategy alone
+    level2 = make(level2_metrics(online=diff(0.05, 0.03, 0.07)))["recommendations"][1]
+    assert "which level 1 keeps" not in level2["sentence"]
