@@ -106,6 +106,13 @@ def _label_encoding(
         info = infer_task(label, name=label_col or "label", source="the replayed label messages")
     except RtmlError as exc:
         return missing, None, None, str(exc)
+    if info.task == "multiclass":
+        # an endpoint answers one score per event, not the class probabilities to score
+        why = (
+            f"the labels hold {len(info.classes or [])} classes; recorded answers are scored "
+            "for a binary or a regression label only"
+        )
+        return missing, None, None, why
     return info.y, info.task, info.positive_class, None
 
 

@@ -199,3 +199,13 @@ def test_sklearn_online_refuses_a_class_its_warm_up_never_saw(tmp_path: Path) ->
     )
     with pytest.raises(ModelError, match=r"class code\(s\) \[2\] arrive after the warm-up"):
         run_strategies(prepare(path, cfg), timing_sample=0)
+
+
+def test_recorded_endpoint_answers_of_a_multiclass_label_are_not_scored() -> None:
+    """An endpoint answers one score per event: no class probabilities, so no quality metric
+    (the recorder keeps the run and says why) rather than a metrics error."""
+    from rtml_cli.run_record import _label_encoding
+
+    y, task, _, why = _label_encoding(["bus", "car", "walk", "bus"], "mode")
+    assert task is None and np.isnan(y).all()
+    assert why is not None and "3 classes" in why
