@@ -74,6 +74,7 @@ class SweepPlan:
     grid: dict[str, list[str]]
     arguments: dict[str, Any]
     strategies: list[str]
+    baseline: str | None
     notes: list[str]
     seed: int
     timing_sample: int | None
@@ -155,6 +156,7 @@ def plan_sweep(
     cells = make_cells(axes)
     configs: dict[str, dict[str, Any]] = {}
     names: list[str] = []
+    resolved_baseline: str | None = None
     for cell in cells:
         cfg_raw = cell_config(raw, entries, cell, baseline=baseline, warmup=warmup)
         try:
@@ -163,6 +165,7 @@ def plan_sweep(
             raise UsageError(f"sweep cell {cell.alias} ({cell.describe()}): {exc}") from None
         configs[cell.id] = cfg_raw
         names = [s.name for s in cfg.strategies]
+        resolved_baseline = cfg.baseline
     table_s = os.path.abspath(str(table)) if not any(c in str(table) for c in "*?[") else str(table)
     cfg_hash = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     arguments = {
@@ -183,6 +186,7 @@ def plan_sweep(
         {a.key: list(a.values) for a in axes},
         arguments,
         names,
+        resolved_baseline,
         notes,
         seed,
         timing_sample,
@@ -304,7 +308,12 @@ def cell_done(run_dir: Path, config_path: Path, raw: dict[str, Any]) -> bool:
         expected = build_config(raw, source=str(config_path)).to_json()
     except RtmlError:
         return False
-    return bool(manifest.get("config") == _jsonable(expected))
+    got = dict(manifest.get("config") or {})
+    want = dict(_jsonable(expected))
+    # the path of the cell's rtml.toml: a sweep directory moved elsewhere keeps its cells
+    got.pop("source", None)
+    want.pop("source", None)
+    return got == want
 
 
 # --------------------------------------------------------------------------- running cells
@@ -568,6 +577,7 @@ def _sweep(
         "arguments": _jsonable(plan.arguments),
         "grid": plan.grid,
         "strategies": plan.strategies,
+        "baseline": plan.baseline,
         "runner": {"jobs": jobs, "dask": dask},
         "cells": records,
         "curve": CURVE_FILE,

@@ -46,6 +46,12 @@ SCHEMA_VERSION = 1
 COST = "compute_cpu_s"
 _TEXT_COLUMNS = {"cell", "cell_id", "strategy", "kind", "baseline", "model_spec"}
 _CADENCE_KEYS = ("retrain_every", "update_every")
+#: Names a failed cell is known to lack when no cell finished (the curve has no columns).
+FALLBACK_COLUMNS = tuple(
+    f"{m}{d}"
+    for m in ("auc", "accuracy", "log_loss", "f1", "brier", "mae", "rmse", "r2")
+    for d in ("", "_diff", "_diff_low", "_diff_high")
+) + ("n", "refresh_s", "compute_cpu_s", "predict_p99_ms", "events_per_s")
 LABEL = {"auc": "AUC", "accuracy": "accuracy", "mae": "MAE", "rmse": "RMSE", "log_loss": "log loss"}
 
 
@@ -274,7 +280,7 @@ def sweep_metrics(
     """``cell.strategy.column`` for every numeric curve column; a failed cell's are missing."""
     values: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
-    numeric = [c for c, t in curve.schema.items() if t.is_numeric()]
+    numeric = [c for c, t in curve.schema.items() if t.is_numeric()] or list(FALLBACK_COLUMNS)
     for r in curve.iter_rows(named=True):
         for c in numeric:
             if r["strategy"] == r.get("baseline") and "_diff" in c:
@@ -288,6 +294,8 @@ def sweep_metrics(
             continue
         for s in doc.get("strategies") or []:
             for c in numeric:
+                if s == doc.get("baseline") and "_diff" in c:
+                    continue
                 name = f"{cell['alias']}.{s}.{c}"
                 values[name] = None
                 reasons[name] = f"cell {cell['alias']} {cell.get('status')}: {cell.get('error')}"
@@ -330,7 +338,7 @@ def build_sweep_report(
     m = primary(curve)
     hib = bool((first.get("higher_is_better") or {}).get(m, m in ("auc", "accuracy")))
     rows = [dict(r) for r in curve.iter_rows(named=True)]
-    base = rows[0]["baseline"] if rows else None
+    base = rows[0]["baseline"] if rows else doc.get("baseline")
     rep: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "sweep",

@@ -107,6 +107,10 @@ def test_a_rerun_keeps_finished_cells_and_runs_only_the_missing_ones(
     assert third.exit_code == 0 and "(2 run, 2 kept)" in third.stdout, third.output
     after = mtimes(out)
     assert {k for k in before if after[k] != before[k]} == {edited, gone}
+    moved = tmp_path / "moved"  # a sweep directory moved elsewhere keeps its cells
+    shutil.move(out, moved)
+    fourth = runner.invoke(app, sweep_args(table, moved, "--grid", "train_window=all"))
+    assert fourth.exit_code == 0 and "(0 run, 4 kept)" in fourth.stdout, fourth.output
 
 
 def test_other_arguments_are_refused_without_force_and_force_starts_over(
@@ -292,6 +296,12 @@ def test_a_failed_cell_makes_a_check_that_needs_it_an_error(table: Path, tmp_pat
     assert "1 of 2 cells failed and are left out: c001:" in res.output
     ok = CliRunner().invoke(app, ["report", str(out), "--check", "c000.online.auc > 0"])
     assert ok.exit_code == 0
+    # no cell finished: a check is still an error naming the failed cell, not an unknown name
+    none = tmp_path / "none"
+    args = ["sweep", str(table), "--grid", "model=hgb", *BASE, "--out", str(none)]
+    assert CliRunner().invoke(app, args).exit_code == 1
+    res = CliRunner().invoke(app, ["report", str(none), "--check", "max(online.auc) > 0"])
+    assert res.exit_code == 3 and "cell c000 failed" in res.output
 
 
 def test_a_sweep_report_refuses_a_second_run_and_capacity_options(done: Path) -> None:
