@@ -12,7 +12,12 @@ from rtml_cli.cli import DURATION, _edge, _either, _err, app
 
 @app.command()
 def report(
-    run_dir: Annotated[str, typer.Argument(help="Run directory written by `rtml compare --out`.")],
+    run_dir: Annotated[
+        str,
+        typer.Argument(
+            help="Run directory written by `rtml compare --out`, or a sweep directory of `rtml sweep`."
+        ),
+    ],
     run_b: Annotated[
         str | None,
         typer.Argument(
