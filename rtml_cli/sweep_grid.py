@@ -24,6 +24,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -258,6 +259,13 @@ def cell_config(
             data["warmup"] = warmup
     if "model" in cell.params:
         out["model"] = _model_table(cell.params["model"])
+    model = out.get("model")
+    if isinstance(model, dict) and isinstance(model.get("factory"), str):
+        # a factory file is found from the working directory: absolute, so that a cell runs
+        # the same file in a worker process or on a Dask worker elsewhere
+        path, sep, attr = model["factory"].rpartition(":")
+        if sep and path and not os.path.isabs(path):
+            model["factory"] = f"{os.path.abspath(path)}:{attr}"
     if baseline is not None:
         rep = out.setdefault("report", {})
         if isinstance(rep, dict):
