@@ -122,10 +122,10 @@ def versus_reference(
 ) -> Diff | None:
     """``strategy`` − ``reference`` on ``metric``, from ``vs_references`` (or the baseline's
     difference to the reference, negated, when the strategy is the baseline)."""
-    by_reference = (m.get("vs_references") or {}).get(strategy)
-    by_metric = by_reference.get(reference) if by_reference else None
-    found = by_metric.get(metric) if by_metric else None
-    if found:
+    found: Any = m.get("vs_references")
+    for key in (strategy, reference, metric):  # a damaged file may hold anything here
+        found = found.get(key) if isinstance(found, Mapping) else None
+    if isinstance(found, Mapping) and found:
         return Diff(**found)  # type: ignore[typeddict-item]
     if strategy == m.get("baseline"):
         to_baseline = (m.get("diff_to_baseline") or {}).get(reference)

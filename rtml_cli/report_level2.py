@@ -66,17 +66,38 @@ COST_DETAILS = frozenset(
 # --------------------------------------------------------------------------- forgetting
 
 
+def forgetting_entry(m: MetricsJson, strategy: str) -> Mapping[str, Any]:
+    """A strategy's entry of ``metrics.forgetting`` (empty when absent or not an object)."""
+    forgetting = m.get("forgetting")
+    entry = forgetting.get(strategy) if isinstance(forgetting, Mapping) else None
+    return cast(Mapping[str, Any], entry) if isinstance(entry, Mapping) else {}
+
+
+def forgetting_matrix(entry: Mapping[str, Any]) -> tuple[list[list[float | None]], list[str]]:
+    """``Q[snapshot][block]`` with every value a finite number or None, and the block ends; a
+    damaged entry reads as far as it makes sense (never raises)."""
+    raw, raw_ends = entry.get("matrix"), entry.get("block_ends")
+    rows = raw if isinstance(raw, list) else []
+    matrix = [
+        [float(v) if finite(v) else None for v in row] if isinstance(row, list) else []
+        for row in rows
+    ]
+    ends = [str(e) for e in raw_ends] if isinstance(raw_ends, list) else []
+    return matrix, ends
+
+
 def forgetting_summaries(m: MetricsJson, kinds: Kinds) -> list[ForgettingSummary]:
     """One summary per strategy in ``metrics.forgetting`` (strategies' order), none before it."""
-    forgetting = m.get("forgetting") or {}
-    n_per_bucket = [int(x) for x in (m.get("quality_over_time") or {}).get("n") or [] if finite(x)]
-    names = [n for n in m.get("strategies") or [] if n in forgetting]
+    qot = m.get("quality_over_time")
+    counts = qot.get("n") if isinstance(qot, Mapping) else None
+    n_per_bucket = [int(x) for x in counts if finite(x)] if isinstance(counts, list) else []
+    names = [n for n in m.get("strategies") or [] if forgetting_entry(m, n)]
     out = []
     for n in names:
-        f = forgetting[n]
-        matrix = f.get("matrix") or []
-        ends = [str(e) for e in f.get("block_ends") or []]
+        f = forgetting_entry(m, n)
+        matrix, ends = forgetting_matrix(f)
         worst = f.get("max_block")
+        worst = worst if isinstance(worst, int) and not isinstance(worst, bool) else None
         best = final = None
         if isinstance(worst, int) and 0 <= worst < len(matrix) and matrix:
             column = [float(v) for row in matrix if worst < len(row) and finite(v := row[worst])]
@@ -96,8 +117,8 @@ def forgetting_summaries(m: MetricsJson, kinds: Kinds) -> list[ForgettingSummary
                 metric=str(f.get("metric") or ""),
                 higher_is_better=bool(f.get("higher_is_better", True)),
                 blocks=blocks,
-                mean=f.get("mean"),
-                max=f.get("max"),
+                mean=f["mean"] if finite(f.get("mean")) else None,
+                max=f["max"] if finite(f.get("max")) else None,
                 worst_block=worst if isinstance(worst, int) else None,
                 worst_block_end=(
                     ends[worst] if isinstance(worst, int) and 0 <= worst < len(ends) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtml_cli.report_level2 import format_cpu_s
+from rtml_cli.report_level2 import forgetting_entry, forgetting_matrix, format_cpu_s
 from rtml_cli.report_render import Block, Heatmap, Table, sparkline
 from rtml_cli.report_schema import ForgettingSummary, Report
 from rtml_cli.report_svg import finite, finite_values
@@ -51,12 +51,10 @@ def forgetting_section(rep: Report) -> Section | None:
     rows: list[ForgettingSummary] = list(rep.get("forgetting") or [])
     if not rows:
         return None
-    raw: dict[str, Any] = dict(rep["metrics"].get("forgetting") or {})
     table = []
     heatmaps: list[Block] = []
     for f in rows:
-        matrix: list[list[float | None]] = list((raw.get(f["strategy"]) or {}).get("matrix") or [])
-        ends = [str(e) for e in (raw.get(f["strategy"]) or {}).get("block_ends") or []]
+        matrix, ends = forgetting_matrix(forgetting_entry(rep["metrics"], f["strategy"]))
         worst = f["worst_block"]
         final = list(matrix[-1]) if matrix else []
         column = (

@@ -11,6 +11,7 @@ import copy
 import json
 import re
 import shutil
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rtml_cli.report import build_report, layout, render
@@ -587,3 +588,54 @@ def test_level_2_also_answers_against_the_batch_strategy_level_1_keeps(make):
     # when level 1 moves, level 2 is about the fresh-feature strategy alone
     level2 = make(level2_metrics(online=diff(0.05, 0.03, 0.07)))["recommendations"][1]
     assert "which level 1 keeps" not in level2["sentence"]
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    where=st.sampled_from(
+        [
+            "forgetting",
+            "forgetting.online",
+            "forgetting.online.matrix",
+            "forgetting.online.max_block",
+            "forgetting.online.block_ends",
+            "cost",
+            "cost.batch_daily",
+            "cost.stream.predict",
+            "cost.batch_daily.batch_job",
+            "vs_references",
+            "vs_references.online.persistence",
+        ]
+    ),  # fmt: skip
+    junk=_JSON,
+)
+@example(where="forgetting.online.max_block", junk=True)
+@example(where="forgetting.online.matrix", junk=[[None, "x"], 3])
+@example(where="vs_references", junk=[1])
+@example(where="cost.stream.predict", junk={"cpu_us_per_request": "fast"})
+def test_damaged_new_fields_never_break_the_report(where, junk):
+    # metrics.json's new sections are not checked by the run-dir schema: the report reads them
+    # defensively, showing n/a for what it cannot use (never an internal error)
+    m = level2_metrics()
+    *path, last = where.split(".")
+    node = m
+    for key in path:
+        node = node[key]
+    node[last] = junk
+    with tempfile.TemporaryDirectory() as tmp:
+        rep = build_report(write_run(Path(tmp), m))
+        for fmt in FORMATS:
+            assert render(rep, fmt, width=100)
