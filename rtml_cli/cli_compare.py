@@ -149,8 +149,10 @@ def compare(
             "-m",
             metavar="MODEL",
             show_default="sgd",
-            help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf), an estimator "
-            "class 'sklearn.linear_model:SGDClassifier' (nothing but an estimator class is called), "
+            help="Preset (logreg sgd hgb rf nb; regression: ridge linear sgd hgb rf; River: "
+            "river-logreg river-ht river-hat river-arf, regression river-linear), an estimator "
+            "class 'sklearn.linear_model:SGDClassifier' or 'river.linear_model:LogisticRegression' "
+            "(nothing but an estimator class is called), "
             "or 'model.py:factory': a Python file rtml imports and runs, with your permissions; its "
             "model gets the raw inputs (strings as Python str).",
             rich_help_panel=_SIMULATION,
