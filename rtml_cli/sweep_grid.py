@@ -160,6 +160,13 @@ def parse_grid(items: Sequence[str]) -> list[GridAxis]:
                 f"--grid {key} is given twice; put all its values in one option: {key}=V1,V2."
             )
         values = [v.strip() for v in rest.split(",") if v.strip()]
+        bad = next(
+            (v for v in values if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in v)), None
+        )
+        if bad is not None:
+            raise UsageError(
+                f"--grid {key}: value {bad!r} holds a control character; no {key} has one."
+            )
         if not values:
             raise UsageError(f"--grid {key}= has no value. {_GRID_HELP}")
         seen: dict[Any, str] = {}
@@ -329,7 +336,10 @@ def toml_text(raw: dict[str, Any], header: str = "") -> str:
 
     The text is read back and compared, so a configuration never changes on the way to a cell.
     """
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    # a comment may hold no control character: those of user text are shown escaped
+    safe = "".join(ch if ch == "\n" or (32 <= ord(ch) and ord(ch) != 127) else repr(ch)[1:-1]
+                   for ch in header)  # fmt: skip
+    lines = [f"# {line}".rstrip() for line in safe.splitlines()]
     lines += [f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in raw.items()]
     text = "\n".join(lines) + "\n"
     if "nan" not in text and tomllib.loads(text) != raw:  # pragma: no cover - a bug

@@ -185,6 +185,7 @@ def test_jobs_2_in_a_subprocess_gives_the_serial_curve(
         (["label_delay=-1h"], "label_delay"),
         (["train_window=forever"], "--grid train_window=forever"),
         (["model=sgdd"], "Did you mean 'sgd'?"),
+        (["model=a\x1b[31m:b"], "holds a control character"),
         (["retrain_every=" + ",".join(f"{i}h" for i in range(1, 40)),
           "update_every=" + ",".join(str(i) for i in range(1, 40))], "cells (at most 1,000)"),
     ],
@@ -337,3 +338,20 @@ def test_an_unreachable_dask_scheduler_is_exit_2_naming_it_and_writes_nothing(
         app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(out), "--jobs", "2"]
     )
     assert res.exit_code == 2 and "pass --jobs or --dask, not both" in res.stderr
+
+
+def test_user_text_from_the_grid_is_escaped_in_every_report_format(
+    table: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sw"
+    odd = "<b>pkg\u202emod:Cls"  # markup and a bidi override: an import path that fails
+    args = ["sweep", str(table), "--grid", f"model={odd},sgd", *BASE, "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and "\u202e" not in res.output
+    runner = CliRunner()
+    html = runner.invoke(app, ["report", str(out), "-f", "html"]).stdout
+    assert "<b>pkg" not in html and "&lt;b&gt;pkg" in html
+    md = runner.invoke(app, ["report", str(out), "-f", "markdown"]).stdout
+    assert "<b>pkg" not in md
+    term = runner.invoke(app, ["report", str(out)]).stdout
+    assert "\u202e" not in term and "<b>pkg" in term
