@@ -18,6 +18,13 @@ from rtml_cli.report_values import format_count, format_metric, format_percent, 
 
 Section = tuple[str, list[Block]]
 
+#: cost numbers outside the table, said in words (others keep their key)
+COST_LABELS = {
+    "batch_job_cpu_s_estimate": (
+        "CPU s a real batch job would spend scoring every active entity over the run (estimate)"
+    ),
+}
+
 
 def _spark(values: list[float | None]) -> str:
     """A sparkline and its range (``▂▅█ 0.61–0.83``), ``n/a`` when no value is known."""
@@ -128,7 +135,10 @@ def cost_section(rep: Report) -> Section | None:
             f"{made:,.0f}" if finite(made) else "n/a", f"{used:,.0f}" if finite(used) else "n/a",
             format_percent(share),
         ])  # fmt: skip
-        other += [f"{c['strategy']}: {k} = {_number(v)}" for k, v in c["other"].items()]
+        other += [
+            f"{c['strategy']}: {COST_LABELS.get(k, k)} = {_number(v)}"
+            for k, v in c["other"].items()
+        ]
     headers = [
         "strategy", "kind", "CPU s / day of events", "retrain CPU s / day",
         "scoring job CPU s / cutoff",
