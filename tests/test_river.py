@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from river import compose, evaluate, linear_model, metrics, preprocessing, tree
 from typer.testing import CliRunner
 
@@ -278,3 +280,67 @@ def test_parallel_jobs_give_the_serial_results_with_a_river_learner(elec2_days):
     for a, b in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(a.score, b.score)
         np.testing.assert_array_equal(a.model_version, b.model_version)
+
+
+def test_a_river_instance_from_the_library_api_is_cloned_per_fit():
+    enc = make_encoding(pl.DataFrame({"a": [1.0, 2.0]}), ["a"], raw=True)
+    learner = linear_model.LogisticRegression()
+    b = resolve_model(ModelSpec(), task="binary", encoding=enc, instance=learner)
+    m1, m2 = b.make(), b.make()
+    assert isinstance(m1, RiverModel) and m1.learner is not learner
+    m1.fit(np.array([[0.0], [1.0]]), np.array([0.0, 1.0]))
+    assert learner.weights == {} and m2.model_ is None  # the given instance is never trained
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lags=st.lists(st.integers(0, 5), min_size=12, max_size=40),
+    gaps=st.lists(st.integers(0, 2), min_size=40, max_size=40),
+    seed=st.integers(0, 1000),
+)
+def test_online_river_sees_exactly_the_labels_arrived_before_each_event(lags, gaps, seed):
+    """The one rule with a River learner, by hand: the event at t is predicted by a learner that
+    learned exactly the labels with arrival < t, in arrival order (ties: table order)."""
+    n = len(lags)
+    rng = np.random.default_rng(seed)
+    t_min = np.cumsum(gaps[:n])  # ties allowed
+    x = rng.normal(size=n)
+    y = rng.random(n) < 0.5
+    y[:2] = [True, False]  # both classes among the first labels
+    t0 = dt.datetime(2024, 1, 1)
+    df = pl.DataFrame(
+        {
+            "t": [t0 + dt.timedelta(minutes=int(v)) for v in t_min],
+            "lt": [t0 + dt.timedelta(minutes=int(v + g)) for v, g in zip(t_min, lags, strict=True)],
+            "x": x,
+            "y": y,
+        }
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.parquet"
+        df.write_parquet(path)
+        cfg = build_config(
+            {
+                "model": {"estimator": "river.linear_model:LogisticRegression"},
+                "data": {"time": "t", "label": "y", "label_time": "lt", "features": ["x"]},
+            },
+            warmup="0.3",
+            strategies="online:1",
+        )
+        try:
+            prep = prepare(path, cfg)
+            (r,) = run_strategies(prep, timing_sample=0)
+        except ModelError:
+            return  # a warm-up with one class only: nothing to compare
+    d = prep.data
+    arrival = np.lexsort((np.arange(n), d.l))  # by arrival, ties by table order
+    learner = linear_model.LogisticRegression()
+    learned = 0
+    for i in range(d.s0, n):
+        while learned < n and d.l[arrival[learned]] < d.t[i]:
+            j = arrival[learned]
+            learner.learn_one({"x": float(x[j])}, bool(y[j]))
+            learned += 1
+        assert r.score[i - d.s0] == learner.predict_proba_one({"x": float(x[i])})[True]
