@@ -159,16 +159,16 @@ def pareto(rows: Sequence[Mapping[str, Any]], m: str, hib: bool) -> list[Mapping
     return sorted(front, key=lambda r: r[COST])
 
 
-def _ratio(a: float, b: float) -> str:
-    """``1/24`` or ``3.2×``: a cost as a share of another."""
+def _ratio(a: float, b: float, whose: str = "the") -> str:
+    """``1/24 of the compute``, ``0.78 of the compute`` or ``3.2× the compute``."""
     if b <= 0:
-        return "n/a"
+        return f"an unknown share of {whose} compute"
     r = a / b
-    if r <= 0:
-        return "none"
     if r < 0.5:
-        return f"1/{round(1 / r)}"
-    return f"{r:.2g}×"
+        return f"1/{round(1 / r)} of {whose} compute" if r > 0 else f"none of {whose} compute"
+    if r < 1:
+        return f"{r:.2f} of {whose} compute"
+    return f"{r:.2g}× {whose} compute"
 
 
 def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -197,9 +197,13 @@ def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[s
     if not scored:
         return out + ["No cell has a value of the primary metric; see the cells below."]
     gains: list[tuple[Mapping[str, Any], float, float | None, float | None]] = []
+    seen: set[tuple[Any, ...]] = set()
     for r in scored:
         g, lo, hi = _gain(r, m, hib)
-        if r.get("strategy") != base and finite(g):
+        # cells that differ only in another kind's cadence repeat a strategy's setting
+        setting = (r.get("strategy"), describe(r), _context(r, grid), r.get("train_window_s"))
+        if r.get("strategy") != base and finite(g) and setting not in seen:
+            seen.add(setting)
             gains.append((r, float(g), lo, hi))
     best = max(scored, key=lambda r: r[m] if hib else -r[m])
     ctx = _context(best, grid)
@@ -224,7 +228,7 @@ def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[s
                 out.append(
                     f"{describe(q[0])} ({q[0]['cell']}) gets {q[1] / g_top:.2f} of the largest "
                     f"gain over {base} ({describe(r_top)} in {r_top['cell']}, {g_top:+.3f} {lab}) "
-                    f"for {_ratio(q[0][COST], r_top[COST])} of its compute "
+                    f"for {_ratio(q[0][COST], r_top[COST], 'its')} "
                     f"({q[0][COST]:.3g} vs {r_top[COST]:.3g} CPU s)."
                 )
             else:
@@ -241,14 +245,14 @@ def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[s
                     c = cheap[0]
                     text += (
                         f"; {describe(c[0])} ({c[0]['cell']}) gets {c[1] / g_top:.2f} of it for "
-                        f"{_ratio(c[0][COST], r_top[COST])} of the compute ({c[0][COST]:.3g} CPU s)"
+                        f"{_ratio(c[0][COST], r_top[COST])} ({c[0][COST]:.3g} CPU s)"
                     )
                 out.append(text + ".")
         sig = [(g[2], g[3]) for g in gains if finite(g[2]) and finite(g[3])]
         better = sum(lo > 0 for lo, _ in sig)
         worse = sum(hi < 0 for _, hi in sig)
         out.append(
-            f"{better} of {len(gains)} points beat {base} on {lab} with a 95 % interval "
+            f"{better} of {len(gains)} settings beat {base} on {lab} with a 95 % interval "
             f"that excludes 0; {worse} are significantly worse."
         )
     # per strategy and context: from the slowest to the freshest refresh
@@ -266,7 +270,7 @@ def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[s
             f"{_dur(slow['refresh_s'])} → {fast[m]:.3f} every {_dur(fast['refresh_s'])} "
             f"({fast[m] - slow[m]:+.3f})"
             + (
-                f", for {_ratio(fast[COST], slow[COST])} the compute."
+                f", for {_ratio(fast[COST], slow[COST])}."
                 if finite(fast.get(COST)) and finite(slow.get(COST)) and slow[COST] > 0
                 else "."
             )
