@@ -355,3 +355,32 @@ def test_user_text_from_the_grid_is_escaped_in_every_report_format(
     assert "<b>pkg" not in md
     term = runner.invoke(app, ["report", str(out)]).stdout
     assert "\u202e" not in term and "<b>pkg" in term
+
+
+def test_the_verdict_weighs_gain_against_compute_from_the_numbers() -> None:
+    from rtml_cli.sweep_report import pareto, verdict
+
+    def row(cell: str, strategy: str, kind: str, auc: float, cost: float, **kw: float) -> dict:
+        diff = None if strategy == "static" else auc - 0.70
+        return {"cell": cell, "strategy": strategy, "kind": kind, "baseline": "static",
+                "auc": auc, "auc_diff": diff, "auc_diff_low": None if diff is None else diff - 0.01,
+                "auc_diff_high": None if diff is None else diff + 0.01, "compute_cpu_s": cost,
+                "retrain_every": "1h", **kw}  # fmt: skip
+
+    rows = [
+        row("c000", "batch", "batch", 0.79, 1.0, retrain_every_s=3600.0, refresh_s=3600.0),
+        row("c000", "online", "online", 0.80, 24.0, update_every_n=1.0, refresh_s=60.0),
+        row("c000", "static", "static", 0.70, 0.5),
+    ]
+    rep = {"primary_metric": "auc", "higher_is_better": True, "baseline": "static",
+           "grid": {"retrain_every": ["1h"]}, "cells": [{"alias": "c000", "status": "ok"}]}  # fmt: skip
+    text = verdict(rep, rows)
+    assert (
+        "batch (retrain every 1h) (c000) gets 0.90 of the largest gain over static (online "
+        "(update every 1 label) in c000, +0.100 AUC) for 1/24 of its compute (1 vs 24 CPU s)."
+    ) in text
+    assert "2 of 2 settings beat static on AUC" in " ".join(text)
+    front = [(r["strategy"]) for r in pareto(rows, "auc", True)]
+    assert front == ["static", "batch", "online"]
+    rows[0]["compute_cpu_s"] = 30.0  # now dominated by online: better and cheaper
+    assert [r["strategy"] for r in pareto(rows, "auc", True)] == ["static", "online"]
