@@ -1,6 +1,6 @@
 """Strategies across processes: every retrain of a ``batch``/``stream`` strategy is its own task.
 
-A scheduled strategy is a list of spans (:func:`rtml_cli.strategies.plan_spans`): a fit at a
+A scheduled strategy is a list of spans (:func:`rtml_cli.spans.plan_spans`): a fit at a
 cutoff ``c`` on the labels that arrived before ``c``, and the events its model serves until the
 next fit. Spans are independent, so they are spread over the workers of a backend
 (:mod:`rtml_cli.executor`: local processes or Dask); an ``online`` strategy is sequential and is
@@ -28,19 +28,8 @@ from rtml_cli.config import StrategySpec
 from rtml_cli.executor import Backend, payload
 from rtml_cli.models import ModelBuilder
 from rtml_cli.progress import StrategyProgress
-from rtml_cli.strategies import (
-    SimData,
-    Span,
-    SpanOut,
-    StrategyResult,
-    View,
-    calibrate_sample,
-    make_sim,
-    plan_spans,
-    run_span,
-    sim_context,
-    simulate,
-)
+from rtml_cli.spans import Span, SpanOut, calibrate_sample, make_sim, plan_spans, run_span
+from rtml_cli.strategies import SimData, StrategyResult, View, sim_context, simulate
 from rtml_cli.timing import CallLog
 
 

@@ -7,10 +7,10 @@ vectorization); only ``online`` with ``update_every=1`` is per event. Per-event 
 real single-row calls on a uniform sample of events. The feature matrices come from
 :mod:`rtml_cli.views`.
 
-A scheduled strategy (``batch``, ``stream``, ``static``) is a list of :class:`Span` s, each one
-fit and the events its model serves first. Each fit is seeded by the run seed and its own time
-(:func:`seeded`), so a span gives the same result in any process and order:
-:mod:`rtml_cli.parallel` runs them across processes or a Dask cluster.
+A scheduled strategy (``batch``, ``stream``, ``static``) is a list of spans
+(:mod:`rtml_cli.spans`), each one fit and the events its model serves first. Each fit is seeded by
+the run seed and its own time (:func:`seeded`), so a span gives the same result in any process
+and order: :mod:`rtml_cli.parallel` runs them across processes or a Dask cluster.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from rtml_cli.config import StrategySpec
-from rtml_cli.durations import format_duration
-from rtml_cli.errors import ModelError, UsageError
+from rtml_cli.errors import ModelError
 from rtml_cli.models import ModelBuilder, raised, split_online
 from rtml_cli.timing import CallLog, cpu_ns, perf_ns
 from rtml_cli.views import NO_AGE as NO_AGE  # the views' names stay importable from here
@@ -352,152 +351,6 @@ class _Sim:
         )
 
 
-#: Most retrain cutoffs one scheduled strategy may have (an hourly retrain over 100 years).
-MAX_CUTOFFS = 1_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Span:
-    """One fit of a scheduled strategy and the events its model serves first.
-
-    Attributes
-    ----------
-    k : position among the strategy's spans (0: the warm-up fit at W).
-    c : fit time (W or a grid cutoff), µs; also the time of the span's scoring job.
-    a, b : the events served, table indexes ``a:b`` (``a == b``: only the warm-up fit, whose
-        span is empty when no event comes before the first cutoff).
-    idle : the cutoffs since the previous span whose span held no event: a skipped fit with a
-        ``train_window`` falls back to the latest of them that can fit a model.
-    """
-
-    k: int
-    c: int
-    a: int
-    b: int
-    idle: tuple[int, ...] = ()
-
-
-@dataclasses.dataclass
-class SpanOut:
-    """What one span did (:func:`run_span`): the fit behind it, its scores and its calls.
-
-    ``fit_at`` is ``None`` when every fit of the span was skipped: the span is then served by
-    the previous span's model, which the caller supplies (``refit_at``) in a second pass.
-    """
-
-    k: int
-    fit_at: int | None
-    score: np.ndarray | None
-    calls: np.ndarray  # CallLog rows, in call order
-    warnings: list[str]
-    fits: list[tuple[str, int, int]]
-    wall_ns: int = 0
-    cpu_ns: int = 0
-
-
-def plan_spans(spec: StrategySpec, data: SimData) -> list[Span]:
-    """The spans of a scheduled strategy: a fit at W and (not static) at each grid cutoff
-    strictly after W whose span holds an event (docs/semantics.md: the cutoff grid)."""
-    t, n, s0, W = data.t, len(data.t), data.s0, data.W
-    if spec.kind == "static":
-        fit_times = np.array([W], dtype=np.int64)
-    else:
-        R = int(spec.retrain_every_us or 0)
-        first = (W // R + 1) * R  # first grid cutoff strictly after W
-        cutoffs = max(0, (int(t[-1]) - first) // R + 1)
-        if cutoffs > MAX_CUTOFFS:
-            # the grid is an array and a loop: a retrain every microsecond would exhaust memory
-            raise UsageError(
-                f"strategy '{spec.name}': retrain_every {format_duration(R)} gives {cutoffs:,} retrain "
-                f"cutoffs over the scored span (at most {MAX_CUTOFFS:,}). Use a longer "
-                "retrain_every, or an 'online' strategy for per-label updates."
-            )
-        fit_times = np.concatenate([[W], np.arange(first, int(t[-1]) + 1, R, dtype=np.int64)])
-    starts = np.maximum(np.searchsorted(t, fit_times, "left"), s0)
-    stops = np.append(starts[1:], n)
-    spans: list[Span] = []
-    idle: list[int] = []  # cutoffs since the last fit whose span held no event
-    for k, c in enumerate(fit_times.tolist()):
-        a, b = int(starts[k]), int(stops[k])
-        if b <= a and k > 0:
-            idle.append(c)  # no event until the next cutoff: this model would serve nothing
-            continue
-        spans.append(Span(len(spans), c, a, b, tuple(idle)))
-        idle.clear()
-    return spans
-
-
-def fit_span(sim: _Sim, sp: Span) -> tuple[Any | None, int]:
-    """The fit of span ``sp`` and its time; ``None`` when it was skipped (with a warning)."""
-    fitted, fit_at = sim.fit(sp.c, first=sp.k == 0), sp.c
-    if fitted is None and sim.spec.train_window_us is not None:
-        # Skipped: the deployment keeps its previous model, which is that of the latest
-        # idle cutoff that could fit one (only a sliding window can make an earlier window
-        # valid when a later one is not).
-        for ci in reversed(sp.idle):
-            fitted = sim.fit(ci, first=False, warn=False)
-            if fitted is not None:
-                return fitted, ci
-    return fitted, fit_at
-
-
-def serve_span(sim: _Sim, scorer: _Scorer, sp: Span) -> None:
-    """Score the events of ``sp`` (one scoring job for batch) and time the sampled ones."""
-    job = sim.spec.kind == "batch"
-    sim.predict_span(scorer, sim.view.X, sp.a, sp.b, sp.c, job=job)
-    if not job:  # a batch deployment serves the scores of its job: no call per request
-        sim.fit_timing_budget(scorer, sim.view.X)
-        sim.time_singles(scorer, sim.view.X, sp.a, sp.b)
-
-
-def _scheduled(sim: _Sim) -> None:
-    """``batch``, ``stream`` and ``static``: the spans one after another, in one process."""
-    d, s0 = sim.data, sim.s0
-    scorer, version, mtime = None, -1, d.W
-    for sp in plan_spans(sim.spec, d):
-        fitted, fit_at = fit_span(sim, sp)
-        if fitted is not None:
-            version, mtime = version + 1, fit_at
-            scorer = _Scorer(fitted, d.task, what=sim.spec.name, n_classes=d.n_classes)
-        if sp.b > sp.a:
-            assert scorer is not None
-            serve_span(sim, scorer, sp)
-            sim.version[sp.a - s0 : sp.b - s0] = version
-            sim.mtime[sp.a - s0 : sp.b - s0] = mtime
-            if sim.progress is not None:
-                sim.progress(sp.b - s0)
-
-
-def run_span(sim: _Sim, sp: Span, *, refit_at: int | None = None) -> SpanOut:
-    """One span on its own (another process, or a Dask worker): its fit and its scores.
-
-    ``refit_at``: the span's own fits were skipped; serve it with the model fitted at that time
-    (the previous span's, already recorded there), refitted here without recording it. Every fit
-    is seeded by its time (:func:`seeded`), so the refit is the same model.
-    """
-    w0, c0 = perf_ns(), cpu_ns()
-    if refit_at is None:
-        fitted, fit_at = fit_span(sim, sp)
-    else:
-        fitted, fit_at = sim.fit(refit_at, first=False, warn=False, record=False), refit_at
-        assert fitted is not None  # it was fitted once from the same rows
-    score = None
-    if fitted is not None and sp.b > sp.a:
-        k = sim.data.n_classes
-        serve_span(sim, _Scorer(fitted, sim.data.task, what=sim.spec.name, n_classes=k), sp)
-        score = sim.score[sp.a - sim.s0 : sp.b - sim.s0].copy()
-    return SpanOut(
-        sp.k,
-        None if fitted is None else fit_at,
-        score,
-        sim.log.rows(),
-        sim.warnings,
-        sim.fits,
-        perf_ns() - w0,
-        cpu_ns() - c0,
-    )
-
-
 def _online(sim: _Sim) -> None:
     """``online``: the warm-up model, then ``partial_fit`` per ``update_every`` arrived labels."""
     spec, d = sim.spec, sim.data
@@ -637,30 +490,6 @@ def sim_context(
         yield
 
 
-def make_sim(
-    spec: StrategySpec,
-    data: SimData,
-    view: View,
-    builder: ModelBuilder,
-    sample: np.ndarray,
-    *,
-    vectorize: bool = True,
-    timing_budget_s: float | None = None,
-) -> _Sim:
-    """The state of one strategy's simulation (for :func:`run_span` in another process)."""
-    budget = None if timing_budget_s is None else int(timing_budget_s * 1e9)
-    return _Sim(spec, data, view, builder, sample, vectorize, None, timing_budget_ns=budget)
-
-
-def calibrate_sample(sim: _Sim) -> np.ndarray:
-    """The timing sample thinned to the budget, measured on the warm-up model (parallel runs
-    thin it once, before the spans are spread over processes)."""
-    model = sim.fit(sim.data.W, first=True, record=False)
-    scorer = _Scorer(model, sim.data.task, what=sim.spec.name, n_classes=sim.data.n_classes)
-    sim.fit_timing_budget(scorer, sim.view.X)
-    return sim.sample
-
-
 def simulate(
     spec: StrategySpec,
     data: SimData,
@@ -714,7 +543,9 @@ def simulate(
         if spec.kind == "online":
             _online(sim)
         else:
-            _scheduled(sim)
+            from rtml_cli.spans import scheduled  # spans builds on this module's _Sim
+
+            scheduled(sim)
     res = sim.result()
     res.wall_s = (perf_ns() - w0) / 1e9
     res.cpu_s = (cpu_ns() - c0) / 1e9
