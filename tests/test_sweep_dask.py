@@ -15,13 +15,18 @@ import polars as pl
 from typer.testing import CliRunner
 
 from rtml_cli.cli import app
-from tests.test_dask import cluster  # noqa: F401  (the shared LocalCluster fixture)
-from tests.test_sweep import QUALITY, done, sweep_args, table  # noqa: F401  (fixtures)
+from tests import test_dask, test_sweep
+from tests.test_sweep import QUALITY, sweep_args
+
+# fixtures shared with those modules: the LocalCluster, the table and its serial sweep
+cluster = test_dask.cluster
+done = test_sweep.done
+table = test_sweep.table
 
 
 def test_dask_cells_give_the_serial_curve(
     done: Path, table: Path, tmp_path: Path, cluster: Any
-) -> None:  # noqa: F811
+) -> None:
     out = tmp_path / "dask"
     res = CliRunner().invoke(app, sweep_args(table, out, "--dask", cluster.scheduler_address))
     assert res.exit_code == 0, res.output
@@ -32,10 +37,10 @@ def test_dask_cells_give_the_serial_curve(
 
 
 def test_a_worker_killed_mid_sweep_is_rescheduled_or_its_cell_rerun(
-    done: Path,  # noqa: F811
-    table: Path,  # noqa: F811
+    done: Path,
+    table: Path,
     tmp_path: Path,
-    cluster: Any,  # noqa: F811
+    cluster: Any,
 ) -> None:
     from distributed import Client
 
