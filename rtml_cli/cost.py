@@ -14,12 +14,13 @@ many of the job's predictions were ever served.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from rtml_cli.durations import format_duration
+from rtml_cli.metrics_schema import BatchJob, Cost
 
 if TYPE_CHECKING:
     from rtml_cli.compare import Prepared
@@ -50,8 +51,8 @@ def strategy_cost(
     kind: str,
     days: float,
     scored: int,
-    batch_job: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    batch_job: BatchJob | None = None,
+) -> Cost:
     """The ``cost`` entry of one strategy (schema: :class:`rtml_cli.metrics_schema.Cost`)."""
     n_fit, fit_s, _ = _kind(tim, strategy, "retrain")
     n_job, job_s, _ = _kind(tim, strategy, "score_job")
@@ -61,7 +62,7 @@ def strategy_cost(
         # the real job scores every active entity: at the measured CPU per scored row
         rows = tim.filter((pl.col("strategy") == strategy) & (pl.col("kind") == "score_job"))
         per_row = job_s / max(int(rows["rows"].sum()), 1)
-        batch_job = {**batch_job, "cpu_s_estimate": per_row * batch_job["predictions_made"]}
+        batch_job = BatchJob(**batch_job, cpu_s_estimate=per_row * batch_job["predictions_made"])
     per_request = float(req.mean()) / 1e3 if n_req else None
     # what serving the scored events costs a day: the jobs, plus one call per event where the
     # deployment calls the model per request (batch serves its job's scores)
@@ -103,7 +104,7 @@ def batch_job_counts(
     s0: int,
     every_us: int,
     lookback_us: int,
-) -> dict[str, Any]:
+) -> BatchJob:
     """What a real batch job would score against what the scored events used.
 
     The job runs at every grid cutoff from the first scored event's cutoff to the last one's and
@@ -166,13 +167,13 @@ def batch_job_counts(
     }
 
 
-def cost_section(prep: Prepared, tim: pl.DataFrame, *, lookback_us: int) -> dict[str, Any]:
+def cost_section(prep: Prepared, tim: pl.DataFrame, *, lookback_us: int) -> dict[str, Cost]:
     """``metrics.json``'s ``cost``: one :func:`strategy_cost` per strategy of the run."""
     d = prep.data
     days = (int(d.t[-1]) - d.W) / DAY_US
     scored = len(d.t) - d.s0
     key = prep.table.roles.key
-    out: dict[str, Any] = {}
+    out: dict[str, Cost] = {}
     for s in prep.config.strategies:
         job = None
         if s.kind == "batch" and key is not None and s.retrain_every_us:

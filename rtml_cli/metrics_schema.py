@@ -194,6 +194,69 @@ class Forgetting(TypedDict, total=False):
     sampled_per_block: int
 
 
+class CostRetrain(TypedDict):
+    count: int
+    cpu_s: float
+    cpu_s_per_day: float | None
+    cpu_s_per_fit: float | None
+
+
+class CostScoreJob(TypedDict):
+    count: int
+    cpu_s: float
+    cpu_s_per_cutoff: float | None
+
+
+class CostPredict(TypedDict):
+    #: single-row calls of the latency sample the mean comes from
+    timed_calls: int
+    cpu_us_per_request: float | None
+    #: model calls a per-event deployment makes (scored events; 0 for batch)
+    requests: int
+
+
+class CostUpdate(TypedDict):
+    count: int
+    cpu_s: float
+    cpu_s_per_day: float | None
+    cpu_us_per_update: float | None
+
+
+class _BatchJobRequired(TypedDict):
+    lookback: str
+    lookback_s: float
+    cutoffs: int
+    #: (entity, cutoff) scores a real job makes: every entity active in the look-back
+    predictions_made: int
+    events_served: int
+    entity_cutoffs_served: int
+    #: of those, the ones the job had scored (the entity was active in the look-back)
+    entity_cutoffs_served_from_job: int
+    used_share: float | None
+
+
+class BatchJob(_BatchJobRequired, total=False):
+    """What a real keyed batch job would score against what the events used (rtml_cli/cost.py)."""
+
+    #: the job's CPU at the measured CPU per scored row
+    cpu_s_estimate: float
+
+
+class Cost(TypedDict):
+    """Measured CPU cost of one strategy (rtml_cli/cost.py; docs/semantics.md: cost)."""
+
+    #: scored span, W to the last event, in days
+    days: float
+    retrain: CostRetrain
+    score_job: CostScoreJob
+    predict: CostPredict
+    update: CostUpdate
+    #: retrains + scoring jobs + updates + per-request calls, per day of events
+    cpu_s_per_day: float | None
+    #: keyed batch strategies only
+    batch_job: BatchJob | None
+
+
 class _MetricsJsonRequired(TypedDict):
     schema_version: int
     task: Task
@@ -226,3 +289,5 @@ class MetricsJson(_MetricsJsonRequired, total=False):
     min_effect: dict[str, str]
     #: strategy (whose model changes) -> forgetting matrix and summary
     forgetting: dict[str, Forgetting]
+    #: strategy -> measured CPU cost (runs written before the cost section have none)
+    cost: dict[str, Cost]
