@@ -187,12 +187,12 @@ def prepare(
             f", … ({len(features)} columns)" if len(features) > 12 else ""
         )
         rest = "every other column" + (" but those above" if left_out else "")
-        notes.append(f"features: {shown} ({rest}; set --features or [data] features to change)")
+        notes.append(f"features: {shown} ({rest}; set --inputs or [data] inputs to change)")
     # A label is never used before it arrives: the label, its arrival time or a column the
     # user marked as a leak can never be a feature, even when listed explicitly.
     for col, role, fix in (
-        (roles.label, "the label", "drop it from [data] features / --features"),
-        (roles.label_time, "the label-time column", "drop it from [data] features / --features"),
+        (roles.label, "the label", "drop it from [data] inputs / --inputs"),
+        (roles.label_time, "the label-time column", "drop it from [data] inputs / --inputs"),
         *((c, "an ignored column", "drop it from features or from ignore") for c in roles.ignore),
     ):
         if col is not None and col in features:
@@ -211,7 +211,7 @@ def prepare(
             )
     if not features:
         raise InputError(
-            f"{source} has no feature column left after time/label/key/ignore. Check --features/[data]."
+            f"{source} has no feature column left after time/label/key/ignore. Check --inputs/[data] inputs."
         )
     for rf in roles.request_features:
         if rf not in features:
