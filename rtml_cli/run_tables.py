@@ -97,7 +97,11 @@ _KIND_OK: dict[str, Callable[[pl.DataType], bool]] = {
     "string": lambda d: d in (pl.String, pl.Categorical) or isinstance(d, pl.Enum),
     "datetime": lambda d: isinstance(d, pl.Datetime),
     "boolean": lambda d: d == pl.Boolean,
+    "list of numbers": lambda d: isinstance(d, pl.List) and d.inner.is_numeric(),
 }
+#: multiclass runs add the class probabilities (class code c at position c), after the schema's
+#: columns: not in :data:`PREDICTIONS_SCHEMA`, which every writer conforms to
+PREDICTIONS["proba"] = ("list of numbers", False)
 
 
 def validate_frame(

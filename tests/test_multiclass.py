@@ -209,3 +209,23 @@ def test_recorded_endpoint_answers_of_a_multiclass_label_are_not_scored() -> Non
     y, task, _, why = _label_encoding(["bus", "car", "walk", "bus"], "mode")
     assert task is None and np.isnan(y).all()
     assert why is not None and "3 classes" in why
+
+
+def test_a_damaged_proba_column_is_refused_when_the_run_is_read(
+    table: Path, tmp_path: Path
+) -> None:
+    from rtml_cli.compare import run_compare
+    from rtml_cli.errors import RunDirError
+    from rtml_cli.io import Roles
+    from rtml_cli.runs import read_run_dir
+
+    out = tmp_path / "run"
+    run_compare(
+        table, roles=Roles(time="t", label="mode"), out=out, strategies="static", model="nb",
+        timing_sample=0,
+    )  # fmt: skip
+    read_run_dir(out)  # as written: fine
+    preds = pl.read_parquet(out / "predictions.parquet")
+    preds.with_columns(proba=pl.lit("0.2,0.8")).write_parquet(out / "predictions.parquet")
+    with pytest.raises(RunDirError, match="'proba' has type String; expected list of numbers"):
+        read_run_dir(out)
