@@ -320,9 +320,9 @@ def test_an_unreachable_dask_scheduler_is_exit_2_naming_it_and_writes_nothing(
 ) -> None:
     import socket
 
-    from rtml_cli import sweep
+    from rtml_cli import sweep_run
 
-    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(sweep_run, "DASK_CONNECT_TIMEOUT_S", 1.0)
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
