@@ -210,7 +210,7 @@ def compare(
             metavar="ADDRESS",
             envvar="RTML_DASK_ADDRESS",
             help="Run the same tasks on the Dask scheduler at ADDRESS (e.g. tcp://host:8786; "
-            "needs rtml[dask]); results as in one process.",
+            "needs rtml\\[dask]); results as in one process.",
             rich_help_panel=_SIMULATION,
         ),
     ] = None,
