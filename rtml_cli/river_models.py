@@ -235,7 +235,7 @@ class RiverModel:
             self.model_ = self.learner.clone()
         learn = self.model_.learn_one
         if len(X) == 1 and self.task == "binary":  # the online hot path: one arrived label
-            learn(self._dicts(X)[0], y[0] == 1.0)
+            learn(self._dicts(X)[0], float(y[0]) == 1.0)
             return self
         for x, v in zip(self._dicts(X), self._labels(np.asarray(y)), strict=True):
             learn(x, v)
