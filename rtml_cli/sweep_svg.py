@@ -80,10 +80,11 @@ def freshness_chart(
     def py(v: float) -> float:
         return _T + (y_hi - v) / (y_hi - y_lo) * ph
 
-    c_lo, c_hi = (min(cs), max(cs)) if cs else (1.0, 10.0)
-    c_lo, c_hi = math.log10(c_lo), math.log10(c_hi)
-    if c_hi - c_lo < 1e-9:
-        c_lo, c_hi = c_lo - 0.5, c_hi + 0.5
+    # whole decades, so the cost axis has its ticks at 0.1, 1, 10 ... and no line on the frame
+    c_lo = math.floor(math.log10(min(cs))) if cs else 0
+    c_hi = math.ceil(math.log10(max(cs))) if cs else 1
+    if c_hi - c_lo < 1:
+        c_hi = c_lo + 1
 
     def pc(c: float) -> float:
         return _T + (c_hi - math.log10(c)) / (c_hi - c_lo) * ph
@@ -99,7 +100,13 @@ def freshness_chart(
         out.append(f'<line x1="{_L}" x2="{_L + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
         out.append(f'<text x="{_L - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
                    f"{e(_fmt(t))}</text>")  # fmt: skip
-    for x in sorted(set(xs)):
+    last = -1e9
+    for x in sorted(
+        set(xs), reverse=True
+    ):  # left to right; a label too close to the last is left out
+        if px(x) - last < 44:
+            continue
+        last = px(x)
         out.append(f'<text x="{px(x):.1f}" y="{_T + ph + 16}" font-size="11" '
                    f'text-anchor="middle">{e(_dur(x))}</text>')  # fmt: skip
     if hline is not None and y_lo <= hline <= y_hi:
