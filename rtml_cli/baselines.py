@@ -29,11 +29,10 @@ Both are vectorised (one sort, one cumulative pass) and cost nothing next to a m
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
-NO_LABEL = np.iinfo(np.int64).max  # the same sentinel as strategies.NO_LABEL
-
-#: the names the references carry in predictions.parquet and metrics.json (reserved)
-REFERENCE_NAMES = ("persistence", "prior")
+from rtml_cli.relevance import REFERENCE_NAMES
+from rtml_cli.strategies import NO_LABEL, SimData, StrategyResult
 
 #: what a binary reference says before any label has arrived: no information either way
 _UNINFORMED_BINARY = 0.5
@@ -47,6 +46,7 @@ def naive_scores(
     s0: int,
     task: str,
     keys: np.ndarray | None = None,
+    n_classes: int = 0,
 ) -> dict[str, np.ndarray]:
     """The two references' scores for the scored events ``s0 ..``.
 
@@ -54,10 +54,12 @@ def naive_scores(
     ----------
     t : event times (µs), sorted ascending.
     l : label arrival times (µs), ``NO_LABEL`` where the label is null.
-    y : labels as float (binary 0/1).
+    y : labels as float (binary 0/1, multiclass the class code).
     s0 : index of the first scored event.
-    task : ``binary`` or ``regression``.
+    task : ``binary``, ``multiclass`` or ``regression``.
     keys : optional integer entity code per row; a negative code means "no entity" (null key).
+    n_classes : K of a multiclass label; the scores are then events × K class probabilities
+        (persistence: all the probability on the latest class; prior: the running class shares).
     """
     t = np.asarray(t, dtype=np.int64)
     l = np.asarray(l, dtype=np.int64)  # noqa: E741
@@ -67,19 +69,76 @@ def naive_scores(
     # arrival order; ties keep table order, so the later row is the "latest"
     order = labelled[np.argsort(l[labelled], kind="stable")]
     arrived = np.searchsorted(l[order], ts, "left")  # labels with l < t, per scored event
-    ys = y[order]
-    csum = np.concatenate([[0.0], np.cumsum(ys)])
-    fallback = _UNINFORMED_BINARY if task == "binary" else 0.0
-    if len(order) == 0:
-        ys = csum = np.array([fallback, fallback])  # nothing ever arrives: every event falls back
     none = arrived == 0
-    safe = np.maximum(arrived, 1)
-    prior = np.where(none, fallback, csum[safe] / safe)
-    persistence = np.where(none, fallback, ys[safe - 1])
+    latest = np.full(len(ts), np.nan)
+    latest[~none] = y[order][arrived[~none] - 1]
     if keys is not None:
         own = _latest_of_entity(ts, l, y, np.asarray(keys, dtype=np.int64), s0)
-        persistence = np.where(np.isnan(own), persistence, own)
-    return {"persistence": persistence.astype(float), "prior": prior.astype(float)}
+        latest = np.where(np.isnan(own), latest, own)
+    if task == "multiclass":
+        onehot = np.zeros((len(order), n_classes))
+        onehot[np.arange(len(order)), y[order].astype(np.int64)] = 1.0
+        csum = np.vstack([np.zeros((1, n_classes)), np.cumsum(onehot, axis=0)])
+        prior = csum[arrived] / np.maximum(arrived, 1)[:, None]
+        persistence = np.zeros((len(ts), n_classes))
+        persistence[~none, latest[~none].astype(np.int64)] = 1.0
+        prior[none] = persistence[none] = 1.0 / n_classes  # nothing known: every class alike
+        return {"persistence": persistence, "prior": prior}
+    fallback = _UNINFORMED_BINARY if task == "binary" else 0.0
+    csum1 = np.concatenate([[0.0], np.cumsum(y[order])])
+    prior1 = np.where(none, fallback, csum1[arrived] / np.maximum(arrived, 1))
+    return {"persistence": np.where(none, fallback, latest), "prior": prior1}
+
+
+def reference_results(data: SimData, keys: np.ndarray | None) -> list[StrategyResult]:
+    """The references as results the run directory and the metrics take like a strategy's.
+
+    They use no features and no model: feature and model ages are 0, no event is a cold start,
+    and nothing is timed (a lookup costs nothing worth measuring).
+    """
+    s0 = data.s0
+    ts = data.t[s0:]
+    scores = naive_scores(
+        data.t, data.l, data.y, s0=s0, task=data.task, keys=keys, n_classes=data.n_classes
+    )
+    out = []
+    for name in REFERENCE_NAMES:
+        score, proba = scores[name], None
+        if data.task == "multiclass":
+            proba = score
+            pred = np.argmax(proba, axis=1).astype(np.float64)
+            score = np.take_along_axis(proba, pred.astype(np.int64)[:, None], axis=1)[:, 0]
+        elif data.task == "binary":
+            pred = (score > 0.5).astype(np.float64)  # the strategies' rule
+        else:
+            pred = score.copy()
+        out.append(
+            StrategyResult(
+                name=name,
+                kind="reference",
+                score=score,
+                proba=proba,
+                pred=pred,
+                model_version=np.zeros(len(ts), dtype=np.int64),
+                model_time=ts.copy(),
+                features_time=ts.copy(),
+                feature_age=np.zeros(len(ts), dtype=np.int64),
+                cold_start=np.zeros(len(ts), dtype=bool),
+                calls={},
+                warnings=[],
+                fits=[],
+            )
+        )
+    return out
+
+
+def entity_codes(frame: pl.DataFrame, key: str | None) -> np.ndarray | None:
+    """An integer code per row for the entity column (−1 where it is null), or None."""
+    if key is None or key not in frame.columns:
+        return None
+    col = frame[key]
+    codes = col.rank("dense").cast(pl.Int64).fill_null(0).to_numpy() - 1
+    return np.asarray(codes, dtype=np.int64)
 
 
 def _latest_of_entity(

@@ -181,6 +181,20 @@ def compare(
             rich_help_panel=_SIMULATION,
         ),
     ] = None,
+    min_effect: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min-effect",
+            metavar="METRIC=VALUE",
+            show_default="auc=0.005, accuracy=0.005, mae=1%, ...",
+            help="The smallest difference that matters, repeatable or comma-separated: absolute "
+            "('auc=0.01') or relative to the reference's value ('mae=2%'). A difference is a gain "
+            "or a loss only when its interval excludes 0 and it is larger than this; 'no "
+            "practical difference' when its whole interval is within it. Overrides [report] "
+            "min_effect.",
+            rich_help_panel=_SIMULATION,
+        ),
+    ] = None,
     warmup: Annotated[
         str | None,
         typer.Option(
@@ -280,6 +294,7 @@ def compare(
             model=model,
             strategies=strategies,
             baseline=baseline,
+            min_effect=min_effect,
             jobs=jobs,
             dask=dask,
             batch_lookback=batch_lookback,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from rtml_cli.baselines import entity_codes, reference_results
 from rtml_cli.config import CompareConfig, StrategySpec, build_config, find_config, load_toml
 from rtml_cli.cost import DEFAULT_BATCH_LOOKBACK, cost_section
 from rtml_cli.durations import format_duration, parse_duration
@@ -402,10 +403,13 @@ def _metrics(
     baseline: str,
     bucket: str | None,
     seed: int,
+    references: Sequence[str] = (),
+    min_effect: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return compute_metrics(
-        pred, tim, task=task, strategies=names, baseline=baseline, bucket=bucket, seed=seed
-    )
+        pred, tim, task=task, strategies=names, baseline=baseline, bucket=bucket, seed=seed,
+        references=references, min_effect=min_effect,
+    )  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -463,6 +467,7 @@ def run_compare(
     baseline: str | None = None,
     features: Sequence[str] = (),
     calendar: Sequence[str] | None = None,
+    min_effect: Sequence[str] | None = None,
     out: str | Path | None = None,
     force: bool = False,
     jobs: int = 1,
@@ -507,6 +512,7 @@ def run_compare(
         baseline=baseline,
         features=features,
         calendar=calendar,
+        min_effect=min_effect,
     )
     out_dir = check_out(out if out is not None else default_out(table), force=force)
     refuse_run_dir_over_input(out_dir, table)
@@ -537,7 +543,9 @@ def run_compare(
         warnings.warn(w, ClassImbalanceWarning, stacklevel=2)
     warn_list = prep.warnings + sim_warnings
     names = [s.name for s in cfg.strategies]
-    pred = predictions_frame(prep, results)
+    # the naive references, scored under the same label-arrival rule (rtml_cli/baselines.py)
+    refs = reference_results(prep.data, entity_codes(prep.table.frame, prep.table.roles.key))
+    pred = predictions_frame(prep, results + refs)
     tim = timings_frame(results)
     assert cfg.baseline is not None
     metrics = _metrics(
@@ -548,6 +556,8 @@ def run_compare(
         baseline=cfg.baseline,
         bucket=cfg.bucket,
         seed=seed,
+        references=[r.name for r in refs],
+        min_effect=cfg.min_effect,
     )
     metrics["cost"] = cost_section(prep, tim, lookback_us=lookback_us)
     t_met = time.perf_counter()

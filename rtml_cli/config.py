@@ -24,6 +24,7 @@ from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ConfigError, RtmlError, suggest
 from rtml_cli.features_spec import FEATURE_TABLE_KEYS, CalendarSpec, FeatureSpec, check_unique_names
 from rtml_cli.io import Roles
+from rtml_cli.relevance import DEFAULT_MIN_EFFECT, REFERENCE_NAMES, parse_min_effect
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,7 +55,7 @@ _DATA_KEYS = {
 _MODEL_KEYS = {"preset", "estimator", "params", "factory"}
 _STRATEGY_KEYS = {"name", "kind", "retrain_every", "train_window", "update_every"}
 _FEATURE_KEYS = set(FEATURE_TABLE_KEYS)
-_REPORT_KEYS = {"baseline", "checks", "bucket"}
+_REPORT_KEYS = {"baseline", "checks", "bucket", "min_effect"}
 _TOP_KEYS = {"data", "model", "strategy", "feature", "report"}
 #: ``[data]`` keys naming the model's input columns, and the older names still accepted. The
 #: model's inputs are not "features": in rtml a feature is a windowed aggregate or calendar part.
@@ -128,6 +129,8 @@ class CompareConfig:
     baseline: str | None = None
     checks: list[str] = dataclasses.field(default_factory=list)
     bucket: str | None = None
+    #: the smallest difference that matters per metric (relevance.parse_min_effect)
+    min_effect: dict[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MIN_EFFECT))
     source: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
@@ -144,6 +147,7 @@ class CompareConfig:
             "baseline": self.baseline,
             "checks": list(self.checks),
             "bucket": self.bucket,
+            "min_effect": dict(self.min_effect),
             "source": self.source,
         }
 
@@ -339,6 +343,7 @@ def build_config(
     baseline: str | None = None,
     features: Sequence[str] = (),
     calendar: Sequence[str] | None = None,
+    min_effect: Sequence[str] | None = None,
 ) -> CompareConfig:
     """Validate a parsed ``rtml.toml`` (``raw``) and apply flag overrides.
 
@@ -352,6 +357,7 @@ def build_config(
     features : ``--feature`` flags in the compact form ``KEY:COLUMN:AGG:WINDOW[:NAME]``
         (an empty KEY aggregates over the whole table), added to the ``[[feature]]`` entries.
     calendar : ``--calendar`` parts (``hour``, ``dow``); replaces ``[data] calendar``.
+    min_effect : ``--min-effect`` entries (``auc=0.01``), over ``[report] min_effect``.
 
     Raises
     ------
@@ -441,6 +447,12 @@ def build_config(
         raise ConfigError(
             f"strategy names must be unique; repeated: {', '.join(sorted(dup))}. Rename them."
         )
+    taken = sorted(set(names) & set(REFERENCE_NAMES))
+    if taken:
+        raise ConfigError(
+            f"strategy name '{taken[0]}' is reserved for the naive reference every run scores "
+            f"({' and '.join(REFERENCE_NAMES)}); give the strategy another name."
+        )
 
     for i, f in enumerate(raw.get("feature", []) or []):
         fw = f"[[feature]] #{i + 1}"
@@ -472,6 +484,14 @@ def build_config(
     _check_keys(rep, _REPORT_KEYS, f"[report]{where}")
     cfg.checks = _str_list(rep.get("checks", []), "[report] checks", "check expressions")
     cfg.bucket = rep.get("bucket")
+    table_effect = rep.get("min_effect")
+    if table_effect is not None and not isinstance(table_effect, dict):
+        raise ConfigError(
+            f'[report] min_effect{where} must be a table such as {{ auc = 0.005, mae = "1%" }}.'
+        )
+    cfg.min_effect = parse_min_effect(table_effect, source=f"[report] min_effect{where}")
+    if min_effect:
+        cfg.min_effect = parse_min_effect(min_effect, source="--min-effect", base=cfg.min_effect)
     if cfg.bucket is not None:
         _duration(cfg.bucket, "[report] bucket")
     cfg.baseline = baseline if baseline is not None else rep.get("baseline")

@@ -33,6 +33,9 @@ from rtml_cli.errors import UsageError
 
 GAIN, LOSS, EQUIVALENT, INCONCLUSIVE = "gain", "loss", "no practical difference", "inconclusive"
 
+#: the naive references every run scores (rtml_cli/baselines.py); no strategy may take these names
+REFERENCE_NAMES = ("persistence", "prior")
+
 #: The defaults, chosen as what moves a decision: half an accuracy point, 0.005 AUC, one percent
 #: of the reference's error for scale-dependent regression errors.
 DEFAULT_MIN_EFFECT: dict[str, str] = {
@@ -49,9 +52,13 @@ DEFAULT_MIN_EFFECT: dict[str, str] = {
 
 
 def parse_min_effect(
-    entries: Iterable[str] | Mapping[str, object] | None, *, source: str
+    entries: Iterable[str] | Mapping[str, object] | None,
+    *,
+    source: str,
+    base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Merge ``metric=value`` entries (flag) or a mapping (``rtml.toml``) over the defaults.
+    """Merge ``metric=value`` entries (flag) or a mapping (``rtml.toml``) over ``base`` (default:
+    the defaults).
 
     A value is a non-negative number (absolute, in the metric's unit) or a percentage of the
     reference strategy's value (``1%``).
@@ -59,7 +66,7 @@ def parse_min_effect(
     >>> parse_min_effect(["auc=0.01", "mae=2%"], source="--min-effect")["auc"]
     '0.01'
     """
-    out = dict(DEFAULT_MIN_EFFECT)
+    out = dict(DEFAULT_MIN_EFFECT if base is None else base)
     if entries is None:
         return out
     pairs: list[tuple[str, object]]

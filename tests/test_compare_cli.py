@@ -47,7 +47,11 @@ def test_compare_writes_a_complete_run(runner, tmp_path):
     assert run.manifest["task"] == "binary" and run.manifest["baseline"] == "batch"
     assert [s["name"] for s in run.manifest["strategies"]] == ["batch", "online", "static"]
     p = run.predictions
-    assert p.height == 3 * run.manifest["scored_events"]
+    # the three strategies and the two naive references (persistence, prior), every scored event
+    assert p.height == 5 * run.manifest["scored_events"]
+    assert p["strategy"].unique().sort().to_list() == [
+        "batch", "online", "persistence", "prior", "static",
+    ]  # fmt: skip
     assert set(p.columns) >= {
         "event_id",
         "strategy",
@@ -73,7 +77,9 @@ def test_compare_writes_a_complete_run(runner, tmp_path):
         ("online", 20),
         ("static", 20),
     ]
-    assert "quality" in run.metrics and set(run.metrics["quality"]) == {"batch", "online", "static"}
+    assert "quality" in run.metrics and set(run.metrics["quality"]) == {
+        "batch", "online", "static", "persistence", "prior",
+    }  # fmt: skip
     assert run.manifest["options"]["timing_sample"] == 20
 
 
