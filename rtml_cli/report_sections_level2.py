@@ -34,15 +34,30 @@ def _spark(values: list[float | None]) -> str:
     return f"{sparkline(values)} {format_metric(min(fin))}–{format_metric(max(fin))}"
 
 
-def _sampling_note(rows: list[ForgettingSummary]) -> str | None:
-    """Says how many labelled events each block was scored on, and whether any was sampled."""
-    caps = {f["sampled_per_block"] for f in rows if finite(f["sampled_per_block"])}
-    if not caps:
-        return None
-    cap = max(c for c in caps if c is not None)
-    sampled = [f["sampled_blocks"] for f in rows if f["sampled_blocks"] is not None]
+def _block_counts(rep: Report, blocks: int) -> list[int]:
+    """Labelled events per block, when the report's buckets are the forgetting blocks."""
+    qot = rep["metrics"].get("quality_over_time")
+    counts = qot.get("n") if isinstance(qot, dict) else None
+    if not isinstance(counts, list) or len(counts) != blocks:
+        return []
+    return [int(c) for c in counts if finite(c)]
+
+
+def _sampling_note(rep: Report, rows: list[ForgettingSummary]) -> str:
+    """How many labelled events each block was scored on, and whether any was sampled (the run
+    gives ``sampled_per_block`` only when it sampled)."""
     blocks = max((f["blocks"] for f in rows), default=0)
+    counts = _block_counts(rep, blocks)
+    spread = f"; blocks have {min(counts)} to {max(counts)} labelled events" if counts else ""
+    caps = [c for f in rows if (c := f["sampled_per_block"]) is not None and finite(c)]
+    if not caps:
+        return (
+            f"Every labelled event of each block is scored (no sampling){spread}. A block with "
+            "few events gives a noisy forgetting of its own; the mean over blocks is steadier."
+        )
+    cap = max(caps)
     text = f"Each snapshot is scored on at most {cap} labelled events per block"
+    sampled = [f["sampled_blocks"] for f in rows if f["sampled_blocks"] is not None]
     if sampled and max(sampled) > 0:
         return (
             text + f": {max(sampled)} of {blocks} blocks had more and were scored on a seeded "
@@ -104,9 +119,7 @@ def forgetting_section(rep: Report) -> Section | None:
         "served with."
     )
     blocks: list[Block] = [Table(headers, table, caption)]
-    note = _sampling_note(rows)
-    if note:
-        blocks.append(note)
+    blocks.append(_sampling_note(rep, rows))
     return ("Forgetting", blocks + heatmaps)
 
 

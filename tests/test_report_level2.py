@@ -329,6 +329,19 @@ def test_forgetting_section_in_every_format(make):
     assert data["forgetting"][0]["strategy"] == "batch_daily"
 
 
+def test_without_sampling_the_note_says_every_event_was_scored_and_how_many(make):
+    m = level2_metrics()
+    for f in m["forgetting"].values():
+        f["sampled_per_block"] = None  # the run gives it only when it sampled
+    m["quality_over_time"]["n"] = [3, 9, 7, 2]
+    _, blocks = next(s for s in layout(make(m)) if s[0] == "Forgetting")
+    assert (
+        "Every labelled event of each block is scored (no sampling); blocks have 2 to 9 labelled "
+        "events. A block with few events gives a noisy forgetting of its own; the mean over "
+        "blocks is steadier."
+    ) in blocks
+
+
 def test_the_sampling_note_says_how_many_blocks_were_sampled(make):
     m = level2_metrics()
     for f in m["forgetting"].values():
