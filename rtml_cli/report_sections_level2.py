@@ -18,6 +18,8 @@ from rtml_cli.report_values import format_count, format_metric, format_percent, 
 
 Section = tuple[str, list[Block]]
 
+#: fewer labelled events than this in a block: its own forgetting is called noisy
+SMALL_BLOCK = 100
 #: cost numbers outside the table, said in words (others keep their key)
 COST_LABELS = {
     "batch_job_cpu_s_estimate": (
@@ -48,13 +50,24 @@ def _sampling_note(rep: Report, rows: list[ForgettingSummary]) -> str:
     gives ``sampled_per_block`` only when it sampled)."""
     blocks = max((f["blocks"] for f in rows), default=0)
     counts = _block_counts(rep, blocks)
-    spread = f"; blocks have {min(counts)} to {max(counts)} labelled events" if counts else ""
+    spread = ""
+    if counts:
+        low, high = min(counts), max(counts)
+        spread = (
+            f"; every block has {low} labelled events"
+            if low == high
+            else f"; blocks have {low} to {high} labelled events"
+        )
     caps = [c for f in rows if (c := f["sampled_per_block"]) is not None and finite(c)]
     if not caps:
-        return (
-            f"Every labelled event of each block is scored (no sampling){spread}. A block with "
-            "few events gives a noisy forgetting of its own; the mean over blocks is steadier."
+        # a metric on fewer than ~100 events moves by several hundredths from chance alone
+        noisy = (
+            ". A block with few events gives a noisy forgetting of its own; the mean over blocks "
+            "is steadier"
+            if counts and min(counts) < SMALL_BLOCK
+            else ""
         )
+        return f"Every labelled event of each block is scored (no sampling){spread}{noisy}."
     cap = max(caps)
     text = f"Each snapshot is scored on at most {cap} labelled events per block"
     sampled = [f["sampled_blocks"] for f in rows if f["sampled_blocks"] is not None]

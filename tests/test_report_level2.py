@@ -340,6 +340,12 @@ def test_without_sampling_the_note_says_every_event_was_scored_and_how_many(make
         "events. A block with few events gives a noisy forgetting of its own; the mean over "
         "blocks is steadier."
     ) in blocks
+    m["quality_over_time"]["n"] = [120] * 4
+    _, blocks = next(s for s in layout(make(m)) if s[0] == "Forgetting")
+    assert (
+        "Every labelled event of each block is scored (no sampling); every block has 120 "
+        "labelled events."
+    ) in blocks
 
 
 def test_the_sampling_note_says_how_many_blocks_were_sampled(make):
