@@ -34,8 +34,9 @@ from rtml_cli.cost import DEFAULT_BATCH_LOOKBACK, cost_section
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
 from rtml_cli.features import FEATURE_PREFIX, calendar_features
+from rtml_cli.forgetting_run import forgetting_section
 from rtml_cli.io import EVENT_ID, EventTable, L, Roles, T, load_events
-from rtml_cli.metrics import compute_metrics
+from rtml_cli.metrics import choose_bucket, compute_metrics
 from rtml_cli.models import (
     Encoding,
     LabelInfo,
@@ -94,6 +95,17 @@ class Prepared:
     def view_for(self, spec: StrategySpec) -> View:
         """The fresh view, or the batch view of the strategy's period."""
         return self.views[view_key(spec)]
+
+
+def _block_width(data: SimData, bucket: str | None) -> int:
+    """The report's time block (µs): ``[report] bucket``, else the metrics' automatic choice over
+    the labelled scored events (the forgetting matrix uses the same blocks)."""
+    scored = data.t[data.s0 :][data.l[data.s0 :] != NO_LABEL]
+    if len(scored) == 0:
+        return 0
+    if bucket is not None:
+        return max(parse_duration(bucket, what="[report] bucket"), 0)
+    return choose_bucket(int(scored[-1] - scored[0]))
 
 
 def view_key(spec: StrategySpec) -> str:
@@ -224,6 +236,7 @@ def prepare(
     notes.append(f"warm-up: {cfg.warmup} → scoring events from {_iso(W)}")
     l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in docs/semantics.md)
     data = SimData(t=t, l=l, y=label.y, W=W, task=label.task)
+    data.block_us = _block_width(data, cfg.bucket)
     leaks = leak_warnings(frame, features, label.y, t < W, task=label.task, label=roles.label)
     for text in leaks:
         warnings.warn(text, LeakWarning, stacklevel=2)
@@ -560,6 +573,15 @@ def run_compare(
         min_effect=cfg.min_effect,
     )
     metrics["cost"] = cost_section(prep, tim, lookback_us=lookback_us)
+    metrics["forgetting"] = forgetting_section(
+        cfg.strategies,
+        [prep.view_for(s) for s in cfg.strategies],
+        prep.data,
+        prep.builder,
+        results,
+        fast=fast,
+        seed=seed,
+    )
     t_met = time.perf_counter()
     manifest = run_manifest(
         prep,

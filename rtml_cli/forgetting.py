@@ -123,12 +123,18 @@ def forgetting_matrix(
     """
     n = len(models)
     Q: list[list[float | None]] = [[None] * n for _ in range(n)]
+    bounds = np.cumsum([0] + [len(b) for b in blocks])
+    every = np.concatenate(blocks) if blocks else np.array([], dtype=np.int64)
     for s, model in enumerate(models):
+        if bounds[s + 1] == 0:
+            continue
+        # one call per snapshot over every block it may have forgotten (rows are independent)
+        scores = score(model, X[every[: bounds[s + 1]]])
         for b in range(s + 1):
-            rows = blocks[b]
-            if len(rows) == 0:
+            lo, hi = bounds[b], bounds[b + 1]
+            if hi == lo:
                 continue
-            value = quality(y[rows], score(model, X[rows]))
+            value = quality(y[blocks[b]], scores[lo:hi])
             Q[s][b] = float(value) if math.isfinite(value) else None
     per_block: list[float | None] = []
     for b in range(n - 1):  # the last block cannot be forgotten yet

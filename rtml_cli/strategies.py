@@ -27,6 +27,7 @@ import numpy as np
 
 from rtml_cli.config import StrategySpec
 from rtml_cli.errors import ModelError
+from rtml_cli.forgetting import SnapshotProbe, block_edges
 from rtml_cli.models import ModelBuilder, raised, split_online
 from rtml_cli.timing import CallLog, cpu_ns, perf_ns
 from rtml_cli.views import NO_AGE as NO_AGE  # the views' names stay importable from here
@@ -62,6 +63,9 @@ class SimData:
     y: np.ndarray
     W: int
     task: str
+    #: width (µs) of the report's time blocks; with it, changing models keep a snapshot at the end
+    #: of each block for the forgetting matrix (rtml_cli/forgetting.py); 0: none kept
+    block_us: int = 0
 
     @property
     def s0(self) -> int:
@@ -94,6 +98,8 @@ class StrategyResult:
     cpu_s: float = 0.0
     #: multiclass: the class probabilities, events × K (``score`` is that of ``pred``)
     proba: np.ndarray | None = None
+    #: online: the model at the end of each time block (``SimData.block_us``), for forgetting
+    snapshots: list[Any] | None = None
 
 
 def _iso(us: int) -> str:
@@ -203,6 +209,7 @@ class _Sim:
         self.log = CallLog()
         self.warnings: list[str] = []
         self.fits: list[tuple[str, int, int]] = []
+        self.snapshots: list[Any] | None = None
         self.progress = progress
 
     def fit(self, c: int, *, first: bool, warn: bool = True, record: bool = True) -> Any | None:
@@ -348,6 +355,7 @@ class _Sim:
             calls=self.log.columns(),
             warnings=self.warnings,
             fits=self.fits,
+            snapshots=self.snapshots,
         )
 
 
@@ -392,6 +400,11 @@ def _online(sim: _Sim) -> None:
     score = sim.score
     hot_fn = hot.fn
     pf = final.partial_fit
+    probe = snapshot_probe(d)
+    # the model before update b serves every block end in (u[b-1], u[b]]: copy it then
+    capture_before = (
+        set() if probe is None else set(np.searchsorted(u, probe.edges, "left").tolist())
+    )
     fast_single = prefix is None
     vec = sim.vectorize
     prog = sim.progress
@@ -418,6 +431,8 @@ def _online(sim: _Sim) -> None:
             else:
                 rows = order[b * k : (b + 1) * k]
                 zb, yb = Z[rows], y[rows]
+            if probe is not None and b in capture_before:
+                probe.capture(model, change_at=int(u[b]), inclusive=True)
             w0, c0 = perf_ns(), cpu_ns()
             pf(zb, yb)
             uw[b] = perf_ns() - w0
@@ -435,6 +450,9 @@ def _online(sim: _Sim) -> None:
     if p < n:
         sim.predict_span(hot, Z, p, n, int(t[p]), job=False)
         sim.time_singles(full, X, p, n)
+    if probe is not None:
+        probe.finish(model)
+        sim.snapshots = probe.models
     sim.log.extend("update", uw, uc, np.full(nb, k), u)
     sim.fits.extend(("update", int(x), k) for x in u)
     # Version/time of the model that predicted each event: updates applied strictly before t.
@@ -443,6 +461,17 @@ def _online(sim: _Sim) -> None:
     sim.mtime[:] = np.where(applied > 0, u[np.maximum(applied - 1, 0)] if nb else W, W)
     if prog is not None:
         prog(n - s0)
+
+
+def snapshot_probe(d: SimData) -> SnapshotProbe | None:
+    """A probe for the ends of the report's time blocks over the labelled scored events."""
+    s0 = d.s0
+    labelled = s0 + np.flatnonzero(d.l[s0:] != NO_LABEL)
+    if not d.block_us or len(labelled) == 0:
+        return None
+    return SnapshotProbe(
+        edges=block_edges(int(d.t[labelled[0]]), int(d.t[labelled[-1]]), d.block_us)
+    )
 
 
 def _check_online_classes(final: Any, y: np.ndarray, *, what: str) -> None:
