@@ -35,7 +35,7 @@ from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
 from rtml_cli.features import FEATURE_PREFIX, calendar_features
 from rtml_cli.forgetting_run import forgetting_section
-from rtml_cli.io import EVENT_ID, EventTable, L, Roles, T, load_events
+from rtml_cli.io import EVENT_ID, EVENT_TIME, LABEL_TIME, EventTable, Roles, load_events
 from rtml_cli.metrics import choose_bucket, compute_metrics
 from rtml_cli.models import (
     Encoding,
@@ -188,7 +188,7 @@ def prepare(
         + (f" (positive class: {label.positive_class!r})" if label.task == "binary" else "")
         + (f" ({len(label.classes or [])} classes)" if label.task == "multiclass" else "")
     )
-    internal = {T, L, EVENT_ID}
+    internal = {EVENT_TIME, LABEL_TIME, EVENT_ID}
     features = [c for c in roles.feature_columns(frame.columns) if c not in internal]
     if roles.features is None:
         # zero config: never a datetime or an identifier unless listed (rtml_cli.zero_config);
@@ -231,10 +231,10 @@ def prepare(
             raise UsageError(
                 f"request feature '{rf}' is not among the features ({', '.join(features)}). Add it to [data] features."
             )
-    t = frame[T].dt.epoch("us").to_numpy().astype(np.int64)
+    t = frame[EVENT_TIME].dt.epoch("us").to_numpy().astype(np.int64)
     W = warmup_end(t, cfg.warmup, source=source)
     notes.append(f"warm-up: {cfg.warmup} → scoring events from {_iso(W)}")
-    l = frame[L].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in docs/semantics.md)
+    l = frame[LABEL_TIME].dt.epoch("us").fill_null(NO_LABEL).to_numpy().astype(np.int64)  # noqa: E741 (l_i as in docs/semantics.md)
     data = SimData(t=t, l=l, y=label.y, W=W, task=label.task)
     data.block_us = _block_width(data, cfg.bucket)
     leaks = leak_warnings(frame, features, label.y, t < W, task=label.task, label=roles.label)

@@ -64,7 +64,7 @@ from rtml_cli.features_window_index import (
     index_signature,
     time_bounds,
 )
-from rtml_cli.io import L, T
+from rtml_cli.io import EVENT_TIME, LABEL_TIME
 
 __all__ = [
     "AGE_PREFIX",
@@ -88,7 +88,7 @@ __all__ = [
 
 
 def calendar_features(
-    frame: pl.DataFrame, parts: Sequence[CalendarSpec | str], *, time_col: str = T
+    frame: pl.DataFrame, parts: Sequence[CalendarSpec | str], *, time_col: str = EVENT_TIME
 ) -> pl.DataFrame:
     """Request-time calendar features of each event (``rtml_f_hour``, ``rtml_f_dow``), Int8."""
     exprs = []
@@ -121,8 +121,8 @@ def fresh_features(
     specs: Sequence[FeatureSpec | CalendarSpec],
     *,
     label_col: str | None = None,
-    time_col: str = T,
-    label_arrival_col: str = L,
+    time_col: str = EVENT_TIME,
+    label_arrival_col: str = LABEL_TIME,
 ) -> pl.DataFrame:
     """Features as ``stream``/``online``/``static`` see them: as of each event's own time.
 
@@ -165,8 +165,8 @@ def asof_features(
     cutoffs: pl.Series | str,
     *,
     label_col: str | None = None,
-    time_col: str = T,
-    label_arrival_col: str = L,
+    time_col: str = EVENT_TIME,
+    label_arrival_col: str = LABEL_TIME,
 ) -> pl.DataFrame:
     """Features as the ``batch`` snapshot at each event's cutoff ``c_i`` served them.
 
@@ -293,14 +293,14 @@ def derived_columns(
 
     Parameters
     ----------
-    frame : the event table (:data:`~rtml_cli.io.T`, :data:`~rtml_cli.io.L` and the columns).
+    frame : the event table (:data:`~rtml_cli.io.EVENT_TIME`, :data:`~rtml_cli.io.LABEL_TIME` and the columns).
     specs : the windowed features (``[[feature]]`` entries and ``--feature`` flags).
     key : the table's entity key, used by ``[[feature]]`` entries that name none
         (:attr:`FeatureSpec.key_from_table`).
     every_us : ``None`` for the fresh view (as of ``t_i``); the retrain period for the batch
         view (as of the cutoff ``floor(t_i / R) * R``, the same grid the batch snapshot uses).
     label : the label column: aggregates over it only see labels arrived before the query
-        time. Must be given whenever the frame has a label (:data:`~rtml_cli.io.L`), since a
+        time. Must be given whenever the frame has a label (:data:`~rtml_cli.io.LABEL_TIME`), since a
         label aggregated as a plain column would leak labels not yet known.
 
     Returns
@@ -309,7 +309,7 @@ def derived_columns(
         One column per spec, named ``spec.name``, in ``frame`` order, followed by one
         ``rtml_age_<name>`` column per spec and :data:`FEATURE_AGE`.
     """
-    if label is None and L in frame.columns and any(s.column != "*" for s in specs):
+    if label is None and LABEL_TIME in frame.columns and any(s.column != "*" for s in specs):
         raise UsageError(
             "derived_columns needs label= (the label column) when the table has labels, so that "
             "aggregates over the label respect label arrival."
@@ -324,6 +324,6 @@ def derived_columns(
     if every_us is None:
         out = fresh_features(frame, built, label_col=label)
     else:
-        cut = cutoff_grid(frame[T], every_us)
+        cut = cutoff_grid(frame[EVENT_TIME], every_us)
         out = asof_features(frame, built, cut, label_col=label)
     return out.rename({s.value_col: s.name for s in built})

@@ -27,7 +27,7 @@ import polars as pl
 
 from rtml_cli.errors import ConfigError, UsageError
 from rtml_cli.features_spec import FeatureSpec
-from rtml_cli.io import EVENT_ID, L, Roles, T, load_events
+from rtml_cli.io import EVENT_ID, EVENT_TIME, LABEL_TIME, Roles, load_events
 from rtml_cli.safe_write import atomic_output, refuse_existing, refuse_table_as_output
 
 #: Output formats by file extension.
@@ -183,13 +183,13 @@ def compute_features(
     frame = ev.frame
     out = frame.select(pl.col(EVENT_ID).cast(pl.Int64))
     if job.windowed:
-        label = job.roles.label if L in frame.columns else None
+        label = job.roles.label if LABEL_TIME in frame.columns else None
         vals = derived_columns(
             frame, job.windowed, key=job.roles.key, every_us=as_of_cutoff_us, label=label
         )
         out = out.hstack(vals.select([s.name for s in job.windowed]))
     if job.calendar:
-        cal = calendar_features(frame, job.calendar, time_col=T)
+        cal = calendar_features(frame, job.calendar, time_col=EVENT_TIME)
         out = out.hstack(
             cal.rename(
                 {c: CALENDAR_PREFIX + p for c, p in zip(cal.columns, job.calendar, strict=True)}

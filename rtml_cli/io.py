@@ -31,10 +31,6 @@ EVENT_TIME = "rtml_t"
 #: Internal column: when the row's label becomes known, Datetime("us") (the label-time column,
 #: or the event time plus the label delay; null when the label is null).
 LABEL_TIME = "rtml_l"
-#: Short spellings of :data:`EVENT_TIME` and :data:`LABEL_TIME` for the feature and strategy
-#: code, whose dense polars expressions read better with them.
-T = EVENT_TIME
-L = LABEL_TIME
 #: Internal column: the row's position in stable time order (0-based).
 EVENT_ID = "rtml_event_id"
 

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from rtml_cli.config import FeatureSpec
-from rtml_cli.io import EVENT_ID, T
+from rtml_cli.io import EVENT_ID, EVENT_TIME
 
 #: Feature age of a cold-start event (no source event).
 NO_AGE = np.iinfo(np.int64).min
@@ -64,7 +64,7 @@ def view_frame(
 
     Parameters
     ----------
-    frame : the event table (sorted by :data:`~rtml_cli.io.T`).
+    frame : the event table (sorted by :data:`~rtml_cli.io.EVENT_TIME`).
     columns : feature columns in model order.
     key : entity column (``None``: the whole table is one entity).
     request_features : columns taken from the event itself even in the batch view.
@@ -80,7 +80,7 @@ def view_frame(
         features come from; null = none) and ``rtml_cold`` (the entity had no event before the
         snapshot).
     """
-    t_us = _epoch_us(T)
+    t_us = _epoch_us(EVENT_TIME)
     if every_us is None:
         out = frame.select(
             *[pl.col(c) for c in columns],
@@ -149,7 +149,7 @@ def _add_derived(
     if every_us is not None and FEATURE_AGE in extra.columns:
         # feature age = t - the newest information behind the features: the snapshot row or
         # the newest row inside a windowed aggregate, whichever is newer
-        agg_src = frame[T].dt.epoch("us") - extra[FEATURE_AGE]
+        agg_src = frame[EVENT_TIME].dt.epoch("us") - extra[FEATURE_AGE]
         out = out.with_columns(
             pl.max_horizontal(pl.col("rtml_source_t"), agg_src).alias("rtml_source_t")
         )
@@ -158,7 +158,7 @@ def _add_derived(
 
 def make_view(frame: pl.DataFrame, vf: pl.DataFrame, X: np.ndarray, name: str) -> View:
     """Bundle an encoded view frame (from :func:`view_frame`) into a :class:`View`."""
-    t = frame[T].dt.epoch("us").to_numpy()
+    t = frame[EVENT_TIME].dt.epoch("us").to_numpy()
     src = vf["rtml_source_t"]
     none = src.is_null().to_numpy()
     cold = vf["rtml_cold"].to_numpy() if "rtml_cold" in vf.columns else none

@@ -11,7 +11,7 @@ import polars as pl
 from rtml_cli.cli import app
 from rtml_cli.compare import prepare
 from rtml_cli.config import build_config
-from rtml_cli.io import T
+from rtml_cli.io import EVENT_TIME
 from tests.test_compare_engine import small_table
 
 FAST = ["--strategies", "batch:1d,static", "--timing-sample", "5", "--warmup", "1d"]
@@ -84,11 +84,11 @@ def test_calendar_features_are_request_time_in_every_view(tmp_path):
     cfg.roles.key = "user"
     prep = prepare(table, cfg)
     frame = prep.table.frame
-    assert frame["event_hour"].to_list() == frame[T].dt.hour().to_list()
-    assert frame["event_dow"].to_list() == frame[T].dt.weekday().to_list()
+    assert frame["event_hour"].to_list() == frame[EVENT_TIME].dt.hour().to_list()
+    assert frame["event_dow"].to_list() == frame[EVENT_TIME].dt.weekday().to_list()
     assert "event_hour" in prep.features and "event_dow" in prep.features
     col = prep.features.index("event_hour")
-    hours = frame[T].dt.hour().to_numpy().astype(float)
+    hours = frame[EVENT_TIME].dt.hour().to_numpy().astype(float)
     # batch serves a snapshot as of the cutoff, but the hour is the event's own (request time)
     for view in prep.views.values():
         np.testing.assert_array_equal(view.X[:, col], hours)

@@ -25,7 +25,7 @@ from rtml_cli.features import (
     fresh_features,
     parse_features,
 )
-from rtml_cli.io import L, T
+from rtml_cli.io import EVENT_TIME, LABEL_TIME
 
 EPOCH = dt.datetime(2024, 1, 1)
 MIN = 60_000_000  # one minute in microseconds
@@ -52,7 +52,7 @@ def reference(
     values: list[Any] = []
     ages: list[int | None] = []
     for i, ri in enumerate(rows):
-        q = query[i] if query is not None else ri[T]
+        q = query[i] if query is not None else ri[EVENT_TIME]
         if any(ri[k] is None for k in keys):
             values.append(None)
             ages.append(None)
@@ -61,17 +61,17 @@ def reference(
         for j, rj in enumerate(rows):
             if any(rj[k] != ri[k] for k in keys):
                 continue
-            if not (q - w <= rj[T] < q):
+            if not (q - w <= rj[EVENT_TIME] < q):
                 continue
             if spec.column == "*":
-                picked.append((rj[T], j, 1.0))
+                picked.append((rj[EVENT_TIME], j, 1.0))
                 continue
             v = rj[spec.column]
             if v is None:
                 continue
-            if spec.column == label_col and not (rj[L] is not None and rj[L] < q):
+            if spec.column == label_col and not (rj[LABEL_TIME] is not None and rj[LABEL_TIME] < q):
                 continue
-            picked.append((rj[T], j, float(v) if isinstance(v, bool) else v))
+            picked.append((rj[EVENT_TIME], j, float(v) if isinstance(v, bool) else v))
         vals = [p[2] for p in picked]
         agg = spec.agg
         if agg == "count":
@@ -93,7 +93,7 @@ def reference(
         values.append(value)
         if picked:
             newest = max(p[0] for p in picked)
-            ages.append((ri[T] - newest) // dt.timedelta(microseconds=1))
+            ages.append((ri[EVENT_TIME] - newest) // dt.timedelta(microseconds=1))
         else:
             ages.append(None)
     return values, ages
@@ -144,15 +144,15 @@ def tables(draw: st.DrawFn) -> pl.DataFrame:
         for yy, t, d in zip(y, times, delay, strict=True)
     ]
     return pl.DataFrame(
-        {T: times, "k": keys, "g": g2, "x": x, "s": s, "y": y, L: lab},
+        {EVENT_TIME: times, "k": keys, "g": g2, "x": x, "s": s, "y": y, LABEL_TIME: lab},
         schema={
-            T: pl.Datetime("us"),
+            EVENT_TIME: pl.Datetime("us"),
             "k": pl.String,
             "g": pl.Int64,
             "x": pl.Float64,
             "s": pl.String,
             "y": pl.Boolean,
-            L: pl.Datetime("us"),
+            LABEL_TIME: pl.Datetime("us"),
         },
     )
 
@@ -205,22 +205,22 @@ def small_table(rows: list[tuple[int, str, float | None]]) -> pl.DataFrame:
     """(minute, key, x) rows as a ``tables()``-shaped frame (labels all arrive at once)."""
     return pl.DataFrame(
         {
-            T: [at(m) for m, _, _ in rows],
+            EVENT_TIME: [at(m) for m, _, _ in rows],
             "k": [k for _, k, _ in rows],
             "g": [0] * len(rows),
             "x": [x for _, _, x in rows],
             "s": ["p"] * len(rows),
             "y": [True] * len(rows),
-            L: [at(m) for m, _, _ in rows],
+            LABEL_TIME: [at(m) for m, _, _ in rows],
         },
         schema={
-            T: pl.Datetime("us"),
+            EVENT_TIME: pl.Datetime("us"),
             "k": pl.String,
             "g": pl.Int64,
             "x": pl.Float64,
             "s": pl.String,
             "y": pl.Boolean,
-            L: pl.Datetime("us"),
+            LABEL_TIME: pl.Datetime("us"),
         },
     )
 
@@ -288,7 +288,9 @@ def test_std_is_zero_exactly_when_values_are_equal(
     assert_same(out, want, "std")
     rows = df.to_dicts()
     for i, got in enumerate(out):
-        window = [r["x"] for r in rows if r["k"] == rows[i]["k"] and r[T] < rows[i][T]]
+        window = [
+            r["x"] for r in rows if r["k"] == rows[i]["k"] and r[EVENT_TIME] < rows[i][EVENT_TIME]
+        ]
         if got is not None:
             assert (got == 0.0) == (len(set(window)) == 1), (window, got)
 
@@ -296,7 +298,7 @@ def test_std_is_zero_exactly_when_values_are_equal(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(df=tables(), window=WINDOWS, key=KEYS, every=st.sampled_from([1, 10, 60, 1440]))
 def test_asof_cutoff_matches_reference(df: pl.DataFrame, window: int, key: Any, every: int) -> None:
-    cut = cutoff_grid(df[T], every * MIN)
+    cut = cutoff_grid(df[EVENT_TIME], every * MIN)
     check_against_reference(df, all_specs(window, key), cut.to_list())
 
 
@@ -313,7 +315,7 @@ def test_unsorted_input_keeps_row_order(
     # Ties keep table order, so "last" may legitimately differ among tied rows: compare the rest.
     expected = sorted_out[perm].drop("i")
     stable = [c for c in out.columns if "last" not in c]
-    if df[T].n_unique() == df.height:
+    if df[EVENT_TIME].n_unique() == df.height:
         stable = out.columns
     # Sums are shifted by the key's first known value, so tie order may move the last bits.
     assert_frame_equal(
@@ -328,12 +330,12 @@ def test_no_value_depends_on_the_future(
 ) -> None:
     """Perturb every row at or after t_i and every label not arrived by t_i: row i is unchanged."""
     i = data.draw(st.integers(0, df.height - 1))
-    ti = df[T][i]
+    ti = df[EVENT_TIME][i]
     specs = all_specs(window, key)
     base_out = fresh_features(df, specs, label_col="y")
     before = base_out.row(i)
-    future = pl.col(T) >= ti
-    unarrived = pl.col(L).is_null() | (pl.col(L) >= ti)
+    future = pl.col(EVENT_TIME) >= ti
+    unarrived = pl.col(LABEL_TIME).is_null() | (pl.col(LABEL_TIME) >= ti)
     perturbed = df.with_columns(
         pl.when(future).then(pl.col("x") * 7 + 1).otherwise(pl.col("x")).alias("x"),
         pl.when(future).then(pl.lit("zz")).otherwise(pl.col("s")).alias("s"),
@@ -345,14 +347,18 @@ def test_no_value_depends_on_the_future(
     )
     # Extra future rows of every key, and a late label that only arrives at t_i.
     extra = perturbed.head(1).with_columns(
-        pl.lit(ti).alias(T), pl.lit(99.0).alias("x"), pl.lit(True).alias("y"), pl.lit(ti).alias(L)
+        pl.lit(ti).alias(EVENT_TIME),
+        pl.lit(99.0).alias("x"),
+        pl.lit(True).alias("y"),
+        pl.lit(ti).alias(LABEL_TIME),
     )
     grown = pl.concat(
         [
             perturbed,
             extra,
             extra.with_columns(
-                pl.col(T) + pl.duration(minutes=5), pl.col(L) + pl.duration(minutes=5)
+                pl.col(EVENT_TIME) + pl.duration(minutes=5),
+                pl.col(LABEL_TIME) + pl.duration(minutes=5),
             ),
         ]
     )
@@ -372,20 +378,20 @@ def worked_example() -> pl.DataFrame:
     d = lambda day, h, m=0: dt.datetime(2024, 1, 1 + day, h, m)  # noqa: E731
     df = pl.DataFrame(
         {
-            T: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 6), d(1, 23, 30), d(2, 9)],
+            EVENT_TIME: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 6), d(1, 23, 30), d(2, 9)],
             "u": ["a"] * 6,
             "x": [1.0, 2, 3, 4, 5, 6],
             "y": [0, 1, 1, 0, 1, 0],
         }
     )
-    return df.with_columns((pl.col(T) + pl.duration(hours=1)).alias(L))
+    return df.with_columns((pl.col(EVENT_TIME) + pl.duration(hours=1)).alias(LABEL_TIME))
 
 
 def test_worked_example_batch_snapshot_of_x() -> None:
     """docs/semantics.md, worked example: batch serves e1's x=2 for e2..e4 (day1 snapshot) and e4's x=5 for e5."""
     df = worked_example()
     spec = FeatureSpec.parse("u:x:last:7d:x")
-    out = asof_features(df, [spec], cutoff_grid(df[T], 86_400_000_000), label_col="y")
+    out = asof_features(df, [spec], cutoff_grid(df[EVENT_TIME], 86_400_000_000), label_col="y")
     assert out["rtml_f_x"].to_list() == [None, None, 2.0, 2.0, 2.0, 5.0]
     # e3 at day1 06:00 uses e1 (day0 14:00): feature age 16h, as in docs/semantics.md's worked example.
     assert out["rtml_age_x"][3] == 16 * 3600 * 1_000_000
@@ -399,7 +405,7 @@ def test_worked_example_label_rate_respects_delay() -> None:
     fresh = fresh_features(df, [spec], label_col="y")["rtml_f_ctr"].to_list()
     # e5 at day2 09:00: only e4 (label 1, arrived 00:30) is in [day1 09:00, day2 09:00).
     assert fresh == [None, 0.0, 0.5, 1.0, 0.5, 1.0]
-    batch = asof_features(df, [spec], cutoff_grid(df[T], 86_400_000_000), label_col="y")[
+    batch = asof_features(df, [spec], cutoff_grid(df[EVENT_TIME], 86_400_000_000), label_col="y")[
         "rtml_f_ctr"
     ].to_list()
     # Snapshot day2 00:00 sees e2, e3 labels in [day1 00:00, day2 00:00); e4's arrives at 00:30.
@@ -409,13 +415,13 @@ def test_worked_example_label_rate_respects_delay() -> None:
 def test_batch_cutoff_tiny_cases() -> None:
     df = pl.DataFrame(
         {
-            T: [at(0), at(59), at(60), at(60), at(61), at(125)],
+            EVENT_TIME: [at(0), at(59), at(60), at(60), at(61), at(125)],
             "k": ["a", "a", "a", "b", "a", "a"],
             "x": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
         }
     )
     spec = FeatureSpec.parse("k:x:sum:1h:s")
-    cut = cutoff_grid(df[T], 60 * MIN)  # hourly: 0, 0, 60, 60, 60, 120
+    cut = cutoff_grid(df[EVENT_TIME], 60 * MIN)  # hourly: 0, 0, 60, 60, 60, 120
     assert cut.to_list() == [at(0), at(0), at(60), at(60), at(60), at(120)]
     out = asof_features(df, [spec], cut)
     # An event on the grid is served by the snapshot at that instant, which sees only the past;
@@ -426,7 +432,10 @@ def test_batch_cutoff_tiny_cases() -> None:
 
 def test_global_key_and_calendar() -> None:
     df = pl.DataFrame(
-        {T: [dt.datetime(2024, 1, 6, 23, 30), dt.datetime(2024, 1, 7, 0, 10)], "x": [1.0, 2.0]}
+        {
+            EVENT_TIME: [dt.datetime(2024, 1, 6, 23, 30), dt.datetime(2024, 1, 7, 0, 10)],
+            "x": [1.0, 2.0],
+        }
     )
     specs = parse_features([":*:count:1h", "hour", "dow"])
     out = fresh_features(df, specs)
@@ -496,7 +505,7 @@ def test_cli_form_and_column_errors() -> None:
         CalendarSpec.parse("houre")
     with pytest.raises(ConfigError, match="two features are named 'a'"):
         parse_features(["u:x:sum:1h:a", "u:x:max:1h:a"])
-    df = pl.DataFrame({T: [at(0)], "u": ["a"], "xs": ["p"]})
+    df = pl.DataFrame({EVENT_TIME: [at(0)], "u": ["a"], "xs": ["p"]})
     with pytest.raises(ConfigError, match="column 'x' not found in the table. Did you mean 'xs'"):
         fresh_features(df, [FeatureSpec.parse("u:x:sum:1h")])
     with pytest.raises(ConfigError, match="needs a numeric or boolean column, but 'xs' is String"):
@@ -505,9 +514,13 @@ def test_cli_form_and_column_errors() -> None:
 
 def test_label_min_needs_few_label_values() -> None:
     df = pl.DataFrame(
-        {T: [at(i) for i in range(70)], "u": ["a"] * 70, "y": [float(i) for i in range(70)]}
+        {
+            EVENT_TIME: [at(i) for i in range(70)],
+            "u": ["a"] * 70,
+            "y": [float(i) for i in range(70)],
+        }
     )
-    df = df.with_columns(pl.col(T).alias(L))
+    df = df.with_columns(pl.col(EVENT_TIME).alias(LABEL_TIME))
     with pytest.raises(ConfigError, match="at most 64 distinct label values; it has 70"):
         fresh_features(df, [FeatureSpec.parse("u:y:max:1h")], label_col="y")
     # Aggregates that decompose work for any label.
@@ -529,7 +542,7 @@ def test_overflow_fallback_matches_reference(
     original = aggregates.key_codes
     aggregates.key_codes = lambda base, keys, bounds: dense_key_codes(base, keys)
     try:
-        query = None if every is None else cutoff_grid(df[T], every * MIN).to_list()
+        query = None if every is None else cutoff_grid(df[EVENT_TIME], every * MIN).to_list()
         check_against_reference(df, all_specs(window, key), query)
     finally:
         aggregates.key_codes = original
@@ -537,8 +550,8 @@ def test_overflow_fallback_matches_reference(
 
 def test_huge_time_span_with_many_keys() -> None:
     times = [dt.datetime(1, 1, 1), dt.datetime(9999, 1, 1)] * 20
-    df = pl.DataFrame({T: times, "k": [f"k{i // 2}" for i in range(40)], "x": [1.0] * 40})
-    df = df.sort(T, maintain_order=True)
+    df = pl.DataFrame({EVENT_TIME: times, "k": [f"k{i // 2}" for i in range(40)], "x": [1.0] * 40})
+    df = df.sort(EVENT_TIME, maintain_order=True)
     out = fresh_features(df, [FeatureSpec.parse("k:x:sum:100000d:s")])
     # Each key: one row in year 1, one in 9999 (outside a 100000-day window of each other).
     assert out["rtml_f_s"].to_list() == [0.0] * 40
@@ -564,11 +577,11 @@ def test_std_of_equal_values_is_exactly_zero_despite_large_prefixes():
         ("c", t0 + 5 * m, None),
     ]
     df = pl.DataFrame(
-        {"k": [r[0] for r in rows], T: [r[1] for r in rows], "x": [r[2] for r in rows]}
-    ).sort(T, maintain_order=True)
+        {"k": [r[0] for r in rows], EVENT_TIME: [r[1] for r in rows], "x": [r[2] for r in rows]}
+    ).sort(EVENT_TIME, maintain_order=True)
     spec = FeatureSpec.parse("k:x:std:5m")
-    out = fresh_features(df, [spec]).with_columns(df["k"], df[T])
-    a_at_10 = out.filter((pl.col("k") == "a") & (pl.col(T) == t0 + 10 * m))
+    out = fresh_features(df, [spec]).with_columns(df["k"], df[EVENT_TIME])
+    a_at_10 = out.filter((pl.col("k") == "a") & (pl.col(EVENT_TIME) == t0 + 10 * m))
     assert a_at_10[spec.value_col].to_list() == [0.0]
-    c_at_5 = out.filter((pl.col("k") == "c") & (pl.col(T) == t0 + 5 * m))
+    c_at_5 = out.filter((pl.col("k") == "c") & (pl.col(EVENT_TIME) == t0 + 5 * m))
     assert math.isclose(c_at_5[spec.value_col][0], 1.0, rel_tol=1e-9)

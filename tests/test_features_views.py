@@ -11,7 +11,7 @@ from conftest import ROOT
 from rtml_cli.config import build_config
 from rtml_cli.errors import ConfigError
 from rtml_cli.features import derived_columns
-from rtml_cli.io import EVENT_ID, L, T
+from rtml_cli.io import EVENT_ID, EVENT_TIME, LABEL_TIME
 from rtml_cli.strategies import view_frame
 
 DAY = 86_400_000_000
@@ -22,13 +22,15 @@ def example() -> pl.DataFrame:
     d = lambda day, h, m=0: dt.datetime(2024, 1, 1 + day, h, m)  # noqa: E731
     df = pl.DataFrame(
         {
-            T: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 1), d(1, 6), d(1, 23, 30), d(2, 9)],
+            EVENT_TIME: [d(0, 2), d(0, 14), d(1, 0, 30), d(1, 1), d(1, 6), d(1, 23, 30), d(2, 9)],
             "u": ["a", "a", "a", "b", "a", "a", "a"],
             "x": [1.0, 2, 3, 100, 4, 5, 6],
             "y": [0, 1, 1, 1, 0, 1, 0],
         }
     )
-    return df.with_row_index(EVENT_ID).with_columns((pl.col(T) + pl.duration(hours=1)).alias(L))
+    return df.with_row_index(EVENT_ID).with_columns(
+        (pl.col(EVENT_TIME) + pl.duration(hours=1)).alias(LABEL_TIME)
+    )
 
 
 def config_with(entries: list[dict]) -> object:
