@@ -175,11 +175,21 @@ def cost_section(rep: Report) -> Section | None:
     lookbacks = sorted({c["batch_lookback"] for c in rows if c["batch_lookback"]})
     caption = (
         "Measured CPU time per day of scored events: retraining, scoring jobs, updates and, "
-        "where the deployment calls the model per request, one call per event. A batch request "
-        "is a lookup of a score its scoring job precomputed: the job scores every entity active "
-        f"in the look-back{' (' + ', '.join(lookbacks) + ')' if lookbacks else ''} at every "
-        "cutoff, and only some of those scores are ever served."
+        "where the deployment calls the model per request, one call per event."
     )
+    batch = [c for c in rows if c["kind"] == "batch"]
+    if batch:
+        caption += " A batch request is a lookup of a score its scoring job precomputed"
+        if lookbacks:
+            caption += (
+                f": a real job scores every entity active in the look-back "
+                f"({', '.join(lookbacks)}) at every cutoff, and only some of those scores are "
+                "ever served (made vs used)."
+            )
+        elif any(c["source"] == "cost" for c in batch):  # the run counts jobs of keyed tables
+            caption += " (the table has no entity key, so no per-entity job is counted)."
+        else:
+            caption += "."
     if derived:
         caption += (
             " This run has no cost section for "

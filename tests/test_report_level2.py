@@ -377,6 +377,10 @@ def test_cost_section_in_every_format(make):
                                        "25%"]  # fmt: skip
     assert rows["online"][5:7] == ["0.49", "0.28"]  # µs in metrics.json, ms in the report
     assert "look-back (30d)" in table.caption
+    unkeyed = level2_metrics()
+    unkeyed["cost"]["batch_daily"]["batch_job"] = None
+    _, unkeyed_blocks = next(s for s in layout(make(unkeyed)) if s[0] == "Cost")
+    assert "no entity key" in unkeyed_blocks[0].caption
     assert [
         "batch_daily: CPU s a real batch job would spend scoring every active entity over the "
         "run (estimate) = 0.55"
