@@ -22,12 +22,8 @@ from sklearn.metrics import (
 )
 
 from rtml_cli.errors import MetricError, UsageError
-from rtml_cli.metrics import (
-    _binary_block_stats,
-    _metrics_from_stats,
-    choose_bucket,
-    compute_metrics,
-)
+from rtml_cli.metrics import choose_bucket, compute_metrics
+from rtml_cli.metrics_blocks import binary_block_stats, metrics_from_stats
 
 T0 = dt.datetime(2024, 1, 1)
 
@@ -167,8 +163,8 @@ def test_weighted_auc_from_block_matrix_equals_sklearn_with_sample_weights(rows,
     p = np.array([r[2] for r in rows], dtype=float) / 6  # ties on purpose
     w = np.array(wblocks, dtype=float)
     ev_w = w[block]
-    stats = _binary_block_stats(y, p, (p >= 0.5).astype(float), block, 5)
-    got = _metrics_from_stats(stats, w[None, :], "binary")["auc"][0]
+    stats = binary_block_stats(y, p, (p >= 0.5).astype(float), block, 5)
+    got = metrics_from_stats(stats, w[None, :], "binary")["auc"][0]
     keep = ev_w > 0
     if len(set(y[keep])) < 2:
         assert np.isnan(got)
