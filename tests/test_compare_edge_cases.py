@@ -1,4 +1,4 @@
-"""Adversarial review of ``rtml compare`` against docs/semantics.md: tiny hand-checked tables.
+"""Edges of the contract for ``rtml compare`` (docs/semantics.md), on tiny hand-checked tables.
 
 Each test pins one edge of the contract (ties at a cutoff, labels arriving exactly at an event,
 fraction warm-up, windows, nulls, ...). The reading chosen for anything docs/semantics.md leaves open is
