@@ -12,6 +12,7 @@ With one job and no Dask nothing here is used: the serial run needs no pool.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -213,7 +214,9 @@ class DaskPool:
                 f"Dask workers of {self.address!r} died while running one task several times "
                 f"({exc}); the run was stopped. Check the workers' memory and logs, then rerun."
             ) from None
-        except (self._distributed.client.FutureCancelledError, OSError) as exc:
+        except (asyncio.CancelledError, cf.CancelledError, OSError) as exc:
+            # a task whose inputs the cluster lost (every worker holding them died), or a
+            # connection to the scheduler that broke
             raise UsageError(
                 f"lost the Dask cluster at {self.address!r} during the run "
                 f"({type(exc).__name__}: {exc}). Rerun once the scheduler and workers are up."
