@@ -13,7 +13,8 @@ active). `--baseline DIR` adds an earlier version as a third contender in the sa
 its `rtml_cli/`, e.g. `git archive <rev> rtml_cli | tar -x -C DIR`): before/after under the
 same load, since the shared machine's load swings absolute times by 2x.
 
-Goal: rows/s of replay >= 0.5 x rows/s of the bound.
+Goals: rows/s of replay >= 0.5 x rows/s of the bound; with labels, bytes/s of replay (its
+NDJSON file: event and label lines) >= 0.8 x bytes/s of the bound (polars' NDJSON of the table).
 """
 
 from __future__ import annotations
@@ -82,17 +83,20 @@ def main() -> None:
     for label in (False, True):
         table = event_table(args.rows, label=label)
         bound, msgs, rep, base = [], [], [], []
+        bound_bytes = rep_bytes = 0
         bound_cpu: list[float] = []
         rep_cpu: list[float] = []
         cmd = [rtml, "replay", str(table), "--max-speed", "--to", str(out)]
         for _ in range(args.repeat):
             bound.append(_timed([sys.executable, "-c", BOUND, str(table), str(out)], cpu=bound_cpu))
+            bound_bytes = out.stat().st_size
             msgs.append(_timed([sys.executable, "-c", MESSAGES, str(table), str(out)]))
             if args.baseline is not None:
                 out.unlink(missing_ok=True)  # replay refuses to replace a file without --force
                 base.append(_timed(cmd, args.baseline))
             out.unlink(missing_ok=True)
             rep.append(_timed(cmd, REPO, cpu=rep_cpu))
+            rep_bytes = out.stat().st_size
         lines = sum(1 for _ in open(out, "rb"))
         b, m, r = statistics.median(bound), statistics.median(msgs), statistics.median(rep)
         kind = "events + labels" if label else "events only"
@@ -101,6 +105,12 @@ def main() -> None:
             f"replay {r:6.2f}s ({args.rows / r / 1e6:5.2f}M rows/s, "
             f"{lines / r / 1e6:5.2f}M messages/s)   "
             f"ratio {b / r:.2f} (goal >= 0.5)"
+        )
+        bb, rb = bound_bytes / b, rep_bytes / r
+        print(
+            f"{'':16s} bytes/s: bound {bb / 1e6:6.1f} MB/s ({bound_bytes / 1e6:.0f} MB), "
+            f"replay {rb / 1e6:6.1f} MB/s ({rep_bytes / 1e6:.0f} MB), "
+            f"ratio {rb / bb:.2f} (goal >= 0.8 with labels)"
         )
         print(
             f"{'':16s} peer: polars writing the same messages unordered {m:6.2f}s; "
@@ -114,7 +124,8 @@ def main() -> None:
         if base:
             p = statistics.median(base)
             print(
-                f"{'':16s} baseline ({args.baseline}) {p:6.2f}s, ratio {b / p:.2f}; "
+                f"{'':16s} baseline ({args.baseline}) {p:6.2f}s, ratio {b / p:.2f} rows/s, "
+                f"{rep_bytes / p / bb:.2f} bytes/s; "
                 f"speed-up of this checkout: {p / r:.2f}x"
             )
     out.unlink(missing_ok=True)

@@ -150,19 +150,26 @@ def run_replay(
     chunk = min(opts.chunk_rows, _PACED_CHUNK_ROWS) if sched is not None else None
     # --max-speed to an NDJSON file or stdout: the NDJSON bytes are made ahead too.
     ahead = sched is None and sink.writes_ndjson
+    # An NDJSON sink gets messages that end in their newline: the encoded column is the bytes.
+    newline = sink.writes_ndjson
 
     def staged() -> Iterator[tuple[pl.DataFrame, pl.Series, np.ndarray, list[Any] | None]]:
         # Runs in the reading thread, so that the sending thread only sends (at --max-speed to
         # a file: only write system calls) while polars' pool works on the next batch.
         # Paced, encoding uses one core and leaves the other to the send loop.
         messages = iter_messages(
-            src, encode=True, narrow=narrow, chunk_rows=chunk, parallel=sched is None
+            src,
+            encode=True,
+            narrow=narrow,
+            chunk_rows=chunk,
+            parallel=sched is None,
+            newline=newline,
         )
         for frame in messages:
             json = frame[JSON]
             frame = frame.drop(JSON)
             kinds = (frame[KIND] == "event").to_numpy()
-            yield frame, json, kinds, ndjson_buffers(json) if ahead else None
+            yield frame, json, kinds, ndjson_buffers(json, terminated=newline) if ahead else None
 
     stream = prefetch(staged(), depth=2 if sched is not None else 1)
     switch = sys.getswitchinterval()
@@ -179,7 +186,7 @@ def run_replay(
             if summary.first_time is None:
                 summary.first_time = frame[TIME][0]
             if sched is None:
-                sink.write(ReplayBatch(frame, label, json=json, ndjson=ndjson))
+                sink.write(ReplayBatch(frame, label, json=json, ndjson=ndjson, terminated=newline))
                 if sink.closed_by_reader:
                     break
                 _account(summary, frame, kinds, frame.height)
@@ -208,6 +215,7 @@ def run_replay(
                             label,
                             json=json.slice(i, j - i),
                             scheduled_ns=due[i:j],
+                            terminated=newline,
                         )
                     )
                     if sink.closed_by_reader:

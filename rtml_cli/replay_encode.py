@@ -58,6 +58,7 @@ def _json_expr(
     text: dict[str, str] | None = None,
     nullable: set[str] | frozenset[str] = frozenset(),
     plain: set[str] | frozenset[str] = frozenset(),
+    end: str = "",
 ) -> pl.Expr:
     """One flat JSON object per row over ``fields``, in that order (String, named :data:`JSON`).
 
@@ -67,7 +68,8 @@ def _json_expr(
     Runs of other fields (escaped strings, dates, nested values) go through
     ``struct.json_encode``, braces dropped. A field reads the frame column ``source[field]``
     (default: its own name); ``text`` maps a field to a column already holding its text.
-    Only ``nullable`` columns pay for writing ``null``.
+    Only ``nullable`` columns pay for writing ``null``. ``end`` follows each object (a newline
+    makes the column NDJSON lines, at no extra cost).
     """
     import json as _json
 
@@ -125,7 +127,7 @@ def _json_expr(
             pieces.append(value)
             literal('"' if quoted else "")
     flush()
-    literal("}")
+    literal("}" + end)
     exprs = [pl.lit(p) if isinstance(p, str) else p for p in pieces]
     return pl.concat_str(exprs).alias(JSON)
 
@@ -144,11 +146,19 @@ class MessageEncoder:
     payload : the columns of an event message after kind, id and time.
     label : the label column, or None (events only).
     time_col : the table's time column (a payload column too, unless ignored).
+    newline : end each message with a newline (NDJSON lines, see :func:`ndjson_buffers`).
     """
 
     def __init__(
-        self, schema: pl.Schema, payload: list[str], label: str | None, *, time_col: str | None
+        self,
+        schema: pl.Schema,
+        payload: list[str],
+        label: str | None,
+        *,
+        time_col: str | None,
+        newline: bool = False,
     ) -> None:
+        self.end = "\n" if newline else ""
         self.schema = schema
         self.payload = payload
         self.label = label
@@ -183,6 +193,7 @@ class MessageEncoder:
             text=ev_text,
             nullable=nullable,
             plain=plain,
+            end=self.end,
         )
         exprs = [ev_expr]
         if label is not None:
@@ -199,6 +210,7 @@ class MessageEncoder:
                 text=lab_text,
                 nullable=nullable - {label},  # null labels send no message: left null
                 plain=plain,
+                end=self.end,
             )
             exprs.append(lab_expr.alias(JSON + "_label"))
         if t_used:
@@ -246,26 +258,37 @@ def encode_messages(frame: pl.DataFrame, label: str | None) -> pl.Series:
     return pl.concat([ev_json, lab_json]).gather(idx)
 
 
-def ndjson_buffers(json: pl.Series) -> list[bytes | memoryview]:
+def ndjson_buffers(json: pl.Series, *, terminated: bool = False) -> list[bytes | memoryview]:
     """Encoded messages as NDJSON bytes (each line ends in a newline), in a few large buffers.
 
-    polars joins a slice of messages into one string, whose Arrow data buffer is handed on as
-    is: one copy, no Python object per message. Slices of a few MB keep the bytes in cache for
-    the kernel's copy into the page cache.
+    ``terminated``: each message already ends in its newline (``MessageEncoder(newline=True)``):
+    the Arrow data buffer of a slice of messages is then the NDJSON text itself, handed on as
+    is (one copy, out of polars' string views). Otherwise polars joins a slice into one string
+    first. No Python object per message either way; slices of a few MB keep the bytes in cache
+    for the kernel's copy into the page cache.
     """
     n = len(json)
     if n < 256:
-        return [("\n".join(json.to_list()) + "\n").encode()] if n else []
+        if not n:
+            return []
+        lines = json.to_list()
+        return [("".join(lines) if terminated else "\n".join(lines) + "\n").encode()]
     import pyarrow as pa
 
     out: list[bytes | memoryview] = []
     for i in range(0, n, _WRITE_SLICE):
-        text = json.slice(i, _WRITE_SLICE).str.join("\n").to_arrow()
+        piece = json.slice(i, _WRITE_SLICE)
+        text = (piece if terminated else piece.str.join("\n")).to_arrow()
         if text.type != pa.large_string():
             text = text.cast(pa.large_string())
         _validity, offsets, data = text.buffers()
-        start, end = np.frombuffer(offsets, dtype=np.int64, count=2, offset=8 * text.offset)
-        out += [memoryview(data)[start:end], b"\n"]
+        first = np.frombuffer(offsets, dtype=np.int64, count=1, offset=8 * text.offset)[0]
+        last = np.frombuffer(
+            offsets, dtype=np.int64, count=1, offset=8 * (text.offset + len(text))
+        )[0]
+        out.append(memoryview(data)[first:last])
+        if not terminated:
+            out.append(b"\n")
     return out
 
 
@@ -275,9 +298,10 @@ class ReplayBatch(MessageBatch):
     Sinks that only know the protocol call :meth:`json_lines`; file sinks call
     :meth:`write_ndjson`, which writes the encoded column without a Python object per message.
     ``ndjson``: the same as NDJSON bytes when they were made ahead (:func:`ndjson_buffers`).
+    ``terminated``: each message in ``json`` ends in its newline (NDJSON lines).
     """
 
-    __slots__ = ("json", "label", "ndjson")
+    __slots__ = ("json", "label", "ndjson", "terminated")
 
     def __init__(
         self,
@@ -287,15 +311,25 @@ class ReplayBatch(MessageBatch):
         json: pl.Series | None = None,
         scheduled_ns: np.ndarray | None = None,
         ndjson: list[bytes | memoryview] | None = None,
+        terminated: bool = False,
     ) -> None:
         if json is None:
             json = encode_messages(frame, label)
-        super().__init__(frame, scheduled_ns=scheduled_ns, encoder=lambda _f: json.to_list())
+            terminated = False
+
+        def lines(_frame: pl.DataFrame) -> list[str]:
+            return (json.str.strip_suffix("\n") if terminated else json).to_list()
+
+        super().__init__(frame, scheduled_ns=scheduled_ns, encoder=lines)
         self.json = json
         self.label = label
         self.ndjson = ndjson
+        self.terminated = terminated
 
     def write_ndjson(self, fh: IO[bytes]) -> None:
         """Write the batch as NDJSON lines to a binary file."""
-        for buf in self.ndjson if self.ndjson is not None else ndjson_buffers(self.json):
+        bufs = self.ndjson
+        if bufs is None:
+            bufs = ndjson_buffers(self.json, terminated=self.terminated)
+        for buf in bufs:
             fh.write(buf)

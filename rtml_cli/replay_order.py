@@ -80,6 +80,7 @@ def iter_messages(
     narrow: bool = False,
     chunk_rows: int | None = None,
     parallel: bool = True,
+    newline: bool = False,
 ) -> Iterator[pl.DataFrame]:
     """Yield the message stream as frames in arrival order (schema ``src.schema``).
 
@@ -89,7 +90,8 @@ def iter_messages(
     :data:`JSON`: the message as a flat JSON object, encoded per kind before events and labels
     are merged (so no message is encoded twice and no frame is split again by kind). With
     ``narrow`` too, frames hold only kind, event id, time and :data:`JSON` (for sinks that only
-    write JSON: ordering narrow frames is much cheaper).
+    write JSON: ordering narrow frames is much cheaper). With ``newline`` too, each
+    :data:`JSON` value ends in a newline (NDJSON lines, written without joining them).
     """
     opts = src.options
     label = src.roles.label
@@ -106,7 +108,9 @@ def iter_messages(
     if not narrow:
         ev_cols += map(pl.col, src.payload)
         lab_cols += [pl.col(label)] if label else []
-    encoder = MessageEncoder(src.schema, src.payload, label, time_col=src.roles.time)
+    encoder = MessageEncoder(
+        src.schema, src.payload, label, time_col=src.roles.time, newline=newline
+    )
     parts = max(1, pl.thread_pool_size()) if parallel else 1
 
     def emit(due_ev: pl.DataFrame | None, due_lab: pl.DataFrame | None) -> pl.DataFrame | None:

@@ -162,6 +162,21 @@ def test_ndjson_write_is_the_lines_each_ending_in_a_newline(n: int) -> None:
     assert buf.getvalue() == "".join(line + "\n" for line in lines).encode()
 
 
+@pytest.mark.parametrize("n", [0, 3, 255, 256, 60_001])
+def test_terminated_lines_write_as_themselves_and_read_back_without_newlines(n: int) -> None:
+    """Messages encoded with their newline (NDJSON sinks) are written as is, sliced anywhere,
+    and still give sinks that read JSON lines the messages without it."""
+    lines = [f'{{"k":{i},"s":"é{"x" * (i % 50)}"}}' for i in range(n)]
+    json = pl.Series(JSON, [line + "\n" for line in lines], dtype=pl.String)
+    frame = pl.DataFrame({KIND: ["event"] * n})
+    start = min(n, 7)  # a slice that does not start at the column's first value
+    batch = ReplayBatch(frame.slice(start), None, json=json.slice(start), terminated=True)
+    buf = io.BytesIO()
+    batch.write_ndjson(buf)
+    assert buf.getvalue() == "".join(line + "\n" for line in lines[start:]).encode()
+    assert batch.json_lines() == lines[start:]
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -190,3 +205,6 @@ def test_encoded_stream_equals_encoding_the_message_frames(
     fast = pl.concat(iter_messages(prepare_replay(path, Roles(label="y"), opts), encode=True))
     assert fast.drop(JSON).equals(plain)
     assert fast[JSON].to_list() == encode_messages(plain, "y").to_list()
+    src = prepare_replay(path, Roles(label="y"), opts)
+    lines = pl.concat(iter_messages(src, encode=True, narrow=True, newline=True))[JSON]
+    assert lines.to_list() == [m + "\n" for m in fast[JSON].to_list()]
