@@ -41,6 +41,7 @@ from rtml_cli.report_svg import finite
 from rtml_cli.sweep import CURVE_FILE, SWEEP_FILE, SWEEP_FORMAT
 from rtml_cli.sweep_curve import curve_frame
 from rtml_cli.sweep_grid import APPLIES
+from rtml_cli.sweep_schema import validate_curve, validate_sweep_doc
 
 SCHEMA_VERSION = 1
 COST = "compute_cpu_s"
@@ -73,6 +74,7 @@ def read_sweep(path: str | Path) -> tuple[dict[str, Any], pl.DataFrame]:
         isinstance(doc, dict) and doc.get("kind") == "sweep" and isinstance(doc.get("cells"), list)
     ):
         raise RunDirError(f"'{p / SWEEP_FILE}' is not a sweep written by rtml. Rerun `rtml sweep`.")
+    validate_sweep_doc(doc, where=f"'{p / SWEEP_FILE}'")
     if isinstance(doc.get("format"), int) and doc["format"] > SWEEP_FORMAT:
         raise RunDirError(
             f"sweep '{p}' has format {doc['format']}, newer than this rtml. Upgrade rtml."
@@ -87,7 +89,7 @@ def read_sweep(path: str | Path) -> tuple[dict[str, Any], pl.DataFrame]:
         raise RunDirError(
             f"the curve of sweep '{p}' cannot be read ({first}). Rerun `rtml sweep`."
         ) from None
-    return doc, curve
+    return doc, validate_curve(curve, where=f"the curve of sweep '{p}'")
 
 
 def _first_metrics(p: Path, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,6 +288,8 @@ def sweep_metrics(
     reasons: dict[str, str] = {}
     numeric = [c for c, t in curve.schema.items() if t.is_numeric()] or list(FALLBACK_COLUMNS)
     for r in curve.iter_rows(named=True):
+        if r.get("kind") == "reference":
+            continue  # the naive references are not strategies (as in a run's checks)
         for c in numeric:
             if r["strategy"] == r.get("baseline") and "_diff" in c:
                 continue  # the baseline has no difference to itself (as in a run's checks)

@@ -1,0 +1,127 @@
+"""Inputs nobody tried on the level-2 features: damaged sweep files, checks over a sweep's
+references, a regression label too large for the metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from rtml_cli.cli import app
+
+runner = CliRunner()
+
+
+def _cell(alias: str) -> dict[str, Any]:
+    return {
+        "id": f"{alias}-retrain_every_1d",
+        "alias": alias,
+        "params": {"retrain_every": "1d"},
+        "status": "ok",
+        "error": None,
+        "run_dir": f"cells/{alias}-retrain_every_1d",
+    }
+
+
+def _row(strategy: str, kind: str, auc: float, cost: float | None) -> dict[str, Any]:
+    diff = None if strategy == "batch" else auc - 0.7
+    return {
+        "cell": "c000",
+        "cell_id": "c000-retrain_every_1d",
+        "retrain_every": "1d",
+        "strategy": strategy,
+        "kind": kind,
+        "baseline": "batch",
+        "refresh_s": 86400.0 if kind == "batch" else None,
+        "n": 100.0,
+        "auc": auc,
+        "auc_diff": diff,
+        "auc_diff_low": None if diff is None else diff - 0.01,
+        "auc_diff_high": None if diff is None else diff + 0.01,
+        "compute_cpu_s": cost,
+        "cost_cpu_s_per_day": cost,
+    }
+
+
+def write_sweep(path: Path, rows: list[dict[str, Any]], doc: dict[str, Any] | None = None) -> Path:
+    """A sweep directory as rtml writes it (sweep.json and curve.parquet), without its cells."""
+    path.mkdir()
+    doc = doc or {
+        "tool": "rtml",
+        "kind": "sweep",
+        "format": 1,
+        "table": "t.parquet",
+        "grid": {"retrain_every": ["1d"]},
+        "strategies": ["batch"],
+        "baseline": "batch",
+        "cells": [_cell("c000")],
+    }
+    (path / "sweep.json").write_text(json.dumps(doc))
+    pl.DataFrame(rows).write_parquet(path / "curve.parquet")
+    return path
+
+
+ROWS = [
+    _row("batch", "batch", 0.7, 0.5),
+    _row("persistence", "reference", 0.4, None),
+    _row("prior", "reference", 0.5, None),
+]
+
+
+def test_a_sweep_aggregate_check_covers_strategies_not_the_naive_references(
+    tmp_path: Path,
+) -> None:
+    # a run's checks know no 'persistence' or 'prior'; in a sweep, min(auc) was the prior's
+    # AUC (failing every gate) and max(cost_...) an error (references have no cost)
+    sw = write_sweep(tmp_path / "sw", ROWS)
+    res = runner.invoke(app, ["report", str(sw), "--check", "min(auc) > 0.6"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(sw), "--check", "max(cost_cpu_s_per_day) < 1"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (lambda d: d["cells"][0].pop("alias"), "cells[0].alias"),
+        (lambda d: d["cells"].__setitem__(0, 1), "cells[0]"),
+        (lambda d: d.__setitem__("strategies", 5), "strategies"),
+        (lambda d: d.__setitem__("grid", [1]), "grid"),
+        (lambda d: d["cells"][0].__setitem__("params", "x"), "cells[0].params"),
+    ],
+)
+def test_a_damaged_sweep_json_is_a_run_dir_error_naming_the_field(
+    tmp_path: Path, damage: Any, fragment: str
+) -> None:
+    sw = write_sweep(tmp_path / "sw", ROWS)
+    doc = json.loads((sw / "sweep.json").read_text())
+    damage(doc)
+    (sw / "sweep.json").write_text(json.dumps(doc))
+    res = runner.invoke(app, ["report", str(sw)])
+    assert res.exit_code == 2, res.output
+    assert f"'{fragment}'" in res.output and "Rerun `rtml sweep`" in res.output
+
+
+def test_a_curve_without_its_strategy_column_is_a_run_dir_error(tmp_path: Path) -> None:
+    rows = [{k: v for k, v in r.items() if k != "strategy"} for r in ROWS]
+    sw = write_sweep(tmp_path / "sw", rows)
+    res = runner.invoke(app, ["report", str(sw)])
+    assert res.exit_code == 2, res.output
+    assert "column 'strategy' is missing" in res.output
+
+
+def test_huge_or_infinite_numbers_in_the_curve_never_crash_the_chart(tmp_path: Path) -> None:
+    huge = [_row("batch", "batch", 0.7, 1e308), _row("online", "online", 0.8, 0.1)]
+    sw = write_sweep(tmp_path / "huge", huge)
+    res = runner.invoke(app, ["report", str(sw), "--format", "html"])
+    assert res.exit_code == 2, res.output
+    assert "'compute_cpu_s' holds 1e+308" in res.output
+    inf = [_row("batch", "batch", 0.7, float("inf")), _row("online", "online", float("inf"), 0.1)]
+    sw = write_sweep(tmp_path / "inf", inf)
+    res = runner.invoke(app, ["report", str(sw), "--format", "html"])
+    assert res.exit_code == 0, res.output
+    assert "<svg" in res.output
