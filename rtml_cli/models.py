@@ -86,6 +86,30 @@ class LabelInfo:
     classes: list[Any] | None = None
 
 
+#: Largest label magnitude of a regression: its errors, squared and summed over the events, stay
+#: far below float overflow and its metrics within what a run directory holds (run_schema.MAX_ABS).
+MAX_REGRESSION_LABEL = 1e50
+
+
+def _check_regression_label(y: np.ndarray, *, name: str, source: str) -> None:
+    """InputError for an infinite or huge regression label (its metrics cannot be written)."""
+    inf = np.isinf(y)
+    if inf.any():
+        raise InputError(
+            f"label column '{name}' of {source} has {int(inf.sum())} infinite value(s) (first in "
+            f"row {int(np.argmax(inf))}); a regression label must be finite. Drop those rows or "
+            "make them null (a missing label)."
+        )
+    big = np.abs(np.nan_to_num(y)) > MAX_REGRESSION_LABEL
+    if big.any():
+        i = int(np.argmax(big))
+        raise InputError(
+            f"label column '{name}' of {source} holds {y[i]:g} (row {i}), beyond "
+            f"±{MAX_REGRESSION_LABEL:g}: its errors would overflow the metrics. Rescale the label "
+            "(e.g. its logarithm, or another unit) before comparing."
+        )
+
+
 def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
     """Infer the task from the label column and encode it.
 
@@ -119,9 +143,9 @@ def infer_task(label: pl.Series, *, name: str, source: str) -> LabelInfo:
         y = label.cast(pl.Float64) if label.dtype == pl.Boolean else (label == pos).cast(pl.Float64)
         return LabelInfo("binary", pos, neg, y.fill_null(np.nan).to_numpy().astype(np.float64))
     if label.dtype.is_float():
-        return LabelInfo(
-            "regression", None, None, label.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        )
+        y = label.cast(pl.Float64).fill_null(np.nan).to_numpy()
+        _check_regression_label(y, name=name, source=source)
+        return LabelInfo("regression", None, None, y)
     if n > MAX_CLASSES:
         raise InputError(
             f"label column '{name}' of {source} has {n} distinct values ({label.dtype}), more "

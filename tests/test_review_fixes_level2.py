@@ -125,3 +125,45 @@ def test_huge_or_infinite_numbers_in_the_curve_never_crash_the_chart(tmp_path: P
     res = runner.invoke(app, ["report", str(sw), "--format", "html"])
     assert res.exit_code == 0, res.output
     assert "<svg" in res.output
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [(1e300, "beyond ±1e+50"), (float("inf"), "infinite value")],
+)
+def test_a_regression_label_too_large_for_the_metrics_is_refused_up_front(
+    tmp_path: Path, value: float, fragment: str
+) -> None:
+    # compare wrote a run whose MAE (8e299) its own report refused as a damaged metrics.json;
+    # an infinite label failed inside the first fit
+    n = 200
+    table = tmp_path / "reg.parquet"
+    pl.DataFrame(
+        {
+            "ts": pl.datetime_range(
+                pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 3), "10m", eager=True
+            )[:n],
+            "x": [float(i % 7) for i in range(n)],
+            "y": [value if i % 5 == 0 else float(i % 3) + 0.5 for i in range(n)],
+        }
+    ).write_parquet(table)
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--time-col",
+            "ts",
+            "--label-col",
+            "y",
+            "--inputs",
+            "x",
+            "-s",
+            "batch:1d",
+            "--out",
+            str(tmp_path / "run"),
+        ],  # fmt: skip
+    )
+    assert res.exit_code == 2, res.output
+    assert "label column 'y'" in res.output and fragment in res.output
+    assert not (tmp_path / "run").exists()
