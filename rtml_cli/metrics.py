@@ -44,7 +44,9 @@ The same schema as types, for readers: :class:`rtml_cli.metrics_schema.MetricsJs
       "quality_by_staleness": {strategy: [{"label": "0", "lo_s": 0, "hi_s": 0, "n": int,
                                            metric: float|null, ...}, ...]},
       "compute": {strategy: {"kinds": {kind: CALLS}, "predict_single_row": CALLS|null,
-                             "events": int, "busy_s": float, "events_per_s": float|null}}
+                             "events": int, "busy_s": float, "events_per_s": float|null}},
+      "cost": {strategy: COST}   # added by compare from the same calls: rtml_cli/cost.py,
+                                 # metrics_schema.Cost, docs/semantics.md "Cost"
     }
 
     DIFF    = {"estimate": float|null, "low": float|null, "high": float|null,
