@@ -24,10 +24,10 @@ instant as an update is predicted before it, docs/semantics.md).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any, Literal
 
 import numpy as np
@@ -48,11 +48,12 @@ class SnapshotProbe:
     edges: np.ndarray  # block end times, µs, ascending
     models: list[Any] = dataclasses.field(default_factory=list)
 
-    def capture(self, model: Any, *, change_at: float, inclusive: bool) -> None:
+    def capture(self, model: Any, *, change_at: float, inclusive: bool, copy: bool = True) -> None:
         """Record ``model`` for every pending block end it serves.
 
         ``change_at`` is when the next model takes over; ``inclusive`` says whether an event at
         exactly ``change_at`` is still served by ``model`` (online updates: yes; retrains: no).
+        ``copy=False`` keeps the object itself, for a model nobody changes afterwards (a fit).
         """
         k = len(self.models)
         side: Literal["left", "right"] = "right" if inclusive else "left"
@@ -62,12 +63,12 @@ class SnapshotProbe:
             upto = len(self.edges)
         if upto <= k:
             return
-        kept = copy.deepcopy(model)
+        kept = deepcopy(model) if copy else model
         self.models.extend([kept] * (upto - k))
 
-    def finish(self, model: Any) -> None:
+    def finish(self, model: Any, *, copy: bool = True) -> None:
         """The model in use at the end of the run serves every block end left."""
-        self.capture(model, change_at=math.inf, inclusive=True)
+        self.capture(model, change_at=math.inf, inclusive=True, copy=copy)
 
 
 def block_edges(t_first: int, t_last: int, width_us: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 """The forgetting section of ``metrics.json``: snapshots of each changing model, scored on the past.
 
-An ``online`` strategy keeps its snapshots while it runs (the engine copies the model at each
-block end, see ``strategies.snapshot_probe``). A ``batch`` or ``stream`` model at a block end is
-the fit of the latest retrain at or before it; fits are deterministic (seeded by their cutoff), so
-that model is refitted here, once per distinct cutoff, rather than kept by the run. ``static``
-never changes and has no entry. The matrix and its reading are in :mod:`rtml_cli.forgetting`.
+Every changing strategy keeps its snapshots while it runs: ``online`` copies its model at each
+block end (``strategies.snapshot_probe``), ``batch``/``stream`` keep the fit serving each block
+end. When the spans of a scheduled strategy ran in other processes (``--jobs``, ``--dask``), its
+snapshots are refitted here instead, once per distinct cutoff: fits are seeded by their cutoff,
+so they are the same models. ``static`` never changes and has no entry. The matrix and its
+reading are in :mod:`rtml_cli.forgetting`.
 """
 
 from __future__ import annotations
@@ -123,12 +124,14 @@ def forgetting_section(
                   > per_block for e in edges)  # fmt: skip
     out: dict[str, Any] = {}
     for spec, view, res in zip(specs, views, results, strict=True):
-        if spec.kind == "online":
-            models = res.snapshots or []
-        elif spec.kind in ("batch", "stream"):
+        if spec.kind == "static":
+            continue  # one model for the whole run
+        if res.snapshots is not None:
+            models = res.snapshots  # kept while the strategy ran
+        elif spec.kind in ("batch", "stream"):  # spans run in other processes: refit them here
             models = _scheduled_snapshots(spec, data, view, builder, res, edges, fast)
         else:
-            continue  # static: one model for the whole run
+            continue
         if len(models) != len(edges) or any(m is None for m in models):
             continue
 

@@ -19,7 +19,7 @@ from rtml_cli.config import StrategySpec
 from rtml_cli.durations import format_duration
 from rtml_cli.errors import UsageError
 from rtml_cli.models import ModelBuilder
-from rtml_cli.strategies import SimData, View, _Scorer, _Sim
+from rtml_cli.strategies import SimData, View, _Scorer, _Sim, snapshot_probe
 from rtml_cli.timing import cpu_ns, perf_ns
 
 #: Most retrain cutoffs one scheduled strategy may have (an hourly retrain over 100 years).
@@ -124,9 +124,15 @@ def scheduled(sim: _Sim) -> None:
     """``batch``, ``stream`` and ``static``: the spans one after another, in one process."""
     d, s0 = sim.data, sim.s0
     scorer, version, mtime = None, -1, d.W
+    # the model serving each block end, for the forgetting matrix (a fit serves t >= sp.c)
+    probe = snapshot_probe(d) if sim.spec.kind != "static" else None
+    model = None
     for sp in plan_spans(sim.spec, d):
         fitted, fit_at = fit_span(sim, sp)
         if fitted is not None:
+            if probe is not None and model is not None:
+                probe.capture(model, change_at=sp.c, inclusive=False, copy=False)
+            model = fitted
             version, mtime = version + 1, fit_at
             scorer = _Scorer(fitted, d.task, what=sim.spec.name, n_classes=d.n_classes)
         if sp.b > sp.a:
@@ -136,6 +142,9 @@ def scheduled(sim: _Sim) -> None:
             sim.mtime[sp.a - s0 : sp.b - s0] = mtime
             if sim.progress is not None:
                 sim.progress(sp.b - s0)
+    if probe is not None and model is not None:
+        probe.finish(model, copy=False)
+        sim.snapshots = probe.models
 
 
 def run_span(sim: _Sim, sp: Span, *, refit_at: int | None = None) -> SpanOut:
