@@ -21,7 +21,9 @@ from rtml_cli.sinks.base import MessageBatch
 _WRITE_SLICE = 25_000
 _ISO = "%Y-%m-%dT%H:%M:%S%.f"
 #: Characters that polars' JSON writer escapes in a string: control characters, quote, backslash.
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+#: Looked for as plain substrings (Aho-Corasick over the bytes, twice as fast as a regex class;
+#: in UTF-8 these bytes never occur inside a multi-byte character).
+_NEEDS_ESCAPE = ['"', "\\", *map(chr, range(0x20))]
 
 
 def _plain_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:
@@ -37,7 +39,7 @@ def _plain_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:
         if dtype.is_float():
             checks.append(pl.col(c).is_finite().all().alias(c))
         elif dtype == pl.String:
-            checks.append(pl.col(c).str.contains(_NEEDS_ESCAPE).any().not_().alias(c))
+            checks.append(pl.col(c).str.contains_any(_NEEDS_ESCAPE).any().not_().alias(c))
     if not checks:
         return set()
     return {c for c, plain in frame.select(checks).row(0, named=True).items() if plain}
