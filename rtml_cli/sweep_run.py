@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from rtml_cli.dask_address import check_dask_address
 from rtml_cli.errors import RtmlError, RtmlWarning, UsageError
 
 #: Environment variable naming the Dask scheduler when ``--dask`` is not given.
@@ -99,6 +100,7 @@ def dask_client(address: str) -> Any:
             "--dask needs the 'distributed' package: pip install 'rtml[dask]'. Or run without "
             "--dask (in-process) or with --jobs N."
         ) from None
+    check_dask_address(address, timeout=DASK_CONNECT_TIMEOUT_S)
     try:
         return Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:

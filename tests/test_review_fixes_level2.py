@@ -167,3 +167,67 @@ def test_a_regression_label_too_large_for_the_metrics_is_refused_up_front(
     assert res.exit_code == 2, res.output
     assert "label column 'y'" in res.output and fragment in res.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("answer", [b"", b"\xff" * 64], ids=["silent", "garbage"])
+def test_a_dask_address_where_another_service_listens_is_exit_2_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: bytes
+) -> None:
+    # Client() waited forever on a silent peer and called a garbage one 'out of memory'; a
+    # half-built Client then printed a traceback from its __del__
+    import socket
+    import threading
+
+    from rtml_cli import sweep_run
+
+    monkeypatch.setattr(sweep_run, "DASK_CONNECT_TIMEOUT_S", 1.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conns.append(conn)
+        conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        res = runner.invoke(
+            app,
+            [
+                "sweep",
+                "t.parquet",
+                "--grid",
+                "retrain_every=1d",
+                "--dask",
+                address,
+                "--out",
+                str(tmp_path / "sw"),
+            ],  # fmt: skip
+        )
+    finally:
+        server.close()
+        for c in conns:
+            c.close()
+    assert res.exit_code == 2, res.output
+    assert f"Dask scheduler at '{address}'" in res.output and "memory" not in res.output
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.parametrize("address", ["garbage!!", "inproc://x", "tcp://host"])
+def test_a_malformed_dask_address_is_a_usage_error_naming_it(tmp_path: Path, address: str) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "sweep",
+            "t.parquet",
+            "--grid",
+            "retrain_every=1d",
+            "--dask",
+            address,
+            "--out",
+            str(tmp_path / "sw"),
+        ],  # fmt: skip
+    )
+    assert res.exit_code == 2, res.output
+    assert f"--dask {address!r} is not a scheduler address" in res.output
