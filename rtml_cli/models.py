@@ -525,7 +525,7 @@ class ModelBuilder:
         if self.kind == "estimator":
             cls = _load_class(self.spec.estimator or "")
             try:
-                return self._river(cls(**self.spec.params))
+                est = cls(**self.spec.params)
             except TypeError as exc:
                 raise ModelError(
                     f"model estimator {self.spec.estimator!r} rejects params "
@@ -539,6 +539,7 @@ class ModelBuilder:
                     f"model estimator {self.spec.estimator!r} {verb} while building the "
                     f"model{detail}."
                 ) from None
+            return self._river(est)  # its own ModelError (a learner for the other task) as is
         fn = _load_factory(self.spec.factory or "")
         try:
             est = fn()

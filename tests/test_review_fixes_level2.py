@@ -231,3 +231,41 @@ def test_a_malformed_dask_address_is_a_usage_error_naming_it(tmp_path: Path, add
     )
     assert res.exit_code == 2, res.output
     assert f"--dask {address!r} is not a scheduler address" in res.output
+
+
+def test_a_river_learner_for_the_other_task_is_refused_in_its_own_words(tmp_path: Path) -> None:
+    # the estimator's ModelError was wrapped: "... raised while building the model: ModelError:
+    # model ... is not a River regressor ... river-linear.."
+    n = 200
+    table = tmp_path / "reg.parquet"
+    pl.DataFrame(
+        {
+            "ts": pl.datetime_range(
+                pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 3), "10m", eager=True
+            )[:n],
+            "x": [float(i % 7) for i in range(n)],
+            "y": [float(i % 3) + 0.5 for i in range(n)],
+        }
+    ).write_parquet(table)
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            str(table),
+            "--time-col",
+            "ts",
+            "--label-col",
+            "y",
+            "--inputs",
+            "x",
+            "-s",
+            "online",
+            "-m",
+            "river.linear_model:LogisticRegression",
+            "--out",
+            str(tmp_path / "run"),
+        ],  # fmt: skip
+    )
+    assert res.exit_code == 2, res.output
+    assert "is not a River regressor" in res.output and "river-linear." in res.output
+    assert "raised while building" not in res.output and ".." not in res.output
