@@ -190,7 +190,7 @@ def compare(
             help="The smallest difference that matters, repeatable or comma-separated: absolute "
             "('auc=0.01') or relative to the reference's value ('mae=2%'). A difference is a gain "
             "or a loss only when its interval excludes 0 and it is larger than this; 'no "
-            "practical difference' when its whole interval is within it. Overrides [report] "
+            "practical difference' when its whole interval is within it. Overrides \\[report] "
             "min_effect.",
             rich_help_panel=_SIMULATION,
         ),
