@@ -505,6 +505,13 @@ def resolve(check: Check, env: Mapping[str, Any]) -> None:
         if name not in env:
             strategies = sorted({k.split(".", 1)[0] for k in env})
             strat = name.split(".", 1)[0]
+            in_cells = sorted({k.split(".")[0] for k in env if k.split(".")[1:2] == [strat]})
+            if strat not in strategies and in_cells:  # a sweep: names are cell.strategy.metric
+                raise UsageError(
+                    f"Check {check.source!r}: '{name}' names a strategy without its cell; in a "
+                    f"sweep a name is cell.strategy.metric (e.g. '{in_cells[0]}.{name}'), or "
+                    f"aggregate over the cells: min({name}), max({name}), mean({name})."
+                )
             if strat not in strategies:
                 hint = suggest(strat, strategies)
                 raise UsageError(

@@ -269,3 +269,13 @@ def test_a_river_learner_for_the_other_task_is_refused_in_its_own_words(tmp_path
     assert res.exit_code == 2, res.output
     assert "is not a River regressor" in res.output and "river-linear." in res.output
     assert "raised while building" not in res.output and ".." not in res.output
+
+
+def test_a_sweep_check_naming_a_strategy_without_its_cell_says_how_to_name_it(
+    tmp_path: Path,
+) -> None:
+    # it read "unknown strategy 'batch' ... Strategies in this run: c000"
+    sw = write_sweep(tmp_path / "sw", ROWS)
+    res = runner.invoke(app, ["report", str(sw), "--check", "batch.auc > 0.5"])
+    assert res.exit_code == 2, res.output
+    assert "'c000.batch.auc'" in res.output and "min(batch.auc)" in res.output
