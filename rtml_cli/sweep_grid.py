@@ -35,6 +35,8 @@ from rtml_cli.config import KINDS, parse_strategies
 from rtml_cli.durations import format_duration, parse_duration
 from rtml_cli.errors import RtmlError, UsageError, suggest
 from rtml_cli.models import CLASSIFIER_PRESETS, REGRESSOR_PRESETS
+from rtml_cli.river_models import CLASSIFIER_PRESETS as RIVER_CLASSIFIERS
+from rtml_cli.river_models import REGRESSOR_PRESETS as RIVER_REGRESSORS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -123,8 +125,9 @@ def _check_value(key: str, value: str) -> Any:
             "online update), e.g. --grid update_every=1,64."
         ) from None
     # model: a preset name, or an import path / factory file (checked when the cell runs)
-    if ":" not in value and value not in (*CLASSIFIER_PRESETS, *REGRESSOR_PRESETS):
-        presets = sorted({*CLASSIFIER_PRESETS, *REGRESSOR_PRESETS})
+    every = {*CLASSIFIER_PRESETS, *REGRESSOR_PRESETS, *RIVER_CLASSIFIERS, *RIVER_REGRESSORS}
+    if ":" not in value and value not in every:
+        presets = sorted(every)
         raise UsageError(
             f"--grid model={value}: unknown preset.{suggest(value, presets)} Presets: "
             f"{', '.join(presets)}; or an import path 'package.module:Class' or a factory file "

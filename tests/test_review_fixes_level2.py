@@ -279,3 +279,11 @@ def test_a_sweep_check_naming_a_strategy_without_its_cell_says_how_to_name_it(
     res = runner.invoke(app, ["report", str(sw), "--check", "batch.auc > 0.5"])
     assert res.exit_code == 2, res.output
     assert "'c000.batch.auc'" in res.output and "min(batch.auc)" in res.output
+
+
+def test_the_river_presets_are_grid_models_as_they_are_compare_models() -> None:
+    # --grid model=river-logreg was 'unknown preset. Did you mean logreg?'
+    from rtml_cli.sweep_grid import parse_grid
+
+    (axis,) = parse_grid(["model=sgd,river-logreg,river-arf,river-linear"])
+    assert len(axis.values) == 4
