@@ -119,7 +119,8 @@ class StrategyProgress:
         share = 100.0 * done / self.total if self.total else 100.0
         eta = f", ETA {_duration((self.total - done) / rate)}" if rate > 0 else ""
         self.echo(
-            f"progress: strategy '{name}' {done:,}/{self.total:,} events ({share:.0f}%), "
+            f"progress: strategy '{for_terminal(name, inline=True)}' {done:,}/{self.total:,} "
+            f"events ({share:.0f}%), "
             f"{rate:,.0f} events/s{eta}"
         )
 
@@ -135,5 +136,6 @@ class StrategyProgress:
             wall_s = now - self.started.get(name, now)
         rate = f", {self.total / wall_s:,.0f} events/s" if wall_s > 0 else ""
         self.echo(
-            f"progress: strategy '{name}' done: {self.total:,} events in {_duration(wall_s)}{rate}"
+            f"progress: strategy '{for_terminal(name, inline=True)}' done: {self.total:,} events "
+            f"in {_duration(wall_s)}{rate}"
         )

@@ -287,3 +287,15 @@ def test_the_river_presets_are_grid_models_as_they_are_compare_models() -> None:
 
     (axis,) = parse_grid(["model=sgd,river-logreg,river-arf,river-linear"])
     assert len(axis.values) == 4
+
+
+def test_a_progress_line_keeps_a_strategy_name_with_a_newline_on_one_line() -> None:
+    # 'x\ny=online' printed "progress: strategy 'x" and "y' done: ..." as two lines
+    from rtml_cli.progress import StrategyProgress
+
+    lines: list[str] = []
+    with StrategyProgress(True, ["x\ny"], 10, echo=lines.append, tty=False) as bars:
+        bars.start("x\ny")
+        bars.finished("x\ny", wall_s=1.0)
+    assert lines and all("\n" not in line for line in lines)
+    assert "x\\x0ay" in lines[-1]
