@@ -100,6 +100,7 @@ def test_reader_closing_the_pipe_stops_quietly() -> None:
     first = proc.stdout.readline()
     proc.stdout.close()  # the reader goes away
     err = proc.stderr.read().decode()
+    proc.stderr.close()
     assert proc.wait(timeout=120) == 0, err
     assert json.loads(first)["rtml_kind"] == "event"
     assert "Traceback" not in err and "stopped early" in err

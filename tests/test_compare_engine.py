@@ -13,6 +13,7 @@ from rtml_cli.compare import predictions_frame, prepare, resolve_config, run_str
 from rtml_cli.errors import ModelError
 from rtml_cli.io import Roles
 from rtml_cli.strategies import simulate, uniform_sample
+from rtml_cli.zero_config import LeakWarning
 
 H = 3_600_000_000
 
@@ -214,7 +215,9 @@ def test_regression_end_to_end(tmp_path):
     path = tmp_path / "reg.parquet"
     df.write_parquet(path)
     cfg = resolve_config(path, warmup="1d", strategies="stream:1d,online:1,static", model="sgd")
-    prep = prepare(path, cfg)
+    # target = 3x + noise: x alone predicts it, which rtml flags as a probable leak
+    with pytest.warns(LeakWarning, match="'x' alone predicts the label 'target'"):
+        prep = prepare(path, cfg)
     assert prep.label.task == "regression"
     res = run_strategies(prep, timing_sample=10)
     for r in res:

@@ -1,35 +1,20 @@
 """``compare --dask ADDRESS``: the same retrain tasks on a real Dask cluster (a LocalCluster of two
-worker processes on loopback, started here), with the serial run's results bit for bit."""
+worker processes on loopback, the session's ``cluster`` of tests/conftest.py), with the serial
+run's results bit for bit."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
 
 from rtml_cli.cli import app
 from tests.test_parallel import delayed_table, untimed
 
 STRATEGIES = "batch:1d,stream:12h:2d,online:4"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as c:
-        yield c
 
 
 def compare(runner: Any, table: Path, out: Path, *args: str, env: dict[str, str] | None = None):

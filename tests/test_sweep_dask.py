@@ -1,5 +1,5 @@
 """``rtml sweep --dask``: cells as tasks of a real Dask cluster (the LocalCluster of two worker
-processes of tests/test_dask.py), the serial curve, and a worker killed mid-sweep."""
+processes of tests/conftest.py), the serial curve, and a worker killed mid-sweep."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import polars as pl
 from typer.testing import CliRunner
 
 from rtml_cli.cli import app
-from tests import test_dask, test_sweep
+from tests import test_sweep
 from tests.test_sweep import QUALITY, sweep_args
 
-# fixtures shared with those modules: the LocalCluster, the table and its serial sweep
-cluster = test_dask.cluster
+# fixtures shared with test_sweep: the table and its serial sweep (the LocalCluster is the
+# session's, tests/conftest.py)
 done = test_sweep.done
 table = test_sweep.table
 
