@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from rtml_cli.dask_address import check_dask_address
 from rtml_cli.errors import UsageError
 
 #: The payload of a local worker process, installed once by :func:`_install`.
@@ -165,6 +166,8 @@ class DaskPool:
         self.address = address
         timeout = dask_timeout() if timeout is None else timeout
         fix = f"Start one (dask scheduler; then dask worker ADDRESS), or fix --dask / {DASK_ENV}."
+        # a port where another service listens would hang the Client's handshake: ask first
+        check_dask_address(address, timeout=timeout)
         try:
             self.client = distributed.Client(address, timeout=timeout, set_as_default=False)
         except KeyboardInterrupt:

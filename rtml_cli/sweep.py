@@ -205,7 +205,7 @@ def sweep_dir_problem(path: str | Path) -> str | None:
         isinstance(sweep, dict) and sweep.get("tool") == "rtml" and sweep.get("kind") == "sweep"
     ):
         return f"it has no {SWEEP_FILE} written by rtml sweep"
-    for e in os.scandir(p):
+    for e in _entries(p):
         if e.name in (SWEEP_FILE, CURVE_FILE) and e.is_file(follow_symlinks=False):
             continue
         if e.name == CELLS_DIR and e.is_dir(follow_symlinks=False):
@@ -214,7 +214,7 @@ def sweep_dir_problem(path: str | Path) -> str | None:
             continue  # a temporary file of a killed sweep
         return f"it holds '{e.name}', which rtml sweep does not write"
     cells = p / CELLS_DIR
-    for e in os.scandir(cells) if cells.is_dir() else ():
+    for e in _entries(cells) if cells.is_dir() else []:
         if e.name.endswith(".toml") and e.is_file(follow_symlinks=False):
             continue
         if e.name.startswith("."):
@@ -223,6 +223,12 @@ def sweep_dir_problem(path: str | Path) -> str | None:
         if problem is not None:
             return f"its '{CELLS_DIR}/{e.name}' is not a run directory rtml wrote ({problem})"
     return None
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """A folder's entries, read whole so the directory handle is closed at once."""
+    with os.scandir(folder) as it:
+        return list(it)
 
 
 def _read_json(path: Path) -> Any:
@@ -240,7 +246,7 @@ def _remove_sweep(p: Path) -> None:
 
     cells = p / CELLS_DIR
     if cells.is_dir():
-        for e in os.scandir(cells):
+        for e in _entries(cells):
             entry = cells / e.name
             if e.is_dir(follow_symlinks=False) and run_dir_problem(entry) is None:
                 remove_run_files(entry)
@@ -266,7 +272,7 @@ def prepare_out(out: str | Path, plan: SweepPlan, *, force: bool) -> dict[str, A
     if not p.exists():
         p.mkdir(parents=True)
         return None
-    if not any(os.scandir(p)):
+    if not _entries(p):
         return None
     problem = sweep_dir_problem(p)
     if problem is not None:

@@ -271,7 +271,10 @@ def test_cli_compare_with_a_river_preset(elec2, tmp_path):
     )
     assert res.exit_code == 0, res.output
     preds = pl.read_parquet(out / "predictions.parquet")
-    assert preds["strategy"].unique().sort().to_list() == ["online", "stream"]
+    # the two strategies, and the naive references every run scores
+    assert preds["strategy"].unique().sort().to_list() == [
+        "online", "persistence", "prior", "stream",
+    ]  # fmt: skip
 
 
 def test_parallel_jobs_give_the_serial_results_with_a_river_learner(elec2_days):

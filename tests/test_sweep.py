@@ -151,7 +151,11 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_others(
     assert ok["status"] == "ok" and failed["status"] == "failed"
     assert "partial_fit" in failed["error"] and "online" in failed["error"]
     curve = pl.read_parquet(out / "curve.parquet")
-    assert set(curve["cell"]) == {"c000"} and curve.height == 3
+    # three strategies and the two naive references of the one finished cell
+    assert set(curve["cell"]) == {"c000"} and curve.height == 5
+    assert curve.filter(pl.col("kind") == "reference")["strategy"].sort().to_list() == [
+        "persistence", "prior",
+    ]  # fmt: skip
 
 
 def test_jobs_2_in_a_subprocess_gives_the_serial_curve(
@@ -238,14 +242,16 @@ def test_report_of_a_sweep_has_the_curve_pareto_front_and_a_verdict_from_its_num
     out = res.stdout
     for title in ("Verdict", "Freshness curve: AUC against refresh", "Pareto front", "Cells"):
         assert title in out
-    curve = pl.read_parquet(done / "curve.parquet")
+    curve = pl.read_parquet(done / "curve.parquet").filter(pl.col("kind") != "reference")
     best = curve.sort("auc", descending=True).row(0, named=True)
     assert f"Best AUC: {best['strategy']}" in out and f"{best['auc']:.3f}" in out
     # the slowest and freshest batch retrains, with their AUC, in one sentence
     b = curve.filter(pl.col("strategy") == "batch").sort("refresh_s")
     assert f"batch: AUC {b['auc'][-1]:.3f} refreshing every 1d → {b['auc'][0]:.3f} every 12h" in out
     rep = json.loads(runner.invoke(app, ["report", str(done), "--format", "json"]).stdout)
-    assert rep["kind"] == "sweep" and rep["baseline"] == "static" and len(rep["curve"]) == 12
+    assert (
+        rep["kind"] == "sweep" and rep["baseline"] == "static" and len(rep["curve"]) == 20
+    )  # 12 + the references
     q = {(r["cell"], r["strategy"]): (r["auc"], r["compute_cpu_s"]) for r in rep["curve"]}
     front = [(p["quality"], p["cost"]) for p in rep["pareto"]]
     assert front and all(
@@ -332,7 +338,7 @@ def test_an_unreachable_dask_scheduler_is_exit_2_naming_it_and_writes_nothing(
         app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(out)]
     )
     assert res.exit_code == 2
-    assert f"cannot reach the Dask scheduler at '{address}' within 1 s" in res.stderr
+    assert f"cannot reach a Dask scheduler at '{address}' within 1 s" in res.stderr
     assert not out.exists()
     res = CliRunner().invoke(
         app, ["sweep", str(table), "--grid", "retrain_every=1d", "--out", str(out), "--jobs", "2"]
