@@ -122,6 +122,7 @@ def cell_rows(
             row[f"{m}_diff"] = _num(d.get("estimate"))
             row[f"{m}_diff_low"] = _num(d.get("low"))
             row[f"{m}_diff_high"] = _num(d.get("high"))
+            row[f"{m}_diff_min_effect"] = _num(d.get("min_effect"))
         fr = (metrics.get("freshness") or {}).get(name) or {}
         for what in ("staleness", "feature_age", "model_age"):
             row[f"{what}_mean_s"] = _num((fr.get(f"{what}_s") or {}).get("mean"))

@@ -36,6 +36,7 @@ from rtml_cli import report_render
 from rtml_cli.durations import format_duration
 from rtml_cli.errors import RunDirError, UsageError
 from rtml_cli.escape import for_json
+from rtml_cli.relevance import EQUIVALENT, GAIN, INCONCLUSIVE, LOSS, classify
 from rtml_cli.report_render import Table
 from rtml_cli.report_svg import finite
 from rtml_cli.sweep import CURVE_FILE, SWEEP_FILE, SWEEP_FORMAT
@@ -250,12 +251,22 @@ def verdict(rep: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[s
                         f"{_ratio(c[0][COST], r_top[COST])} ({c[0][COST]:.3g} CPU s)"
                     )
                 out.append(text + ".")
-        sig = [(g[2], g[3]) for g in gains if finite(g[2]) and finite(g[3])]
-        better = sum(lo > 0 for lo, _ in sig)
-        worse = sum(hi < 0 for _, hi in sig)
+        # each gain read against the smallest difference that matters (rtml_cli/relevance.py);
+        # a curve written before it has no min_effect: then only significance can speak (δ = 0)
+        calls = []
+        deltas = set()
+        for r, g, lo, hi in gains:
+            delta = r.get(f"{m}_diff_min_effect")
+            delta = float(delta) if finite(delta) else 0.0
+            deltas.add(delta)
+            calls.append(classify(g, lo, hi, delta, higher_is_better=True))
+        count = {c: calls.count(c) for c in (GAIN, LOSS, EQUIVALENT, INCONCLUSIVE)}
+        within = f" (±{deltas.pop():g} {lab})" if len(deltas) == 1 else ""
         out.append(
-            f"{better} of {len(gains)} settings beat {base} on {lab} with a 95 % interval "
-            f"that excludes 0; {worse} are significantly worse."
+            f"Against {base} on {lab}, of {len(gains)} settings {count[GAIN]} gain and "
+            f"{count[LOSS]} lose beyond the smallest difference that matters{within}, "
+            f"{count[EQUIVALENT]} make no practical difference and {count[INCONCLUSIVE]} are "
+            "inconclusive."
         )
     # per strategy and context: from the slowest to the freshest refresh
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}

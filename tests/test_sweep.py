@@ -73,7 +73,8 @@ def test_a_sweep_writes_one_run_directory_per_cell_and_the_curve(done: Path) -> 
         assert specs["online"]["update_every"] == int(c["params"]["update_every"])
         assert "retrain_every" not in specs["online"] and run.metrics["baseline"] == "static"
     curve = pl.read_parquet(done / "curve.parquet")
-    assert curve.height == 4 * 3
+    # four cells × (three strategies + the two naive references of every run)
+    assert curve.height == 4 * 5 and curve.filter(pl.col("kind") == "reference").height == 4 * 2
     assert set(QUALITY) <= set(curve.columns)
     assert {"compute_cpu_s", "retrain_every", "update_every", "auc_diff_low"} <= set(curve.columns)
     batch = curve.filter(pl.col("strategy") == "batch")
@@ -385,7 +386,21 @@ def test_the_verdict_weighs_gain_against_compute_from_the_numbers() -> None:
         "batch (retrain every 1h) (c000) gets 0.90 of the largest gain over static (online "
         "(update every 1 label) in c000, +0.100 AUC) for 1/24 of its compute (1 vs 24 CPU s)."
     ) in text
-    assert "2 of 2 settings beat static on AUC" in " ".join(text)
+    # no min_effect in these rows (an older curve): significance alone decides
+    assert "of 2 settings 2 gain and 0 lose" in " ".join(text)
+    # with the smallest difference that matters, a 0.09 gain whose interval reaches 0.08 is a
+    # gain beyond 0.005; beyond 0.095 (batch) it is inconclusive, and within ±0.2 no practical difference
+    for delta, words in [(0.005, "2 gain and 0 lose beyond the smallest difference that matters "
+                                 "(±0.005 AUC), 0 make no practical difference and 0 are "
+                                 "inconclusive"),
+                         (0.095, "1 gain and 0 lose beyond the smallest difference that matters "
+                                 "(±0.095 AUC), 0 make no practical difference and 1 are "
+                                 "inconclusive"),
+                         (0.2, "0 gain and 0 lose beyond the smallest difference that matters "
+                               "(±0.2 AUC), 2 make no practical difference")]:  # fmt: skip
+        for r in rows:
+            r["auc_diff_min_effect"] = delta
+        assert words in " ".join(verdict(rep, rows)), (delta, verdict(rep, rows))
     front = [(r["strategy"]) for r in pareto(rows, "auc", True)]
     assert front == ["static", "batch", "online"]
     rows[0]["compute_cpu_s"] = 30.0  # now dominated by online: better and cheaper
