@@ -85,6 +85,12 @@ def parse_min_effect(
                         "or mae=1%"
                     )
                 pairs.append((name.strip(), value.strip()))
+    names = [name for name, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(
+            f"{source}: '{twice[0]}' is given more than once; give each metric one value"
+        )
     for name, raw in pairs:
         if name not in DEFAULT_MIN_EFFECT:
             known = ", ".join(DEFAULT_MIN_EFFECT)

@@ -67,6 +67,7 @@ def test_min_effect_entries_override_the_defaults():
         ("auc=-0.1", "not a non-negative number"),
         ("auc=nan", "not a non-negative number"),
         ("auc=x%", "not a non-negative number"),
+        ("auc=0.1,auc=0.2", "'auc' is given more than once"),
     ],
 )
 def test_bad_min_effect_entries_name_the_entry_and_the_fix(entry, fragment):
