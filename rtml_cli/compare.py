@@ -580,7 +580,6 @@ def run_compare(
         prep.builder,
         results,
         fast=fast,
-        seed=seed,
     )
     t_met = time.perf_counter()
     manifest = run_manifest(

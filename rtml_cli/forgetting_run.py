@@ -108,7 +108,7 @@ def forgetting_section(
     *,
     fast: bool = True,
     per_block: int = DEFAULT_PER_BLOCK,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """``{strategy: {...}}`` for every strategy whose model changes (schema in docs/semantics.md)."""
     probe = snapshot_probe(data)
@@ -117,6 +117,7 @@ def forgetting_section(
     edges = probe.edges
     s0 = data.s0
     labelled = s0 + np.flatnonzero(data.l[s0:] != NO_LABEL)
+    seed = builder.seed if seed is None else seed  # the run's seed, in any process
     blocks = sample_blocks(data.t, labelled, edges, data.block_us, per_block=per_block, seed=seed)
     metric, higher = _HEADLINE[data.task]
     quality = _quality(data.task)
@@ -126,6 +127,9 @@ def forgetting_section(
     for spec, view, res in zip(specs, views, results, strict=True):
         if spec.kind == "static":
             continue  # one model for the whole run
+        if res.forgetting is not None:  # computed in the worker process that ran it
+            out[spec.name] = res.forgetting
+            continue
         if res.snapshots is not None:
             models = res.snapshots  # kept while the strategy ran
         elif spec.kind in ("batch", "stream"):  # spans run in other processes: refit them here

@@ -26,6 +26,7 @@ import numpy as np
 
 from rtml_cli.config import StrategySpec
 from rtml_cli.executor import Backend, payload
+from rtml_cli.forgetting_run import forgetting_section
 from rtml_cli.models import ModelBuilder
 from rtml_cli.progress import StrategyProgress
 from rtml_cli.spans import Span, SpanOut, calibrate_sample, make_sim, plan_spans, run_span
@@ -56,9 +57,15 @@ def task_strategy(
     p = payload(p)
     assert p is not None
     spec = p.specs[si]
-    return simulate(
+    res = simulate(
         spec, p.data, p.view(si), p.builder, sample=sample, fast=p.fast, timing_budget_s=budget_s
     )
+    if res.snapshots is not None:
+        # score the snapshots here: the models themselves (a factory file's classes, say) may
+        # not survive the trip back to the main process
+        found = forgetting_section([spec], [p.view(si)], p.data, p.builder, [res], fast=p.fast)
+        res.forgetting, res.snapshots = found.get(spec.name), None
+    return res
 
 
 def task_calibrate(p: Payload | None, si: int, sample: np.ndarray, budget_s: float) -> np.ndarray:

@@ -98,8 +98,11 @@ class StrategyResult:
     cpu_s: float = 0.0
     #: multiclass: the class probabilities, events × K (``score`` is that of ``pred``)
     proba: np.ndarray | None = None
-    #: online: the model at the end of each time block (``SimData.block_us``), for forgetting
+    #: the model at the end of each time block (``SimData.block_us``), for forgetting
     snapshots: list[Any] | None = None
+    #: the forgetting entry, when a worker process computed it from its snapshots (models of a
+    #: factory file need not travel back between processes)
+    forgetting: dict[str, Any] | None = None
 
 
 def _iso(us: int) -> str:

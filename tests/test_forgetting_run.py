@@ -76,3 +76,27 @@ def test_rank_auc_equals_scikit_learn():
     s = np.round(rng.random(500), 2)  # many ties
     assert abs(roc_auc(y, s) - roc_auc_score(y, s)) < 1e-12
     assert np.isnan(roc_auc(np.ones(5), s[:5]))
+
+
+def test_jobs_2_with_a_factory_model_gives_the_serial_forgetting(tmp_path: Path):
+    # an online strategy run in a worker scores its snapshots there: a factory file's models
+    # need not survive the trip back (they crashed the worker's result before)
+    from rtml_cli.compare import run_compare
+    from rtml_cli.sample import clickstream
+
+    table = tmp_path / "clicks.parquet"
+    clickstream(3000, seed=0).write_parquet(table)
+    factory = str(Path(__file__).resolve().parents[1] / "examples" / "model.py") + ":make_model"
+    runs = [
+        run_compare(
+            table,
+            model=factory,
+            strategies="stream:1d,online:1",
+            jobs=jobs,
+            out=tmp_path / f"j{jobs}",
+            timing_sample=0,
+        )  # fmt: skip
+        for jobs in (1, 2)
+    ]
+    serial, parallel = (r.metrics["forgetting"] for r in runs)
+    assert set(serial) == {"stream", "online"} and parallel == serial
