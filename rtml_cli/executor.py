@@ -167,7 +167,7 @@ class DaskPool:
         timeout = dask_timeout() if timeout is None else timeout
         fix = f"Start one (dask scheduler; then dask worker ADDRESS), or fix --dask / {DASK_ENV}."
         # a port where another service listens would hang the Client's handshake: ask first
-        check_dask_address(address, timeout=timeout)
+        check_dask_address(address, timeout=timeout, flag=f"--dask (or {DASK_ENV})")
         try:
             self.client = distributed.Client(address, timeout=timeout, set_as_default=False)
         except KeyboardInterrupt:
