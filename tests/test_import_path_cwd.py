@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rtml_cli.errors import ModelError
-from rtml_cli.models import _load_class
+from rtml_cli.model_imports import load_estimator_class as _load_class
 
 
 @pytest.mark.parametrize("entry", ["", "."])

@@ -12,7 +12,8 @@ import pytest
 
 from rtml_cli.cli import app
 from rtml_cli.errors import ModelError
-from rtml_cli.models import _load_class, estimator_bases, split_import_path
+from rtml_cli.model_imports import estimator_bases, split_import_path
+from rtml_cli.model_imports import load_estimator_class as _load_class
 from tests.test_compare_engine import small_table
 
 FAST = ["--strategies", "static", "--timing-sample", "5", "--features", "x1"]
