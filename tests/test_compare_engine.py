@@ -177,13 +177,12 @@ def test_a_timing_budget_thins_the_sample_uniformly_and_changes_no_score(tmp_pat
     prep = prepare(path, cfg)
     m = len(prep.data.t) - prep.data.s0
     assert m > 2 * MIN_TIMED_CALLS
-    full = run_strategies(prep, timing_sample=m)
+    # a budget nobody reaches keeps the whole sample: the untouched run
     tight = run_strategies(prep, timing_sample=m, timing_budget_s=1e-9)
     loose = run_strategies(prep, timing_sample=m, timing_budget_s=1e6)
-    for f, t, lo in zip(full, tight, loose, strict=True):
-        np.testing.assert_array_equal(f.score, t.score)
-        np.testing.assert_array_equal(f.score, lo.score)
-        assert len(_single_row_times(f)) == len(_single_row_times(lo)) == m
+    for t, lo in zip(tight, loose, strict=True):
+        np.testing.assert_array_equal(lo.score, t.score)
+        assert len(_single_row_times(lo)) == m
         times = _single_row_times(t)
         assert len(times) == MIN_TIMED_CALLS
         # still spread over the whole scored span, not the first events only
