@@ -84,7 +84,7 @@ def compare_cli(
         out=out,
         force=force,
         jobs=jobs,
-        dask=dask or None,
+        dask=_dask_address(dask),
         batch_lookback=batch_lookback,
         timing_sample=sample,
         timing_budget_s=budget,
@@ -94,6 +94,17 @@ def compare_cli(
     )
     render_summary(res)
     return res
+
+
+def _dask_address(dask: str | None) -> str | None:
+    """``--dask`` as given; an empty one is a mistake (a shell variable that was not set), not a
+    request to run in process."""
+    if dask is not None and not dask.strip():
+        raise UsageError(
+            "--dask (or RTML_DASK_ADDRESS) is empty. Give the scheduler's address, e.g. "
+            "tcp://127.0.0.1:8786, or leave the option out to run in this process."
+        )
+    return dask
 
 
 def render_summary(res: CompareResult) -> None:

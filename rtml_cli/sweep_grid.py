@@ -162,7 +162,14 @@ def parse_grid(items: Sequence[str]) -> list[GridAxis]:
             raise UsageError(
                 f"--grid {key} is given twice; put all its values in one option: {key}=V1,V2."
             )
-        values = [v.strip() for v in rest.split(",") if v.strip()]
+        values = [v.strip() for v in rest.split(",")]
+        if rest.strip() and not all(values):
+            # '1d,,6h' or a trailing comma: a value was lost on the way, say so rather than guess
+            raise UsageError(
+                f"--grid {key}={rest.strip()} has an empty value between commas; write "
+                f"{key}={','.join(v for v in values if v)}."
+            )
+        values = [v for v in values if v]
         bad = next(
             (v for v in values if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in v)), None
         )
