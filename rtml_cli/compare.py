@@ -36,7 +36,7 @@ from rtml_cli.errors import ClassImbalanceWarning, InputError, UsageError
 from rtml_cli.features import FEATURE_PREFIX, calendar_features
 from rtml_cli.forgetting_run import forgetting_section
 from rtml_cli.io import EVENT_ID, EVENT_TIME, LABEL_TIME, EventTable, Roles, load_events
-from rtml_cli.metrics import choose_bucket, compute_metrics
+from rtml_cli.metrics import bucket_width, compute_metrics
 from rtml_cli.models import (
     Encoding,
     LabelInfo,
@@ -103,9 +103,7 @@ def _block_width(data: SimData, bucket: str | None) -> int:
     scored = data.t[data.s0 :][data.l[data.s0 :] != NO_LABEL]
     if len(scored) == 0:
         return 0
-    if bucket is not None:
-        return max(parse_duration(bucket, what="[report] bucket"), 0)
-    return choose_bucket(int(scored[-1] - scored[0]))
+    return max(bucket_width(int(scored[-1] - scored[0]), bucket), 0)
 
 
 def view_key(spec: StrategySpec) -> str:

@@ -160,6 +160,19 @@ def choose_bucket(span_us: int) -> int:
     return parse_duration(_NICE_BUCKETS[-1])
 
 
+def bucket_width(span_us: int, bucket: str | None) -> int:
+    """The time block (µs) of a scored span: ``bucket`` as given, else :func:`choose_bucket`.
+
+    The quality buckets, the bootstrap blocks and the forgetting blocks all use this one width.
+
+    >>> format_duration(bucket_width(86_400_000_000 * 30, None)), bucket_width(0, "1s")
+    ('1d', 1000000)
+    """
+    return (
+        choose_bucket(span_us) if bucket is None else parse_duration(bucket, what="metrics bucket")
+    )
+
+
 def _times_us(series: pl.Series) -> np.ndarray:
     return series.cast(pl.Datetime("us")).dt.epoch("us").to_numpy().astype(np.int64)
 
@@ -426,9 +439,7 @@ def compute_metrics(
     t_all = _times_us(labelled["t"])
     t0, t1 = int(t_all.min()), int(t_all.max())
     auto = bucket is None
-    width = (
-        choose_bucket(t1 - t0) if bucket is None else parse_duration(bucket, what="metrics bucket")
-    )
+    width = bucket_width(t1 - t0, bucket)
     if width <= 0:
         raise UsageError(f"The metrics bucket must be > 0. Got {bucket!r} instead.")
     first = (t0 // width) * width  # epoch-aligned grid, like retrain cutoffs
